@@ -1,0 +1,657 @@
+#!/usr/bin/env python3
+"""wsdaemon benchmark: one command that runs every server against the same C load generator.
+
+    python bench/run.py                         # full run (about 8 minutes)
+    python bench/run.py --quick                 # smoke run (< 60 s)
+    python bench/run.py --quick --only wsdaemon,tcp   # < 30 s
+
+It compiles bench/loadgen.c with the system compiler (``cc -O2``) into
+bench/build/, starts each server in turn on 127.0.0.1 pinned to core 0, drives
+it from the load generator pinned to core 1, interleaves rounds (round 1: every
+server, round 2: every server, ...), keeps the best figure of each server over
+the rounds (``--stat median`` for the median), prints a Markdown table and
+writes bench/results/latest.json. It installs nothing: a missing alternative is
+reported with the pip command that brings it (see bench/requirements.txt).
+
+Traffic goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+BUILD = BENCH / "build"
+LOGS = BUILD / "logs"
+RESULTS = BENCH / "results"
+HOST = "127.0.0.1"
+SERVER_CORE = 0
+LOADGEN_CORE = 1
+
+WSDAEMON_CONFIG = """\
+# Written by bench/run.py: limits raised so the benchmark's loads are accepted.
+[limits]
+max_message_bytes = 4194304
+max_frame_bytes = 4194304
+max_connections = 20000
+max_connections_per_ip = 20000
+"""
+
+
+# ------------------------------------------------------------------------------------- servers
+
+
+@dataclass(frozen=True)
+class Server:
+    """One server under test."""
+
+    name: str
+    title: str
+    mode: str  # "ws" or "raw" (the load generator's framing)
+    modules: tuple[str, ...]  # imports it needs
+    packages: tuple[str, ...]  # what pip installs them
+
+    def command(self, port: int, options: argparse.Namespace, log_path: Path) -> list[str]:
+        py = sys.executable
+        servers = BENCH / "servers"
+        if self.name == "wsdaemon":
+            return [
+                py, "-m", "twisted",
+                "--log-file", str(log_path.with_suffix(".twist.log")),
+                "--log-level", options.wsdaemon_log_level,
+                "wsdaemon",
+                "--config", str(BUILD / "wsdaemon.toml"),
+                "--listen", f"tcp:{port}:interface={HOST}:backlog=1024",
+            ]  # fmt: skip
+        if self.name == "autobahn":
+            return [py, str(servers / "autobahn_server.py"), "--port", str(port)]
+        if self.name == "twisted-ws":
+            return [py, str(servers / "twisted_ws_server.py"), "--port", str(port)]
+        if self.name == "websockets":
+            return [py, str(servers / "websockets_server.py"), "--port", str(port)]
+        if self.name == "websockets-uvloop":
+            return [py, str(servers / "websockets_server.py"), "--port", str(port), "--uvloop"]
+        if self.name == "tcp":
+            return [py, str(servers / "tcp_echo_server.py"), "--port", str(port)]
+        raise ValueError(self.name)
+
+
+SERVERS = [
+    Server("wsdaemon", "wsdaemon", "ws", ("wsdaemon", "twisted"), ("-e .",)),
+    Server("autobahn", "Autobahn (Twisted)", "ws", ("autobahn.twisted.websocket",), ("autobahn",)),
+    Server("twisted-ws", "twisted.web.websocket", "ws", ("twisted.web.websocket", "wsproto"), ("wsproto",)),
+    Server("websockets", "websockets (asyncio)", "ws", ("websockets.asyncio.server",), ("websockets",)),
+    Server("websockets-uvloop", "websockets (uvloop)", "ws", ("websockets.asyncio.server", "uvloop"), ("websockets", "uvloop")),
+    Server("tcp", "plain Twisted TCP echo", "raw", ("twisted",), ("twisted",)),
+]
+BY_NAME = {server.name: server for server in SERVERS}
+
+
+def missing_modules(server: Server) -> list[str]:
+    """The imports a server needs that this Python cannot do (checked in a child, so nothing is kept)."""
+    probe = "import importlib, sys\nfor m in sys.argv[1:]:\n    try: importlib.import_module(m)\n    except Exception: print(m)"
+    out = subprocess.run([sys.executable, "-c", probe, *server.modules], capture_output=True, text=True, check=False)
+    return out.stdout.split()
+
+
+# ----------------------------------------------------------------------------------- scenarios
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    args: tuple[str, ...]
+
+
+SCENARIOS = [
+    Scenario("echo64", "(1) echo 64 B text, 100 conns × 1 in flight", ("--scenario", "echo", "--conns", "100", "--inflight", "1", "--size", "64")),
+    Scenario("pipe64", "(2) echo 64 B text, 10 conns × 32 in flight", ("--scenario", "echo", "--conns", "10", "--inflight", "32", "--size", "64")),
+    Scenario("big", "(3) echo 1 MiB binary, 4 conns × 1 in flight", ("--scenario", "echo", "--conns", "4", "--inflight", "1", "--size", "1048576", "--binary")),
+    Scenario("handshake", "(4) open + handshake + close, 50 at once", ("--scenario", "handshake", "--conns", "50")),
+]  # fmt: skip
+IDLE_TITLE = "(5) memory per idle connection"
+
+
+# ------------------------------------------------------------------------------ process helpers
+
+
+def pin(core: int | None) -> Any:
+    """A preexec_fn that pins the child to one core (None: leave it)."""
+    if core is None:
+        return None
+
+    def preexec() -> None:
+        os.sched_setaffinity(0, {core})
+
+    return preexec
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with status {proc.returncode} before listening")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server did not listen on {HOST}:{port} within {timeout:.0f} s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class RunningServer:
+    """A server process started for one round, stopped by its own pid."""
+
+    def __init__(self, server: Server, options: argparse.Namespace, round_no: int, core: int | None) -> None:
+        self.server = server
+        self.port = free_port()
+        self.log_path = LOGS / f"{server.name}-round{round_no}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            server.command(self.port, options, self.log_path),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=pin(core),
+            cwd=BUILD,
+        )
+        try:
+            wait_listening(self.port, self.proc)
+        except Exception:
+            self.stop()
+            raise
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+# ------------------------------------------------------------------------------ load generator
+
+
+def build_loadgen() -> Path:
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not cc:
+        sys.exit("bench: no C compiler found (cc, gcc or clang); install one (Debian: apt-get install gcc)")
+    BUILD.mkdir(exist_ok=True)
+    exe = BUILD / "loadgen"
+    source = BENCH / "loadgen.c"
+    if not exe.exists() or exe.stat().st_mtime < source.stat().st_mtime:
+        subprocess.run([cc, "-O2", "-Wall", "-o", str(exe), str(source)], check=True)
+    return exe
+
+
+class LoadgenError(RuntimeError):
+    pass
+
+
+def run_loadgen(exe: Path, port: int, mode: str, args: list[str], core: int | None, timeout: float) -> dict[str, Any]:
+    cmd = [str(exe), "--host", HOST, "--port", str(port), "--mode", mode, *args]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=pin(core), check=False)
+    except subprocess.TimeoutExpired as error:
+        raise LoadgenError(f"load generator timed out after {timeout:.0f} s: {' '.join(cmd)}") from error
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise LoadgenError(f"load generator printed no result (status {out.returncode}): {out.stderr.strip()[:300]}")
+    return dict(json.loads(lines[-1]))
+
+
+# ------------------------------------------------------------------------------------- measuring
+
+
+def measure_idle(exe: Path, running: RunningServer, conns: int, core: int | None, settle: float) -> dict[str, Any]:
+    """Open ``conns`` idle connections; the server's RSS growth divided by the connections held."""
+    pid = running.pid
+    time.sleep(settle)
+    fds_before = open_fds(pid)
+    rss_before = rss_kib(pid)
+    cmd = [
+        str(exe), "--host", HOST, "--port", str(running.port), "--mode", running.server.mode,
+        "--scenario", "idle", "--conns", str(conns), "--concurrency", "100", "--setup-timeout", "120",
+    ]  # fmt: skip
+    gen = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=pin(core))
+    assert gen.stdout is not None and gen.stdin is not None
+    started = time.monotonic()
+    ready: dict[str, Any] = {}
+    for line in gen.stdout:
+        if line.startswith("{"):
+            ready = json.loads(line)
+            break
+    if not ready:
+        gen.kill()
+        gen.wait()
+        raise LoadgenError("idle load generator printed nothing")
+    # Let the server finish with the last handshakes, then wait until its RSS stops moving.
+    time.sleep(settle)
+    rss_after = rss_kib(pid)
+    for _ in range(20):
+        time.sleep(0.25)
+        now = rss_kib(pid)
+        if abs(now - rss_after) < 64:
+            rss_after = max(rss_after, now)
+            break
+        rss_after = now
+    fds_held = open_fds(pid) - fds_before
+    gen.stdin.write("done\n")
+    gen.stdin.close()
+    try:
+        gen.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        gen.kill()
+        gen.wait()
+    # Wait (bounded) until the server has let the connections go.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and open_fds(pid) > fds_before + 5:
+        time.sleep(0.1)
+    opened = int(ready.get("open", 0))
+    return {
+        "conns": conns,
+        "open": opened,
+        "failed": int(ready.get("failed", 0)),
+        "errors": int(ready.get("errors", 0)),
+        "first_error": ready.get("first_error", ""),
+        "setup_seconds": ready.get("seconds"),
+        "server_fds_held": fds_held,
+        "rss_before_kib": rss_before,
+        "rss_after_kib": rss_after,
+        "kib_per_conn": (rss_after - rss_before) / opened if opened else None,
+        "elapsed": time.monotonic() - started,
+    }
+
+
+def run_server_round(server: Server, options: argparse.Namespace, exe: Path, round_no: int, cores: tuple[int | None, int | None]) -> dict[str, Any]:
+    server_core, gen_core = cores
+    result: dict[str, Any] = {"server": server.name, "round": round_no, "scenarios": {}, "errors": []}
+    try:
+        running = RunningServer(server, options, round_no, server_core)
+    except Exception as error:
+        result["errors"].append(f"start: {error}")
+        return result
+    result["log"] = str(running.log_path.relative_to(BENCH))
+    try:
+        # Warm-up: touch every code path once so lazy imports and caches are done before memory is measured.
+        warm = ["--duration", "0.3", "--warmup", "0"]
+        run_loadgen(exe, running.port, server.mode, ["--scenario", "echo", "--conns", "20", *warm], gen_core, 60)
+        run_loadgen(exe, running.port, server.mode, ["--scenario", "echo", "--conns", "2", "--size", "1048576", "--binary", *warm], gen_core, 60)
+        run_loadgen(exe, running.port, server.mode, ["--scenario", "handshake", "--conns", "10", *warm], gen_core, 60)
+        # (5) idle memory first, on a fresh process.
+        try:
+            result["scenarios"]["idle"] = measure_idle(exe, running, options.idle_conns, gen_core, options.settle)
+        except Exception as error:
+            result["errors"].append(f"idle: {error}")
+        for scenario in SCENARIOS:
+            if running.proc.poll() is not None:
+                result["errors"].append(f"server exited with status {running.proc.returncode}")
+                break
+            cpu0 = cpu_seconds(running.pid)
+            wall0 = time.monotonic()
+            args = [*scenario.args, "--duration", str(options.duration), "--warmup", str(options.warmup)]
+            try:
+                figures = run_loadgen(exe, running.port, server.mode, args, gen_core, options.duration + options.warmup + 60)
+            except LoadgenError as error:
+                result["errors"].append(f"{scenario.key}: {error}")
+                continue
+            cpu = cpu_seconds(running.pid) - cpu0
+            figures["server_busy"] = cpu / (time.monotonic() - wall0)  # share of its core while driven
+            count = figures["handshakes_total"] if scenario.key == "handshake" else figures["msgs_total"]
+            figures["server_cpu_s"] = cpu
+            figures["server_cpu_us_per_op"] = cpu / count * 1e6 if count else None
+            result["scenarios"][scenario.key] = figures
+            time.sleep(0.2)
+    finally:
+        running.stop()
+    result["server_log_problems"] = log_problems(running.log_path)
+    return result
+
+
+def log_problems(path: Path) -> list[str]:
+    """Lines of a server log that look like errors (tracebacks, critical/error levels)."""
+    found = []
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    twist_log = path.with_suffix(".twist.log")
+    extra = [twist_log] if twist_log.exists() else []
+    for chunk in [text, *(p.read_text(errors="replace") for p in extra)]:
+        for line in chunk.splitlines():
+            low = line.lower()
+            if "traceback" in low or '"name": "error"' in low or '"name": "critical"' in low or "error:" in low or "unhandled" in low:
+                found.append(line[:300])
+    return found[:20]
+
+
+# ---------------------------------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class Metric:
+    scenario: str
+    key: str
+    label: str
+    higher_better: bool
+    scale: float = 1.0
+    digits: int = 0
+
+
+METRICS = [
+    Metric("echo64", "msgs_per_s", "msgs/s", True),
+    Metric("echo64", "p50_us", "p50 latency µs", False),
+    Metric("echo64", "p99_us", "p99 latency µs", False),
+    Metric("echo64", "server_cpu_us_per_op", "server CPU µs/msg", False, digits=1),
+    Metric("pipe64", "msgs_per_s", "msgs/s", True),
+    Metric("pipe64", "p50_us", "p50 latency µs", False),
+    Metric("pipe64", "p99_us", "p99 latency µs", False),
+    Metric("pipe64", "server_cpu_us_per_op", "server CPU µs/msg", False, digits=1),
+    Metric("big", "mb_per_s", "MB/s (echoed)", True),
+    Metric("big", "p50_us", "p50 latency ms", False, 1e-3, 1),
+    Metric("big", "p99_us", "p99 latency ms", False, 1e-3, 1),
+    Metric("handshake", "handshakes_per_s", "handshakes/s", True),
+    Metric("handshake", "p50_us", "p50 open→closed ms", False, 1e-3, 1),
+    Metric("handshake", "server_cpu_us_per_op", "server CPU µs/handshake", False),
+    Metric("idle", "kib_per_conn", "KiB per idle conn", False, digits=1),
+]
+TITLES = {s.key: s.title for s in SCENARIOS} | {"idle": IDLE_TITLE}
+
+
+def summarize(rounds: list[dict[str, Any]], names: list[str], stat: str) -> dict[str, dict[str, dict[str, float | None]]]:
+    """server -> scenario -> key -> best (or median) value over the rounds."""
+    summary: dict[str, dict[str, dict[str, float | None]]] = {}
+    for name in names:
+        per: dict[str, dict[str, float | None]] = {}
+        for metric in METRICS:
+            values = [
+                float(r["scenarios"][metric.scenario][metric.key])
+                for r in rounds
+                if r["server"] == name
+                and metric.scenario in r["scenarios"]
+                and r["scenarios"][metric.scenario].get(metric.key) is not None
+                and _valid(r["scenarios"][metric.scenario], metric)
+            ]
+            value: float | None = None
+            if values:
+                if stat == "median":
+                    value = statistics.median(values)
+                else:
+                    value = max(values) if metric.higher_better else min(values)
+            per.setdefault(metric.scenario, {})[metric.key] = value
+        summary[name] = per
+    return summary
+
+
+def _valid(figures: dict[str, Any], metric: Metric) -> bool:
+    """A latency or CPU figure with nothing measured is no figure."""
+    if metric.scenario == "idle":
+        return bool(figures.get("open"))
+    if metric.scenario == "handshake":
+        return bool(figures.get("handshakes"))
+    return bool(figures.get("msgs"))
+
+
+def fmt(value: float | None, metric: Metric) -> str:
+    if value is None:
+        return "—"
+    value *= metric.scale
+    if metric.digits == 0 and abs(value) >= 1:
+        return f"{value:,.0f}"
+    return f"{value:,.{max(metric.digits, 1)}f}"
+
+
+def markdown(summary: dict[str, Any], names: list[str]) -> str:
+    base = "wsdaemon" if "wsdaemon" in names else None
+    others = [n for n in names if n != base] if base else []
+    head = ["scenario", "metric", "better", *names, *(f"{base} / {o}" for o in others)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    last = None
+    for metric in METRICS:
+        title = TITLES[metric.scenario] if metric.scenario != last else ""
+        last = metric.scenario
+        cells = [title, metric.label, "higher" if metric.higher_better else "lower"]
+        for name in names:
+            value = summary[name].get(metric.scenario, {}).get(metric.key)
+            if name == "tcp" and metric.scenario == "handshake" and metric.key != "server_cpu_us_per_op":
+                cells.append(fmt(value, metric) + "†" if value is not None else "—")
+            else:
+                cells.append(fmt(value, metric))
+        if base:
+            mine = summary[base].get(metric.scenario, {}).get(metric.key)
+            for other in others:
+                theirs = summary[other].get(metric.scenario, {}).get(metric.key)
+                cells.append(f"{mine / theirs:.2f}×" if mine is not None and theirs else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def headroom(rounds: list[dict[str, Any]], names: list[str]) -> list[str]:
+    """Evidence that the load generator is not the bottleneck."""
+    out = []
+    for scenario, key in (("echo64", "msgs_per_s"), ("pipe64", "msgs_per_s"), ("big", "mb_per_s"), ("handshake", "handshakes_per_s")):
+        tcp = [r["scenarios"][scenario][key] for r in rounds if r["server"] == "tcp" and scenario in r["scenarios"]]
+        ws = [
+            (r["scenarios"][scenario][key], r["server"])
+            for r in rounds
+            if r["server"] != "tcp" and scenario in r["scenarios"]
+        ]
+        cpu = [r["scenarios"][scenario]["loadgen_cpu"] for r in rounds if scenario in r["scenarios"]]
+        busy = [r["scenarios"][scenario].get("server_busy", 0) for r in rounds if scenario in r["scenarios"]]
+        if not cpu:
+            continue
+        unit = {"msgs_per_s": "msgs/s", "mb_per_s": "MB/s", "handshakes_per_s": "handshakes/s"}[key]
+        line = (
+            f"- {TITLES[scenario]}: load generator CPU at most {max(cpu) * 100:.0f}% of its core, "
+            f"servers' core {min(busy) * 100:.0f}–{max(busy) * 100:.0f}% busy"
+        )
+        if tcp and ws:
+            best_ws, who = max(ws)
+            line += f"; plain TCP echo {max(tcp):,.0f} {unit} vs best WebSocket server {best_ws:,.0f} ({who}): {max(tcp) / best_ws:.1f}×"
+        out.append(line)
+    return out
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("wsdaemon", "Twisted", "autobahn", "websockets", "uvloop", "wsproto"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 round, 1 s scenarios, 500 idle connections")
+    parser.add_argument("--rounds", type=int, help="rounds, interleaved across servers (default 2; --quick 1)")
+    parser.add_argument("--duration", type=float, help="measured seconds per scenario (default 5; --quick 1)")
+    parser.add_argument("--warmup", type=float, help="unmeasured seconds before each scenario (default 1; --quick 0.3)")
+    parser.add_argument("--idle-conns", type=int, help="connections held for the memory figure (default 10000; --quick 500)")
+    parser.add_argument("--only", help="comma-separated servers: " + ",".join(BY_NAME))
+    parser.add_argument("--stat", choices=("best", "median"), default="best", help="how rounds are combined (default best)")
+    parser.add_argument("--wsdaemon-log-level", default="info", help="twist --log-level for wsdaemon (default info, as deployed)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to cores 0 and 1")
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="JSON results (default bench/results/latest.json)")
+    options = parser.parse_args(argv)
+    quick = options.quick
+    options.rounds = options.rounds or (1 if quick else 2)
+    options.duration = options.duration if options.duration is not None else (1.0 if quick else 5.0)
+    options.warmup = options.warmup if options.warmup is not None else (0.3 if quick else 1.0)
+    options.idle_conns = options.idle_conns or (500 if quick else 10000)
+    options.settle = 0.3 if quick else 1.0
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    names = [n.strip() for n in options.only.split(",")] if options.only else [s.name for s in SERVERS]
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        sys.exit(f"bench: unknown server(s) {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
+
+    missing = {name: missing_modules(BY_NAME[name]) for name in names}
+    missing = {name: mods for name, mods in missing.items() if mods}
+    if missing:
+        packages = sorted({pkg for name in missing for pkg in BY_NAME[name].packages})
+        for name, mods in missing.items():
+            print(f"bench: {name} needs {', '.join(mods)}, which this Python cannot import", file=sys.stderr)
+        print(f"bench: install with:  {sys.executable} -m pip install {' '.join(packages)}", file=sys.stderr)
+        print("bench: (or: pip install -r bench/requirements.txt), or leave them out with --only", file=sys.stderr)
+        return 2
+
+    # Room for 10,000 idle connections on each side; children inherit the limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = options.idle_conns + 1000
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(want, soft)) if hard != resource.RLIM_INFINITY else want, hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft < want:
+        print(f"bench: RLIMIT_NOFILE is {soft}; using {soft - 1000} idle connections", file=sys.stderr)
+        options.idle_conns = max(100, soft - 1000)
+
+    cpus = sorted(os.sched_getaffinity(0))
+    if options.no_pin or len(cpus) < 2:
+        if not options.no_pin:
+            print("bench: fewer than 2 cores available: not pinning (figures will be noisy)", file=sys.stderr)
+        cores: tuple[int | None, int | None] = (None, None)
+    else:
+        cores = (cpus[SERVER_CORE], cpus[LOADGEN_CORE])
+        os.sched_setaffinity(0, {cores[1]})  # this runner stays off the server's core
+
+    BUILD.mkdir(exist_ok=True)
+    LOGS.mkdir(exist_ok=True)
+    for old in LOGS.glob("*.log"):
+        old.unlink()
+    (BUILD / "wsdaemon.toml").write_text(WSDAEMON_CONFIG)
+    exe = build_loadgen()
+
+    started = time.monotonic()
+    rounds: list[dict[str, Any]] = []
+    for round_no in range(1, options.rounds + 1):
+        # Interleaved: every server once per round; the order rotates so no server is always first.
+        shift = (round_no - 1) % len(names)
+        order = names[shift:] + names[:shift]
+        for name in order:
+            t0 = time.monotonic()
+            print(f"bench: round {round_no}/{options.rounds}: {name} ...", file=sys.stderr, flush=True)
+            result = run_server_round(BY_NAME[name], options, exe, round_no, cores)
+            rounds.append(result)
+            for error in result["errors"]:
+                print(f"bench:   {name}: {error}", file=sys.stderr)
+            print(f"bench:   {name} done in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
+
+    summary = summarize(rounds, names, options.stat)
+    table = markdown(summary, names)
+    notes = notes_for(rounds, names)
+    elapsed = time.monotonic() - started
+    cmd = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(f"## wsdaemon benchmark ({options.stat} of {options.rounds} round(s), {options.duration:g} s per scenario, "
+          f"{options.idle_conns} idle connections)\n")
+    print(table)
+    print()
+    print("Ratios are wsdaemon's figure divided by the other server's: above 1.00× is better where "
+          "\"better\" says higher, below 1.00× where it says lower.")
+    if "tcp" in names:
+        print("† plain TCP echo: connect + 1-byte echo + close (no WebSocket handshake), as a ceiling.")
+    print()
+    print("Load generator headroom (it is not the bottleneck when its CPU stays below 100% and the TCP echo runs faster):")
+    for line in headroom(rounds, names):
+        print(line)
+    if notes:
+        print()
+        print("Notes:")
+        for line in notes:
+            print(f"- {line}")
+    print()
+    print(f"_{cmd.strip()} — {elapsed:.0f} s; server on core {cores[0]}, load generator on core {cores[1]}; "
+          f"{', '.join(f'{k} {v}' for k, v in versions().items())}_")
+
+    options.output.parent.mkdir(parents=True, exist_ok=True)
+    options.output.write_text(
+        json.dumps(
+            {
+                "command": cmd.strip(),
+                "elapsed_seconds": elapsed,
+                "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(options).items()},
+                "cores": {"server": cores[0], "loadgen": cores[1]},
+                "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+                "versions": versions(),
+                "summary": summary,
+                "rounds": rounds,
+                "markdown": table,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def notes_for(rounds: list[dict[str, Any]], names: list[str]) -> list[str]:
+    notes = []
+    for result in rounds:
+        where = f"{result['server']} round {result['round']}"
+        for error in result["errors"]:
+            notes.append(f"{where}: {error}")
+        for key, figures in result["scenarios"].items():
+            if figures.get("errors"):
+                notes.append(f"{where} {key}: {figures['errors']} load-generator error(s), first: {figures.get('first_error')}")
+            if key == "idle" and figures.get("open", 0) < figures.get("conns", 0):
+                notes.append(f"{where} idle: only {figures['open']} of {figures['conns']} connections opened")
+        for line in result.get("server_log_problems", [])[:3]:
+            notes.append(f"{where} server log: {line}")
+    return notes
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""twisted.web.websocket (Twisted's own WebSocketResource, on wsproto): echo at /echo.
+
+twisted.web has no option for TCP_NODELAY, so this script sets it on each
+accepted connection the way an application would (a Site subclass): the
+library itself is not patched.
+
+    python bench/servers/twisted_ws_server.py --port 9002
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from twisted.internet import reactor
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+from twisted.web.websocket import WebSocketResource, WebSocketTransport
+
+
+class Echo:
+    transport: WebSocketTransport
+
+    def negotiationStarted(self, transport: WebSocketTransport) -> None:
+        self.transport = transport
+
+    def negotiationFinished(self) -> None:
+        pass
+
+    def textMessageReceived(self, message: str) -> None:
+        self.transport.sendTextMessage(message)
+
+    def bytesMessageReceived(self, data: bytes) -> None:
+        self.transport.sendBytesMessage(data)
+
+    def pongReceived(self, payload: bytes) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure) -> None:
+        pass
+
+
+class EchoFactory:
+    def buildProtocol(self, request: Request) -> Echo:
+        return Echo()
+
+
+class NoDelaySite(Site):
+    def buildProtocol(self, addr):  # type: ignore[no-untyped-def]
+        channel = super().buildProtocol(addr)
+        made = channel.connectionMade
+
+        def connectionMade() -> None:
+            channel.transport.setTcpNoDelay(True)
+            made()
+
+        channel.connectionMade = connectionMade
+        return channel
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args()
+    root = Resource()
+    root.putChild(b"echo", WebSocketResource(EchoFactory()))
+    site = NoDelaySite(root)
+    site.noisy = False
+    reactor.listenTCP(args.port, site, backlog=1024, interface=args.host)
+    print(f"twisted.web.websocket echo listening on {args.host}:{args.port}", flush=True)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main()

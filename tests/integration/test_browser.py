@@ -1,0 +1,127 @@
+"""The demo page in a real browser: Debian's headless Chromium, driven by Playwright.
+
+Playwright never downloads a browser here; it drives /usr/bin/chromium (CI
+installs Debian's ``chromium`` package).  A missing browser is a failure, not
+a skip, so a broken CI image cannot pass silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the background-networking flags Chromium keeps dialling out, and
+# this machine's closed network refuses each attempt.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 10_000
+PHONE = {"width": 360, "height": 640}
+DESKTOP = {"width": 1024, "height": 700}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium from /usr/bin/chromium, shared by the module."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator:
+    """Open a page at a viewport size; it records console errors in ``page.errors``."""
+    contexts = []
+
+    def open_(url: str, viewport: dict[str, int] = DESKTOP) -> Page:
+        context = browser.new_context(viewport=viewport)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.errors = []  # type: ignore[attr-defined]
+        page.on("pageerror", lambda error: page.errors.append(str(error)))  # type: ignore[attr-defined]
+        page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))  # type: ignore[attr-defined]
+        page.goto(url)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+def wait_for_status(page: Page, text: str) -> None:
+    """Wait until the status line starts with ``text``; on timeout, say what it reads."""
+    try:
+        page.wait_for_function("t => document.getElementById('status').textContent.startsWith(t)", arg=text)
+    except PlaywrightTimeoutError:
+        pytest.fail(f"status is {page.text_content('#status')!r}, not {text!r}, after {TIMEOUT_MS} ms", pytrace=False)
+
+
+def send_and_wait_for_echo(page: Page, message: str, count: int) -> None:
+    """Type a message, press Send, wait for the ``count``-th echo in the log."""
+    page.fill("#message", message)
+    page.click("#send")
+    page.wait_for_function("n => document.querySelectorAll('#log .received').length >= n", arg=count)
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_demo_page_echoes_a_typed_message(daemon, open_page, tmp_path, viewport):
+    """In a browser, typing a message and pressing Send shows its echo and round-trip time in the log."""
+    page = open_page(daemon.base_url + "/", viewport)
+    wait_for_status(page, "connected")
+    message = "hello from Chromium ✓ <b>not markup</b>"
+    send_and_wait_for_echo(page, message, 1)
+    echo = page.locator("#log .received").first
+    assert echo.locator(".text").text_content() == message
+    assert float(echo.get_attribute("data-rtt-ms")) >= 0
+    assert echo.locator(".rtt").text_content().endswith(" ms")
+    assert page.locator("#log b").count() == 0, "echoed text was rendered as HTML"
+
+    fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert fits, f"the page scrolls sideways at {viewport}"
+    screenshot = tmp_path / "demo.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    data = screenshot.read_bytes()
+    assert data.startswith(PNG_SIGNATURE) and len(data) > 1000
+    assert page.errors == []
+
+
+def test_demo_page_reports_a_failed_connection(daemon, open_page):
+    """A page pointed at an endpoint that does not exist says "closed (code N)" and offers Reconnect."""
+    page = open_page(daemon.base_url + "/?endpoint=/no-such-endpoint")
+    page.wait_for_function("document.getElementById('status').dataset.state === 'closed'")
+    assert page.text_content("#status").startswith("closed (code ")
+    assert page.is_disabled("#send")
+    assert page.is_visible("#reconnect")
+
+
+def test_demo_page_survives_a_daemon_restart(daemon_factory, open_page):
+    """Stopping the daemon shows "closed (code 1001)"; after a restart, Reconnect works again."""
+    first = daemon_factory()
+    page = open_page(first.base_url + "/")
+    wait_for_status(page, "connected")
+    assert page.is_hidden("#reconnect")
+    first.stop()
+    wait_for_status(page, "closed (code 1001)")
+    assert page.is_disabled("#send")
+
+    daemon_factory(port=first.port)
+    page.click("#reconnect")
+    wait_for_status(page, "connected")
+    send_and_wait_for_echo(page, "after reconnect", 1)
+    assert page.locator("#log .received .text").last.text_content() == "after reconnect"

@@ -1,0 +1,198 @@
+"""Handler discovery through twisted.plugin, and the lazy HandlerPlugin descriptor (wsdaemon.plugins)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from twisted.plugin import IPlugin
+from zope.interface.verify import verifyObject
+
+import wsdaemon.plugins
+from wsdaemon.interfaces import HandlerOptionsError, IHandlerPlugin
+from wsdaemon.plugins import DuplicateHandler, HandlerPlugin, describe_handlers, discover_handlers
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_discover_handlers_finds_the_builtin_echo():
+    """The built-in echo handler is found through twisted.plugin, by its name."""
+    handlers = discover_handlers()
+    assert "echo" in handlers
+    assert handlers["echo"].name == "echo"
+
+
+def test_discovered_handlers_provide_the_plugin_interfaces():
+    """Every discovered handler provides IPlugin and IHandlerPlugin with name, description and options."""
+    for plugin in discover_handlers().values():
+        assert IPlugin.providedBy(plugin)
+        assert verifyObject(IHandlerPlugin, plugin)
+        assert plugin.name and plugin.description
+
+
+def test_discover_handlers_asks_twisted_plugin_for_handler_plugins(monkeypatch):
+    """Discovery asks twisted.plugin for IHandlerPlugin providers in the twisted.plugins package."""
+    calls = []
+
+    def fake_get_plugins(interface, package=None):
+        calls.append((interface, package))
+        return iter([])
+
+    monkeypatch.setattr(wsdaemon.plugins, "getPlugins", fake_get_plugins)
+    assert discover_handlers() == {}
+    import twisted.plugins
+
+    assert calls == [(IHandlerPlugin, twisted.plugins)]
+
+
+def test_duplicate_handler_names_are_refused(monkeypatch):
+    """Two installed plugins with one name raise DuplicateHandler naming both, instead of one winning by luck."""
+    first = HandlerPlugin("echo", "wsdaemon.handlers.echo", "the real echo")
+    second = HandlerPlugin("echo", "thirdparty.echo", "an impostor")
+    monkeypatch.setattr(wsdaemon.plugins, "getPlugins", lambda interface, package=None: iter([first, second]))
+    with pytest.raises(DuplicateHandler) as raised:
+        discover_handlers()
+    message = str(raised.value)
+    assert "'echo'" in message
+    assert "wsdaemon.handlers.echo" in message and "thirdparty.echo" in message
+
+
+def test_distinct_names_from_several_plugins_are_all_found(monkeypatch):
+    """Plugins from several packages with different names are all registered."""
+    plugins = [HandlerPlugin(name, f"pkg.{name}", name) for name in ("echo", "chat", "relay")]
+    monkeypatch.setattr(wsdaemon.plugins, "getPlugins", lambda interface, package=None: iter(plugins))
+    assert sorted(discover_handlers()) == ["chat", "echo", "relay"]
+
+
+# --- HandlerPlugin --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_module(monkeypatch):
+    """A handler implementation module, importable as ``fake_handler_impl``, that records its calls."""
+    module = types.ModuleType("fake_handler_impl")
+    module.calls = []
+
+    def build_factory(options, endpoint):
+        module.calls.append((dict(options), endpoint))
+        return "the factory"
+
+    module.build_factory = build_factory
+    monkeypatch.setitem(sys.modules, "fake_handler_impl", module)
+    return module
+
+
+def test_build_factory_passes_options_and_endpoint_to_the_module(fake_module):
+    """buildFactory hands the endpoint's options and path to the module's build_factory and returns its result."""
+    plugin = HandlerPlugin("fake", "fake_handler_impl", "a fake", {"room": "string: the room name"})
+    assert plugin.buildFactory({"room": "lobby"}, "/chat") == "the factory"
+    assert fake_module.calls == [({"room": "lobby"}, "/chat")]
+
+
+def test_unknown_option_is_rejected_with_handler_options_error(fake_module):
+    """An option the plugin does not declare raises HandlerOptionsError naming it and the known options."""
+    plugin = HandlerPlugin("fake", "fake_handler_impl", "a fake", {"room": "string", "size": "int"})
+    with pytest.raises(HandlerOptionsError) as raised:
+        plugin.buildFactory({"rooom": "lobby"}, "/chat")
+    assert raised.value.option == "rooom"
+    assert "room" in raised.value.expected and "size" in raised.value.expected
+    assert fake_module.calls == []
+
+
+def test_unknown_option_is_rejected_before_importing_the_module():
+    """Option names are checked from the descriptor alone; the implementation is not imported for a typo."""
+    plugin = HandlerPlugin("ghost", "no_such_module_anywhere", "not installed")
+    with pytest.raises(HandlerOptionsError):
+        plugin.buildFactory({"x": 1}, "/ghost")
+
+
+def test_implementation_is_imported_only_when_used():
+    """Creating the descriptor imports nothing; the module is imported by buildFactory."""
+    plugin = HandlerPlugin("ghost", "no_such_module_anywhere", "not installed")
+    assert plugin.name == "ghost"
+    with pytest.raises(ModuleNotFoundError):
+        plugin.buildFactory({}, "/ghost")
+
+
+def test_plugin_options_are_read_only():
+    """A plugin's declared options cannot be changed through the descriptor."""
+    plugin = HandlerPlugin("fake", "fake_handler_impl", "a fake", {"room": "string"})
+    with pytest.raises(TypeError):
+        plugin.options["extra"] = "sneaky"  # type: ignore[index]
+
+
+def test_echo_plugin_builds_a_working_factory():
+    """The echo plugin's factory builds a handler that sends text and bytes straight back."""
+    factory = discover_handlers()["echo"].buildFactory({}, "/echo")
+    handler = factory.buildProtocol(None)
+    sent = []
+
+    class Transport:
+        def sendTextMessage(self, text):
+            sent.append(text)
+
+        def sendBytesMessage(self, data):
+            sent.append(data)
+
+    handler.negotiationStarted(Transport())
+    handler.negotiationFinished()
+    handler.textMessageReceived("hi")
+    handler.bytesMessageReceived(b"\x00")
+    assert sent == ["hi", b"\x00"]
+
+
+def test_echo_rejects_any_option():
+    """echo takes no options, so any option is reported as an error."""
+    with pytest.raises(HandlerOptionsError) as raised:
+        discover_handlers()["echo"].buildFactory({"verbose": True}, "/echo")
+    assert raised.value.option == "verbose"
+
+
+# --- --list-handlers text ---------------------------------------------------------------------
+
+
+def test_describe_handlers_lists_names_descriptions_and_options():
+    """The --list-handlers text has one line per handler, then its options indented, sorted by name."""
+    handlers = {
+        "relay": HandlerPlugin("relay", "pkg.relay", "forwards to a TCP backend", {"port": "int: backend port", "host": "str: backend host"}),
+        "echo": HandlerPlugin("echo", "pkg.echo", "sends messages back"),
+    }
+    assert describe_handlers(handlers).splitlines() == [
+        "echo: sends messages back",
+        "    (no options)",
+        "relay: forwards to a TCP backend",
+        "    host: str: backend host",
+        "    port: int: backend port",
+    ]
+
+
+def test_describe_handlers_includes_the_builtin_echo():
+    """The installed handlers' description names echo and says it takes no options."""
+    text = describe_handlers(discover_handlers())
+    assert text.startswith("echo: ") or "\necho: " in text
+    assert "(no options)" in text
+
+
+# --- plugin modules are import-cheap (DESIGN §3 rule 10) ---------------------------------------
+
+
+def test_plugin_modules_do_not_import_implementations():
+    """Importing twisted/plugins/wsdaemon_*.py loads neither the handler code, the tap nor a reactor."""
+    code = (
+        "import sys\n"
+        "import twisted.plugins.wsdaemon_handlers, twisted.plugins.wsdaemon_plugin\n"
+        "heavy = ['wsdaemon.handlers.echo', 'wsdaemon.tap', 'wsdaemon.service', 'twisted.internet.reactor', 'twisted.web.server']\n"
+        "print(','.join(name for name in heavy if name in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_no_init_files_in_twisted_plugins():
+    """twisted/ and twisted/plugins/ have no __init__.py, which would shadow the real twisted package."""
+    assert not (REPO_ROOT / "twisted" / "__init__.py").exists()
+    assert not (REPO_ROOT / "twisted" / "plugins" / "__init__.py").exists()

@@ -1,0 +1,168 @@
+"""The client side on the reactor: send the upgrade, check the 101, then run the same wire protocol.
+
+Used by ``python -m wsdaemon.client`` and by tests that need a client built on
+our own core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.python.failure import Failure
+
+from wsdaemon.adapter.deadlines import Deadlines
+from wsdaemon.adapter.protocol import WebSocketWireProtocol
+from wsdaemon.core import Connection, InvalidResponse, Limits, Side, build_request, check_response
+from wsdaemon.core.http import find_head_end, parse_response_head
+from wsdaemon.interfaces import WebSocketProtocol
+
+
+class HandshakeFailed(Exception):
+    """The server did not accept our upgrade; the message says what it answered."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed ``ws://`` or ``wss://`` URL."""
+
+    secure: bool
+    host: str
+    port: int
+    resource: str
+
+    @property
+    def host_header(self) -> str:
+        """The Host header value: the port is left out when it is the default."""
+        default = 443 if self.secure else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+def parse_url(url: str) -> Target:
+    """Split a WebSocket URL (RFC 6455 §3).
+
+    Raises:
+        ValueError: not a ws:// or wss:// URL with a host, or it has a fragment.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"not a ws:// or wss:// URL: {url!r}")
+    if parts.fragment:
+        raise ValueError("a WebSocket URL cannot have a #fragment")
+    secure = parts.scheme == "wss"
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(secure, parts.hostname, parts.port or (443 if secure else 80), resource)
+
+
+class WebSocketClientProtocol(Protocol):
+    """Sends the upgrade request, checks the answer, then hands over to the wire protocol."""
+
+    def __init__(self, handler: WebSocketProtocol, target: Target, reactor: IReactorTime, limits: Limits, subprotocols: tuple[str, ...], origin: str | None, ready: Deferred[WebSocketWireProtocol]) -> None:
+        self.handler = handler
+        self.target = target
+        self.reactor = reactor
+        self.limits = limits
+        self.request = build_request(target.host_header, target.resource, subprotocols, origin)
+        self.ready = ready
+        self.wire: WebSocketWireProtocol | None = None
+        self._buffer = b""
+        self._deadlines = Deadlines(reactor)
+
+    def connectionMade(self) -> None:
+        """Send the upgrade and give the server ``handshake_timeout_seconds`` to answer."""
+        assert self.transport is not None
+        self.transport.write(self.request.data)
+        self._deadlines.set("handshake", self.limits.handshake_timeout_seconds, self._timed_out)
+
+    def dataReceived(self, data: bytes) -> None:
+        """Collect the response head, then pass everything after it to the wire protocol."""
+        if self.wire is not None:
+            self.wire.dataReceived(data)
+            return
+        self._buffer += data
+        end = find_head_end(self._buffer)
+        if end < 0:
+            if len(self._buffer) > self.limits.http_max_header_bytes:
+                self._fail(HandshakeFailed("response head too large"))
+            return
+        head, rest = self._buffer[:end], self._buffer[end:]
+        self._buffer = b""
+        try:
+            subprotocol = check_response(parse_response_head(head), self.request)
+        except InvalidResponse as error:
+            self._fail(HandshakeFailed(str(error)))
+            return
+        self._deadlines.cancel("handshake")
+        self.wire = WebSocketWireProtocol(self.handler, Connection(Side.CLIENT, self.limits), self.reactor, path=self.target.resource, subprotocol=subprotocol)
+        self.wire.makeConnection(self.transport)
+        self.wire.finishNegotiation()
+        self.ready.callback(self.wire)
+        if rest:
+            self.wire.dataReceived(rest)
+
+    def connectionLost(self, reason: Failure = Failure(Exception("connection lost"))) -> None:
+        """Before the 101 that is a failed handshake; after it, the wire protocol reports it."""
+        self._deadlines.cancel_all()
+        if self.wire is not None:
+            self.wire.connectionLost(reason)
+        elif not self.ready.called:
+            self.ready.errback(HandshakeFailed(f"connection closed before the handshake finished: {reason.getErrorMessage()}"))
+
+    def _fail(self, error: Exception) -> None:
+        if not self.ready.called:
+            self.ready.errback(error)
+        assert self.transport is not None
+        self.transport.loseConnection()
+
+    def _timed_out(self) -> None:
+        self._fail(HandshakeFailed("no answer to the upgrade request within handshake_timeout_seconds"))
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
+
+def client_endpoint(reactor: object, target: Target, cafile: str | None = None) -> IStreamClientEndpoint:
+    """A TCP endpoint for ``ws://``; for ``wss://`` the same wrapped in TLS with hostname checks."""
+    endpoint: IStreamClientEndpoint = HostnameEndpoint(reactor, target.host, target.port)
+    if not target.secure:
+        return endpoint
+    from twisted.internet.ssl import Certificate, optionsForClientTLS, platformTrust
+
+    if cafile is not None:
+        with open(cafile, "rb") as handle:
+            trust = Certificate.loadPEM(handle.read())
+    else:
+        trust = platformTrust()
+    return wrapClientTLS(optionsForClientTLS(target.host, trustRoot=trust), endpoint)
+
+
+def connect(
+    reactor: IReactorTime,
+    url: str,
+    handler: WebSocketProtocol,
+    *,
+    limits: Limits | None = None,
+    subprotocols: tuple[str, ...] = (),
+    origin: str | None = None,
+    cafile: str | None = None,
+    endpoint_factory: Callable[..., IStreamClientEndpoint] = client_endpoint,
+) -> Deferred[WebSocketWireProtocol]:
+    """Open a WebSocket to ``url``; fires with the wire protocol once the 101 is checked.
+
+    The handler gets the usual ``negotiationStarted``/``negotiationFinished``
+    and message callbacks, exactly as on the server side.
+    """
+    target = parse_url(url)
+    ready: Deferred[WebSocketWireProtocol] = Deferred()
+    settings = limits or Limits()
+
+    def build() -> WebSocketClientProtocol:
+        return WebSocketClientProtocol(handler, target, reactor, settings, subprotocols, origin, ready)
+
+    connecting = endpoint_factory(reactor, target, cafile).connect(Factory.forProtocol(build))
+    connecting.addErrback(lambda failure: None if ready.called else ready.errback(failure))
+    return ready

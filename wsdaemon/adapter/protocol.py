@@ -1,0 +1,304 @@
+"""The thin Twisted adapter: drives a core :class:`Connection` from a transport.
+
+It does nothing but feed bytes in, write what the core queues, keep time and
+call the handler. It never builds a frame or picks a close code on its own:
+those come from the core (DESIGN §2.2, seam 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from wsdaemon.adapter.deadlines import Deadlines
+from wsdaemon.core import (
+    EOF,
+    BytesMessage,
+    CloseCode,
+    Connection,
+    ConnectionFailed,
+    Limits,
+    Pong,
+    State,
+    TextMessage,
+)
+from wsdaemon.interfaces import WebSocketProtocol
+
+
+class WebSocketClosed(ConnectionDone):
+    """The connection ended after a close handshake; ``code`` and ``reason`` say how."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"WebSocket closed with {code} {reason}".rstrip())
+        self.code = code
+        self.reason = reason
+
+
+class WebSocketLost(ConnectionLost):
+    """The connection ended without a completed close handshake (1006, or we failed it)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"WebSocket lost: {code} {reason}".rstrip())
+        self.code = code
+        self.reason = reason
+
+
+@implementer(IPushProducer)
+class WebSocketWireProtocol(Protocol):
+    """One WebSocket connection on the reactor, speaking to one handler.
+
+    It is also the ``WebSocketTransport`` the handler sends through, and the
+    push producer the TCP transport pauses when the peer stops reading.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        handler: WebSocketProtocol,
+        connection: Connection,
+        reactor: IReactorTime,
+        *,
+        path: str = "",
+        subprotocol: str | None = None,
+    ) -> None:
+        self.handler = handler
+        self.connection = connection
+        self.limits: Limits = connection.limits
+        self.path = path
+        self.subprotocol = subprotocol
+        self._reactor = reactor
+        self._deadlines = Deadlines(reactor)
+        self._dispatching = False
+        self._paused = False
+        self._queued_while_paused = 0
+        self._producer: IPushProducer | None = None
+        self._activity = False
+        self._started = 0.0
+        self.bytes_in = self.bytes_out = self.messages_in = self.messages_out = 0
+
+    # --- IProtocol ---------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        """Register for backpressure, arm the idle check and tell the handler."""
+        transport = self.transport
+        assert transport is not None
+        if getattr(transport, "bufferSize", None) is not None:
+            transport.bufferSize = self.limits.write_buffer_high_bytes  # type: ignore[attr-defined]
+        transport.registerProducer(self, True)  # type: ignore[attr-defined]
+        self._started = self._reactor.seconds()
+        self._arm_idle_check()
+        self._call_handler(self.handler.negotiationStarted, self)
+        self._flush()
+
+    def finishNegotiation(self) -> None:
+        """The 101 is on the wire: let the handler start sending."""
+        self._call_handler(self.handler.negotiationFinished)
+        self._flush()
+
+    def dataReceived(self, data: bytes) -> None:
+        """Feed the core, run the handler on each event in order, write the answers once."""
+        self.bytes_in += len(data)
+        self._activity = True
+        self.connection.receive_data(data)
+        self._dispatch()
+        self._flush()
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
+        """Report the close code to the handler and stop every timer."""
+        connection = self.connection
+        connection.receive_eof()
+        self._deadlines.cancel_all()
+        code = connection.close_code or CloseCode.ABNORMAL_CLOSURE
+        clean = not connection.failed and code != CloseCode.ABNORMAL_CLOSURE
+        error = WebSocketClosed if clean else WebSocketLost
+        self._log_summary(code, connection.close_reason)
+        self._call_handler(self.handler.connectionLost, Failure(error(code, connection.close_reason)))
+
+    # --- WebSocketTransport (the handler's API) -----------------------------
+
+    def sendTextMessage(self, text: str) -> None:
+        """Send a text message; dropped (with a debug log) once closing has begun."""
+        if self.connection.state is State.OPEN:
+            self.messages_out += 1
+            self.connection.send_text(text)
+            if not self._dispatching:
+                self._flush()
+        else:
+            self.log.debug("text message dropped: connection is {state}", state=self.connection.state.value)
+
+    def sendBytesMessage(self, data: bytes) -> None:
+        """Send a binary message; dropped (with a debug log) once closing has begun."""
+        if self.connection.state is State.OPEN:
+            self.messages_out += 1
+            self.connection.send_binary(data)
+            if not self._dispatching:
+                self._flush()
+        else:
+            self.log.debug("bytes message dropped: connection is {state}", state=self.connection.state.value)
+
+    def ping(self, payload: bytes = b"") -> None:
+        """Send a Ping (at most 125 bytes); the Pong arrives as ``pongReceived``."""
+        if self.connection.state is State.OPEN:
+            self.connection.send_ping(payload)
+            self._flush()
+
+    def loseConnection(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake; calling it again while closing does nothing."""
+        if self.connection.state is State.OPEN:
+            self.connection.send_close(code, reason)
+            self._flush()
+
+    def attachProducer(self, producer: IPushProducer) -> None:
+        """Pause ``producer`` whenever the peer is not keeping up with what we send."""
+        self._producer = producer
+        if self._paused:
+            producer.pauseProducing()
+
+    def detachProducer(self) -> None:
+        """Stop pausing the attached producer."""
+        self._producer = None
+
+    def getPeer(self) -> Any:
+        """The peer's address, as the TCP transport reports it."""
+        assert self.transport is not None
+        return self.transport.getPeer()
+
+    # --- IPushProducer: the transport tells us the peer is slow -------------
+
+    def pauseProducing(self) -> None:
+        """The write buffer is over ``write_buffer_high_bytes``: stop reading, pause the handler."""
+        self._paused = True
+        self._queued_while_paused = 0
+        self.transport.pauseProducing()  # type: ignore[union-attr]
+        if self._producer is not None:
+            self._producer.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """The write buffer drained: read again, resume the handler."""
+        self._paused = False
+        if self.connection.state is not State.CLOSED:
+            self.transport.resumeProducing()  # type: ignore[union-attr]
+        if self._producer is not None:
+            self._producer.resumeProducing()
+
+    def stopProducing(self) -> None:
+        """The transport is going away; ``connectionLost`` follows."""
+        if self._producer is not None:
+            self._producer.stopProducing()
+            self._producer = None
+
+    # --- internals -------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Hand each event to the handler; a handler exception fails only this connection."""
+        handler = self.handler
+        next_event = self.connection.next_event
+        self._dispatching = True
+        try:
+            while (event := next_event()) is not None:
+                kind = type(event)
+                if kind is TextMessage:
+                    self.messages_in += 1
+                    handler.textMessageReceived(event.data)
+                elif kind is BytesMessage:
+                    self.messages_in += 1
+                    handler.bytesMessageReceived(event.data)
+                elif kind is Pong:
+                    handler.pongReceived(event.payload)
+                elif kind is ConnectionFailed:
+                    self.log.info("failing WebSocket connection from {peer}: {code} {reason}", peer=self._peer(), code=event.code, reason=event.reason)
+        except Exception:
+            self.log.failure("handler {handler!r} raised; closing its connection with 1011", handler=handler)
+            self.connection.fail(CloseCode.INTERNAL_ERROR, "internal error")
+        finally:
+            self._dispatching = False
+
+    def _call_handler(self, method: Any, *args: Any) -> None:
+        """Call a handler method outside message dispatch, with the same 1011 safety net."""
+        try:
+            method(*args)
+        except Exception:
+            self.log.failure("handler {handler!r} raised; closing its connection with 1011", handler=self.handler)
+            self.connection.fail(CloseCode.INTERNAL_ERROR, "internal error")
+
+    def _flush(self) -> None:
+        """Write what the core queued; close TCP on its EOF marker; arm the close timeout."""
+        chunks = self.connection.data_to_send()
+        if not chunks:
+            return
+        transport = self.transport
+        assert transport is not None
+        eof = chunks[-1] == EOF
+        if eof:
+            chunks.pop()
+        if chunks:
+            size = sum(map(len, chunks))
+            self.bytes_out += size
+            self._activity = True
+            already_paused = self._paused
+            transport.writeSequence(chunks)
+            if already_paused:
+                self._note_queued(size)
+        if eof:
+            transport.loseConnection()
+        if self.connection.close_expected() and not self._deadlines.is_set("close"):
+            self._deadlines.set("close", self.limits.close_timeout_seconds, self._close_timed_out)
+
+    def _note_queued(self, size: int) -> None:
+        """Fail a peer that lets more than ``write_buffer_max_bytes`` pile up unread (1008).
+
+        Only bytes written while the transport already holds more than
+        ``write_buffer_high_bytes`` count, so one large message never trips it.
+        """
+        self._queued_while_paused += size
+        if self._queued_while_paused > self.limits.write_buffer_max_bytes and self.connection.state is not State.CLOSED:
+            self.connection.fail(CloseCode.POLICY_VIOLATION, "peer is not reading")
+            self._flush()
+
+    def _close_timed_out(self) -> None:
+        """The peer never finished the close handshake (or never read it): drop TCP."""
+        self.log.info("close timeout for {peer}; dropping the connection", peer=self._peer())
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
+    def _arm_idle_check(self) -> None:
+        self._deadlines.set("idle", self.limits.idle_timeout_seconds, self._idle_check)
+
+    def _idle_check(self) -> None:
+        """Close a connection that saw no traffic for a whole idle period (1001)."""
+        if self._activity:
+            self._activity = False
+            self._arm_idle_check()
+        elif self.connection.state is State.OPEN:
+            self.connection.send_close(CloseCode.GOING_AWAY, "idle timeout")
+            self._flush()
+
+    def _peer(self) -> str:
+        transport = self.transport
+        peer = transport.getPeer() if transport is not None else None
+        host = getattr(peer, "host", None)
+        return f"{host}:{getattr(peer, 'port', '')}" if host is not None else str(peer)
+
+    def _log_summary(self, code: int, reason: str) -> None:
+        """The one line per closed connection an operator greps for (DESIGN §4)."""
+        self.log.info(
+            "websocket closed peer={peer} path={path} subprotocol={subprotocol} code={code} reason={reason!r} "
+            "duration={duration:.3f}s bytes_in={bytes_in} bytes_out={bytes_out} messages_in={messages_in} messages_out={messages_out}",
+            peer=self._peer(),
+            path=self.path,
+            subprotocol=self.subprotocol,
+            code=int(code),
+            reason=reason,
+            duration=self._reactor.seconds() - self._started,
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
+            messages_in=self.messages_in,
+            messages_out=self.messages_out,
+        )
+

@@ -1,0 +1,179 @@
+"""Same-port HTTP and WebSocket: a wrapper that hands a connection from HTTP to WebSocket.
+
+Every accepted connection starts as a :class:`SwitchingProtocol` around the
+twisted.web ``HTTPChannel``. A ``ProtocolWrapper`` *is* the transport of the
+protocol it wraps, so a Resource finds it as ``request.channel.transport`` and
+calls :meth:`SwitchingProtocol.switchTo`; from then on the bytes go to the
+WebSocket protocol. Only public ``twisted.protocols.policies`` API is used, and
+it works under TLS because the TLS factory wraps this one (DESIGN §2.2, seam 2).
+
+The wrapper sees every connection first, so it also keeps the connection
+counts and the handshake deadline.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress, IProtocol, IReactorTime, ITCPTransport
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.python.failure import Failure
+
+from wsdaemon.adapter.deadlines import Deadlines
+from wsdaemon.adapter.protocol import WebSocketWireProtocol
+from wsdaemon.core import Limits
+
+
+def peer_host(transport: Any) -> str:
+    """The peer's address as a string key (the host part of an IP address)."""
+    peer = transport.getPeer()
+    return str(getattr(peer, "host", peer))
+
+
+class SwitchingProtocol(ProtocolWrapper):
+    """One connection: HTTP until :meth:`switchTo`, then the WebSocket protocol."""
+
+    log = Logger()
+    factory: SwitchingFactory
+
+    def __init__(self, factory: SwitchingFactory, wrappedProtocol: IProtocol) -> None:
+        super().__init__(factory, wrappedProtocol)
+        self.upgraded: Protocol | None = None
+        self._receive = wrappedProtocol.dataReceived
+        self._deadlines = Deadlines(factory.reactor)
+        self._in_request = False
+
+    def makeConnection(self, transport: Any) -> None:
+        """Turn off Nagle (small frames must not wait) and start the handshake clock."""
+        if ITCPTransport.providedBy(transport):
+            transport.setTcpNoDelay(True)
+        super().makeConnection(transport)
+        if self.upgraded is None and not self._in_request:
+            self._arm_handshake_deadline()
+
+    def dataReceived(self, data: bytes) -> None:
+        """Pass bytes to whichever protocol owns the connection now."""
+        self._receive(data)
+
+    def switchTo(self, protocol: Protocol, head: bytes) -> None:
+        """Write the 101 ``head`` and give the connection to ``protocol``.
+
+        The HTTPChannel stays registered with the factory but sees no more
+        bytes; its producer registration is dropped so the WebSocket protocol
+        can register its own (for backpressure).
+        """
+        self._deadlines.cancel("handshake")
+        transport = self.transport
+        transport.unregisterProducer()
+        transport.write(head)
+        self.upgraded = protocol
+        self._receive = protocol.dataReceived
+        protocol.makeConnection(transport)
+        transport.resumeProducing()
+
+    def requestStarted(self) -> None:
+        """A complete request head arrived: the handshake clock stops while it is served."""
+        self._in_request = True
+        self._deadlines.cancel("handshake")
+
+    def requestFinished(self) -> None:
+        """A response was sent: a kept-alive connection gets a new handshake clock."""
+        self._in_request = False
+        if self.upgraded is None and self.transport is not None and not self.disconnecting:
+            self._arm_handshake_deadline()
+
+    def connectionLost(self, reason: Failure) -> None:
+        """Tell the HTTPChannel first (its pending request learns of it), then the WebSocket."""
+        self._deadlines.cancel_all()
+        upgraded = self.upgraded
+        super().connectionLost(reason)
+        if upgraded is not None:
+            upgraded.connectionLost(reason)
+
+    def _arm_handshake_deadline(self) -> None:
+        self._deadlines.set("handshake", self.factory.limits.handshake_timeout_seconds, self._handshake_timed_out)
+
+    def _handshake_timed_out(self) -> None:
+        """No complete request head in time (slowloris, or an idle keep-alive): hang up."""
+        self.log.info("handshake timeout for {peer}", peer=peer_host(self))
+        self.loseConnection()
+
+
+class SwitchingFactory(WrappingFactory):
+    """Wraps the ``Site``; counts connections in total and per peer address."""
+
+    protocol = SwitchingProtocol  # type: ignore[assignment]
+    log = Logger()
+
+    def __init__(self, wrappedFactory: Factory, limits: Limits, reactor: IReactorTime) -> None:
+        super().__init__(wrappedFactory)
+        self.limits = limits
+        self.reactor = reactor
+        self.per_host: Counter[str] = Counter()
+        self._drained: list[Deferred[None]] = []
+
+    def buildProtocol(self, addr: IAddress) -> Protocol | None:  # type: ignore[override]
+        """Refuse the connection (close at once) when ``max_connections`` are open."""
+        if len(self.protocols) >= self.limits.max_connections:
+            self.log.warn("refusing connection from {addr}: max_connections={limit} reached", addr=addr, limit=self.limits.max_connections)
+            return None
+        return super().buildProtocol(addr)  # type: ignore[no-any-return]
+
+    def registerProtocol(self, p: Protocol) -> None:
+        """Count a new connection against its peer address."""
+        super().registerProtocol(p)
+        self.per_host[peer_host(p)] += 1
+
+    def unregisterProtocol(self, p: Protocol) -> None:
+        """Uncount a closed connection."""
+        super().unregisterProtocol(p)
+        host = peer_host(p)
+        self.per_host[host] -= 1
+        if self.per_host[host] <= 0:
+            del self.per_host[host]
+        if not self.protocols:
+            waiting, self._drained = self._drained, []
+            for drained in waiting:
+                drained.callback(None)
+
+    def connections_from(self, host: str) -> int:
+        """How many connections ``host`` has open on this listener."""
+        return self.per_host.get(host, 0)
+
+    def drain(self, code: int, reason: str, timeout_seconds: float) -> Deferred[None]:
+        """Close every connection: WebSockets with ``code`` (a close handshake), HTTP ones at once.
+
+        Fires when all are gone, or after ``timeout_seconds``, when the rest are aborted.
+        """
+        drained: Deferred[None] = Deferred()
+        if not self.protocols:
+            drained.callback(None)
+            return drained
+        self._drained.append(drained)
+        for wrapper in list(self.protocols):
+            upgraded = wrapper.upgraded
+            if isinstance(upgraded, WebSocketWireProtocol):
+                upgraded.loseConnection(code, reason)
+            else:
+                wrapper.loseConnection()
+        deadline = self.reactor.callLater(timeout_seconds, self._abort_all)
+
+        def stop_deadline(result: None) -> None:
+            if deadline.active():
+                deadline.cancel()
+            return result
+
+        drained.addBoth(stop_deadline)
+        return drained
+
+    def _abort_all(self) -> None:
+        """The drain timeout passed: drop whoever is still connected."""
+        remaining = list(self.protocols)
+        if remaining:
+            self.log.warn("drain timeout: aborting {count} connections", count=len(remaining))
+        for wrapper in remaining:
+            wrapper.transport.abortConnection()

@@ -1,0 +1,32 @@
+"""The sans-I/O WebSocket core: bytes in, events and bytes out; stdlib only."""
+
+from wsdaemon.core.close import CloseCode
+from wsdaemon.core.connection import EOF, Connection, Side, State
+from wsdaemon.core.errors import (
+    BadRequest,
+    ForbiddenOrigin,
+    HandshakeError,
+    InvalidResponse,
+    InvalidUTF8,
+    LocalProtocolError,
+    MessageTooBig,
+    PolicyViolation,
+    ProtocolViolation,
+    RemoteError,
+    ServiceUnavailable,
+    UnsupportedVersion,
+    UpgradeRequired,
+)
+from wsdaemon.core.events import BytesMessage, CloseReceived, ConnectionFailed, Event, Ping, Pong, TextMessage
+from wsdaemon.core.handshake import Accepted, EndpointPolicy, accept_key, accept_request, build_request, check_response
+from wsdaemon.core.http import RequestHead, ResponseHead
+from wsdaemon.core.limits import Limits
+
+__all__ = [
+    "EOF", "Accepted", "BadRequest", "BytesMessage", "CloseCode", "CloseReceived", "Connection",
+    "ConnectionFailed", "EndpointPolicy", "Event", "ForbiddenOrigin", "HandshakeError",
+    "InvalidResponse", "InvalidUTF8", "Limits", "LocalProtocolError", "MessageTooBig", "Ping",
+    "PolicyViolation", "Pong", "ProtocolViolation", "RemoteError", "RequestHead", "ResponseHead",
+    "ServiceUnavailable", "Side", "State", "TextMessage", "UnsupportedVersion", "UpgradeRequired",
+    "accept_key", "accept_request", "build_request", "check_response",
+]

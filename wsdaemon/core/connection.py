@@ -1,0 +1,335 @@
+"""The WebSocket connection state machine, without I/O (RFC 6455 §5-§7).
+
+Rules for this file:
+
+* Bytes come in through :meth:`Connection.receive_data` and
+  :meth:`Connection.receive_eof`; what happened comes out of
+  :meth:`Connection.next_event` (one at a time, so answers stay in order) or
+  :meth:`Connection.events_received` (all at once); what to write comes out of
+  :meth:`Connection.data_to_send`, where an empty ``bytes`` means "close TCP".
+* The input methods never raise for anything the peer does: a violation queues
+  a Close frame with the error's close code, closes TCP and reports
+  :class:`~wsdaemon.core.events.ConnectionFailed`.
+* Only misuse by our caller raises (:class:`LocalProtocolError`).
+* The state changes only through :func:`_next_state`, which reads
+  ``_TRANSITIONS``; a pair missing from the table is an error, not a silent
+  no-op.
+* The core answers Pings, echoes Closes and fails bad input itself; the I/O
+  layer decides nothing.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from wsdaemon.core.close import CloseCode, is_valid_close_code, parse_close, serialize_close
+from wsdaemon.core.errors import LocalProtocolError, MessageTooBig, ProtocolViolation
+from wsdaemon.core.events import (
+    BytesMessage,
+    CloseReceived,
+    ConnectionFailed,
+    Event,
+    Ping,
+    Pong,
+    TextMessage,
+)
+from wsdaemon.core.frames import FrameChunk, FrameParser, Opcode, serialize_frame
+from wsdaemon.core.limits import Limits
+from wsdaemon.core.utf8 import Utf8Validator, decode_text
+
+#: The "close TCP now" marker in :meth:`Connection.data_to_send`.
+EOF = b""
+
+
+class Side(Enum):
+    """Which end of the connection we are: it decides masking and who closes TCP."""
+
+    SERVER = "server"
+    CLIENT = "client"
+
+
+class State(Enum):
+    """Connection states (RFC 6455 §4-§7); the handshake happens before OPEN."""
+
+    OPEN = "open"
+    CLOSING = "closing"  # we sent a Close and wait for the peer's
+    CLOSED = "closed"  # the close handshake is over, or the connection failed
+
+
+class Input(Enum):
+    """What can happen to a connection, from our caller or from the peer."""
+
+    SEND_DATA = "send data"
+    SEND_CLOSE = "send close"
+    RECEIVE_DATA = "receive data"
+    RECEIVE_CLOSE = "receive close"
+    FAIL = "fail"
+    EOF = "eof"
+
+
+_TRANSITIONS: dict[tuple[State, Input], State] = {
+    (State.OPEN, Input.SEND_DATA): State.OPEN,
+    (State.OPEN, Input.SEND_CLOSE): State.CLOSING,
+    (State.OPEN, Input.RECEIVE_DATA): State.OPEN,
+    (State.OPEN, Input.RECEIVE_CLOSE): State.CLOSED,
+    (State.OPEN, Input.FAIL): State.CLOSED,
+    (State.OPEN, Input.EOF): State.CLOSED,
+    # RFC 6455 §1.4: after sending a Close we may still receive data.
+    (State.CLOSING, Input.RECEIVE_DATA): State.CLOSING,
+    (State.CLOSING, Input.RECEIVE_CLOSE): State.CLOSED,
+    (State.CLOSING, Input.FAIL): State.CLOSED,
+    (State.CLOSING, Input.EOF): State.CLOSED,
+    (State.CLOSED, Input.EOF): State.CLOSED,
+}
+
+
+def _next_state(state: State, event: Input) -> State:
+    """Look up a transition; a pair not in the table is our caller's mistake."""
+    try:
+        return _TRANSITIONS[state, event]
+    except KeyError:
+        raise LocalProtocolError(f"cannot {event.value} in state {state.value}") from None
+
+
+class Connection:
+    """One WebSocket connection after a successful opening handshake.
+
+    Args:
+        side: our end; a server expects masked frames and closes TCP first.
+        limits: the size bounds enforced while receiving and sending.
+    """
+
+    def __init__(self, side: Side, limits: Limits | None = None) -> None:
+        self.side = side
+        self.limits = limits = limits or Limits()
+        self.state = State.OPEN
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.failure: Exception | None = None  # what made us fail the connection, for logs
+        self.failed = False  # True once fail() ran: the close was not a clean handshake
+        self._parser = FrameParser(expect_masked=side is Side.SERVER, max_frame_bytes=limits.max_frame_bytes)
+        self._mask = side is Side.CLIENT
+        self._events: list[Event] = []
+        self._output: list[bytes] = []
+        self._msg_opcode: int | None = None  # opcode of the message being reassembled
+        self._msg_parts: list[bytes] = []
+        self._msg_bytes = 0
+        self._msg_frames = 0
+        self._text = Utf8Validator()
+
+    # --- output ---------------------------------------------------------
+
+    def events_received(self) -> list[Event]:
+        """Parse everything buffered and take all the events (see :meth:`next_event`)."""
+        events = []
+        while (event := self.next_event()) is not None:
+            events.append(event)
+        return events
+
+    def data_to_send(self) -> list[bytes]:
+        """Take the bytes to write since the last call; ``EOF`` means close TCP."""
+        output, self._output = self._output, []
+        return output
+
+    def close_expected(self) -> bool:
+        """Whether TCP should close soon, so the caller arms the close timeout."""
+        return self.state is not State.OPEN
+
+    # --- commands from our caller -----------------------------------------
+
+    def send_text(self, text: str) -> None:
+        """Queue a text message.
+
+        Raises:
+            LocalProtocolError: the connection is not open.
+        """
+        self._send_message(Opcode.TEXT, text.encode("utf-8"))
+
+    def send_binary(self, data: bytes) -> None:
+        """Queue a binary message.
+
+        Raises:
+            LocalProtocolError: the connection is not open.
+        """
+        self._send_message(Opcode.BINARY, bytes(data))
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        """Queue a Ping; its payload is at most 125 bytes (RFC 6455 §5.5).
+
+        Raises:
+            LocalProtocolError: the connection is not open, or the payload is too long.
+        """
+        self._send_control(Opcode.PING, payload)
+
+    def send_pong(self, payload: bytes = b"") -> None:
+        """Queue an unsolicited Pong, a one-way heartbeat (RFC 6455 §5.5.3).
+
+        Raises:
+            LocalProtocolError: the connection is not open, or the payload is too long.
+        """
+        self._send_control(Opcode.PONG, payload)
+
+    def send_close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake (RFC 6455 §7.1.2).
+
+        Raises:
+            LocalProtocolError: the code may not be sent, or a Close was already sent.
+        """
+        if not is_valid_close_code(code):
+            raise LocalProtocolError(f"close code {code} may not be sent")
+        self.state = _next_state(self.state, Input.SEND_CLOSE)
+        self.close_code, self.close_reason = code, reason
+        self._output.extend(serialize_frame(Opcode.CLOSE, serialize_close(code, reason), mask=self._mask))
+
+    def fail(self, code: int, reason: str = "", error: Exception | None = None) -> None:
+        """Fail the connection (RFC 6455 §7.1.7): send a Close if we still may, then close TCP.
+
+        Failing a connection that is already closed does nothing, so timeouts
+        and errors racing each other stay harmless.
+        """
+        if self.state is State.CLOSED:
+            return
+        if self.state is State.OPEN:
+            self._output.extend(serialize_frame(Opcode.CLOSE, serialize_close(code, reason), mask=self._mask))
+        self.state = _next_state(self.state, Input.FAIL)
+        self.close_code, self.close_reason, self.failure = code, reason, error
+        self.failed = True
+        self._msg_parts = []
+        self._output.append(EOF)
+        self._events.append(ConnectionFailed(code, reason))
+
+    # --- input from the peer ---------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Buffer bytes from the peer; they are parsed by :meth:`next_event`."""
+        if self.state is not State.CLOSED and data:
+            self._parser.feed(data)
+
+    def next_event(self) -> Event | None:
+        """Parse just far enough to produce the next event; None when more bytes are needed.
+
+        Parsing stops after each event, so whatever the caller sends in answer
+        (an echo, say) is queued before anything a later, bad frame causes: a
+        peer's earlier messages are answered in order even if it then breaks
+        the protocol. Never raises for what the peer sent.
+        """
+        events = self._events
+        parser = self._parser
+        try:
+            while not events and self.state is not State.CLOSED:
+                chunk = parser.next_chunk()
+                if chunk is None:
+                    break
+                if chunk.header.opcode >= 0x8:
+                    self._receive_control(chunk.header.opcode, chunk.payload)
+                else:
+                    self._receive_data_chunk(chunk)
+        except ProtocolViolation as error:
+            self.fail(error.close_code, str(error), error)
+        return events.pop(0) if events else None
+
+    def receive_eof(self) -> None:
+        """The TCP connection ended; without a completed close handshake that is 1006."""
+        if self.state is not State.CLOSED:
+            self.close_code, self.close_reason = CloseCode.ABNORMAL_CLOSURE, "connection lost without a close frame"
+            self._msg_parts = []
+        self.state = _next_state(self.state, Input.EOF)
+
+    # --- internals ----------------------------------------------------------
+
+    def _send_message(self, opcode: Opcode, payload: bytes) -> None:
+        """Frame a message, split at ``fragment_outgoing_bytes`` (RFC 6455 §5.4)."""
+        self.state = _next_state(self.state, Input.SEND_DATA)
+        size = self.limits.fragment_outgoing_bytes
+        if len(payload) <= size:
+            self._output.extend(serialize_frame(opcode, payload, mask=self._mask))
+            return
+        view = memoryview(payload)
+        for start in range(0, len(payload), size):
+            piece = bytes(view[start : start + size])
+            fin = start + size >= len(payload)
+            self._output.extend(serialize_frame(opcode if start == 0 else Opcode.CONTINUATION, piece, fin=fin, mask=self._mask))
+
+    def _send_control(self, opcode: Opcode, payload: bytes) -> None:
+        if len(payload) > 125:
+            raise LocalProtocolError("control frame payloads are at most 125 bytes")
+        self.state = _next_state(self.state, Input.SEND_DATA)
+        self._output.extend(serialize_frame(opcode, bytes(payload), mask=self._mask))
+
+    def _receive_control(self, opcode: int, payload: bytes) -> None:
+        """Ping, Pong and Close may arrive between fragments (RFC 6455 §5.4)."""
+        if opcode == Opcode.PING:
+            self._events.append(Ping(payload))
+            if self.state is State.OPEN:
+                self._output.extend(serialize_frame(Opcode.PONG, payload, mask=self._mask))
+        elif opcode == Opcode.PONG:
+            self._events.append(Pong(payload))
+        else:
+            self._receive_close(payload)
+
+    def _receive_close(self, payload: bytes) -> None:
+        """Answer a Close with the same code, then (server) close TCP (RFC 6455 §5.5.1).
+
+        RFC 6455 §7.1.5: the connection's close code is the one in the first
+        Close *received*, also when we sent ours first.
+        """
+        code, reason = parse_close(payload)
+        was_open = self.state is State.OPEN
+        self.state = _next_state(self.state, Input.RECEIVE_CLOSE)
+        self._msg_parts = []
+        self.close_code, self.close_reason = code, reason
+        if was_open:
+            echo = CloseCode.NORMAL_CLOSURE if code == CloseCode.NO_STATUS_RCVD else code
+            self._output.extend(serialize_frame(Opcode.CLOSE, serialize_close(echo), mask=self._mask))
+        if self.side is Side.SERVER:
+            self._output.append(EOF)
+        self._events.append(CloseReceived(code, reason))
+
+    def _receive_data_chunk(self, chunk: FrameChunk) -> None:
+        """Reassemble a message, checking limits before buffering and UTF-8 as it arrives."""
+        header, payload = chunk.header, chunk.payload
+        self.state = _next_state(self.state, Input.RECEIVE_DATA)
+        if chunk.first:
+            self._start_frame(header.opcode, header.length)
+            if chunk.last and header.fin and self._msg_frames == 1:
+                self._deliver_whole(payload)
+                return
+        if self._msg_opcode == Opcode.TEXT:
+            self._text.feed(payload)
+        elif payload:
+            self._msg_parts.append(payload)
+        if chunk.last and header.fin:
+            self._deliver_reassembled()
+
+    def _start_frame(self, opcode: int, length: int) -> None:
+        """Per-frame checks of continuation order and message limits (RFC 6455 §5.4)."""
+        if opcode == Opcode.CONTINUATION:
+            if self._msg_opcode is None:
+                raise ProtocolViolation("continuation frame without a message to continue")
+        elif self._msg_opcode is not None:
+            raise ProtocolViolation("new data frame inside a fragmented message")
+        else:
+            self._msg_opcode, self._msg_bytes, self._msg_frames = opcode, 0, 0
+        self._msg_frames += 1
+        self._msg_bytes += length
+        limits = self.limits
+        if self._msg_bytes > limits.max_message_bytes:
+            raise MessageTooBig(f"message over the limit of {limits.max_message_bytes} bytes")
+        if self._msg_frames > limits.max_fragments:
+            raise MessageTooBig(f"message in more than {limits.max_fragments} frames")
+
+    def _deliver_whole(self, payload: bytes) -> None:
+        """The fast path: a message in a single frame that arrived at once."""
+        opcode, self._msg_opcode = self._msg_opcode, None
+        if opcode == Opcode.TEXT:
+            self._events.append(TextMessage(decode_text(payload)))
+        else:
+            self._events.append(BytesMessage(payload))
+
+    def _deliver_reassembled(self) -> None:
+        opcode, self._msg_opcode = self._msg_opcode, None
+        if opcode == Opcode.TEXT:
+            self._events.append(TextMessage(self._text.finish()))
+        else:
+            parts, self._msg_parts = self._msg_parts, []
+            self._events.append(BytesMessage(b"".join(parts)))

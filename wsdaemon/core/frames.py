@@ -1,0 +1,251 @@
+"""WebSocket frames: parsing a byte stream into frames, and writing frames (RFC 6455 §5).
+
+Rules for this file:
+
+* :class:`FrameParser` is incremental: any split of the stream, one byte at a
+  time included, yields the same frames.
+* Every check that can be made on the frame header (reserved bits, opcode,
+  control-frame rules, masking, declared length) is made *before* any payload
+  is buffered, so a hostile length never costs memory.
+* Data-frame payloads are handed out as they arrive, in chunks, so a text
+  message can be validated while it streams in (Autobahn 6.4.*); control-frame
+  payloads (at most 125 bytes) are handed out whole.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import IntEnum
+from typing import NamedTuple
+
+from wsdaemon.core.errors import MessageTooBig, ProtocolViolation
+from wsdaemon.core.speedups import apply_mask
+
+
+class Opcode(IntEnum):
+    """Frame opcodes (RFC 6455 §5.2); 0x3-0x7 and 0xB-0xF are reserved."""
+
+    CONTINUATION = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+_KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
+
+RSV1 = 0x40
+RSV2 = 0x20
+RSV3 = 0x10
+
+#: Payloads at least this long are written as a separate chunk instead of being
+#: copied behind their header.
+_SEPARATE_PAYLOAD_BYTES = 16 * 1024
+
+
+class FrameHeader(NamedTuple):
+    """One frame's header, as declared on the wire."""
+
+    fin: bool
+    rsv: int  # the RSV1|RSV2|RSV3 bits, in their wire positions
+    opcode: int
+    length: int
+    mask: bytes | None
+
+    @property
+    def is_control(self) -> bool:
+        """Control frames (opcode ≥ 0x8) are never fragmented (RFC 6455 §5.5)."""
+        return self.opcode >= 0x8
+
+
+class FrameChunk(NamedTuple):
+    """A piece of one frame's payload, unmasked, as it arrived.
+
+    ``first`` marks the chunk that starts a frame (where per-frame checks go),
+    ``last`` the chunk that ends it. A frame small enough to arrive at once is
+    a single chunk with both set. A data frame whose header arrives before any
+    of its payload starts with an empty ``first`` chunk, so the per-frame
+    checks run on the declared length alone.
+    """
+
+    header: FrameHeader
+    payload: bytes
+    first: bool
+    last: bool
+
+
+def _rotate(mask: bytes, offset: int) -> bytes:
+    """The mask as seen from ``offset`` bytes into a payload."""
+    shift = offset & 3
+    return mask[shift:] + mask[:shift] if shift else mask
+
+
+class FrameParser:
+    """Turns a byte stream into :class:`FrameChunk` items.
+
+    Args:
+        expect_masked: True on the server side (client frames MUST be masked,
+            RFC 6455 §5.1), False on the client side (server frames MUST NOT).
+        max_frame_bytes: largest payload accepted, checked on the header.
+        allowed_rsv: reserved bits an extension negotiated (RFC 6455 §5.2).
+    """
+
+    __slots__ = (
+        "_buf",
+        "_header",
+        "_offset",
+        "_pos",
+        "_remaining",
+        "_started",
+        "allowed_rsv",
+        "expect_masked",
+        "max_frame_bytes",
+    )
+
+    def __init__(self, *, expect_masked: bool, max_frame_bytes: int, allowed_rsv: int = 0) -> None:
+        self._buf = b""
+        self._pos = 0
+        self._header: FrameHeader | None = None
+        self._remaining = 0
+        self._offset = 0
+        self._started = False  # whether the current frame's first chunk was handed out
+        self.expect_masked = expect_masked
+        self.max_frame_bytes = max_frame_bytes
+        self.allowed_rsv = allowed_rsv
+
+    def feed(self, data: bytes) -> None:
+        """Add bytes received from the peer."""
+        if self._pos >= len(self._buf):
+            self._buf = bytes(data)
+        else:
+            self._buf = self._buf[self._pos :] + data
+        self._pos = 0
+
+    def buffered(self) -> int:
+        """Bytes received but not yet handed out."""
+        return len(self._buf) - self._pos
+
+    def next_chunk(self) -> FrameChunk | None:
+        """The next piece of payload, or None until more bytes arrive.
+
+        Raises:
+            ProtocolViolation: the header breaks a framing rule.
+            MessageTooBig: the declared length is over ``max_frame_bytes``.
+        """
+        header = self._header
+        if header is None:
+            header = self._parse_header()
+            if header is None:
+                return None
+        available = len(self._buf) - self._pos
+        remaining = self._remaining
+        if available >= remaining:
+            take = remaining
+        elif header.is_control or (available == 0 and self._started):
+            return None
+        else:
+            # A data frame's first chunk goes out as soon as its header is
+            # complete, even with no payload yet, so the caller's per-frame
+            # checks (message size, continuation order) run before any payload.
+            take = available
+        first = not self._started
+        self._started = True
+        start = self._pos
+        payload = self._buf[start : start + take]
+        self._pos = start + take
+        if header.mask is not None:
+            payload = apply_mask(payload, _rotate(header.mask, self._offset))
+        self._remaining = remaining - take
+        last = self._remaining == 0
+        if last:
+            self._header = None
+            self._offset = 0
+            self._started = False
+        else:
+            self._offset += take
+        return FrameChunk(header, payload, first, last)
+
+    def _parse_header(self) -> FrameHeader | None:
+        """Read and check a frame header, or return None if it is incomplete."""
+        buf, pos = self._buf, self._pos
+        end = len(buf)
+        if end - pos < 2:
+            return None
+        b0, b1 = buf[pos], buf[pos + 1]
+        length = b1 & 0x7F
+        masked = bool(b1 & 0x80)
+        need = 2 + (2 if length == 126 else 8 if length == 127 else 0) + (4 if masked else 0)
+        if end - pos < need:
+            self._check_first_bytes(b0, masked, length)
+            return None
+        self._check_first_bytes(b0, masked, length)
+        cursor = pos + 2
+        if length == 126:
+            length = int.from_bytes(buf[cursor : cursor + 2], "big")
+            cursor += 2
+        elif length == 127:
+            length = int.from_bytes(buf[cursor : cursor + 8], "big")
+            if length >> 63:
+                raise ProtocolViolation("64-bit frame length with the high bit set")
+            cursor += 8
+        if length > self.max_frame_bytes:
+            raise MessageTooBig(f"frame of {length} bytes is over the limit of {self.max_frame_bytes}")
+        mask = None
+        if masked:
+            mask = buf[cursor : cursor + 4]
+            cursor += 4
+        header = FrameHeader(bool(b0 & 0x80), b0 & 0x70, b0 & 0x0F, length, mask)
+        self._header = header
+        self._remaining = length
+        self._offset = 0
+        self._started = False
+        self._pos = cursor
+        return header
+
+    def _check_first_bytes(self, b0: int, masked: bool, length7: int) -> None:
+        """Checks that the first two bytes allow, made as soon as they arrive."""
+        opcode = b0 & 0x0F
+        if opcode not in _KNOWN_OPCODES:
+            raise ProtocolViolation(f"reserved opcode {opcode:#x}")
+        if b0 & 0x70 & ~self.allowed_rsv:
+            raise ProtocolViolation("reserved bits set without a negotiated extension")
+        if opcode >= 0x8:
+            if not b0 & 0x80:
+                raise ProtocolViolation("fragmented control frame")
+            if length7 > 125:
+                raise ProtocolViolation("control frame payload over 125 bytes")
+        if masked != self.expect_masked:
+            raise ProtocolViolation("client frames must be masked" if self.expect_masked else "server frames must not be masked")
+
+
+def serialize_frame(
+    opcode: int,
+    payload: bytes,
+    *,
+    fin: bool = True,
+    rsv: int = 0,
+    mask: bool = False,
+) -> list[bytes]:
+    """Encode one frame as one or two byte strings (header and payload).
+
+    Small frames come back as a single string, so the caller can make one
+    ``write`` per frame; large payloads are not copied behind their header.
+    Clients set ``mask`` (RFC 6455 §5.3: a fresh unpredictable key per frame).
+    """
+    length = len(payload)
+    b0 = (0x80 if fin else 0) | rsv | opcode
+    mask_bit = 0x80 if mask else 0
+    if length < 126:
+        head = bytes((b0, mask_bit | length))
+    elif length < 65536:
+        head = bytes((b0, mask_bit | 126)) + length.to_bytes(2, "big")
+    else:
+        head = bytes((b0, mask_bit | 127)) + length.to_bytes(8, "big")
+    if mask:
+        key = os.urandom(4)
+        head += key
+        payload = apply_mask(payload, key)
+    if length >= _SEPARATE_PAYLOAD_BYTES:
+        return [head, payload]
+    return [head + payload]

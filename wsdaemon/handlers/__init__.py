@@ -1,0 +1,1 @@
+"""Built-in handler implementations; each is loaded lazily by its plugin descriptor."""

@@ -1,0 +1,132 @@
+"""Service assembly: one listening service per configured listener, all serving one site.
+
+Everything is checked before anything listens: unknown handlers, bad handler
+options and unparsable endpoint strings are reported together as one
+:class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from wsdaemon.adapter.switching import SwitchingFactory
+from wsdaemon.config import Config, ConfigError, Problem
+from wsdaemon.core import CloseCode
+from wsdaemon.interfaces import HandlerOptionsError, WebSocketServerFactory
+from wsdaemon.web.site import build_factory
+
+
+def _exit_after_shutdown() -> None:
+    """Exit 1 once the reactor has stopped, so systemd and scripts see the failure."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
+
+
+class ListenerService(Service):
+    """Listens on one endpoint; if it cannot, the daemon stops with status 1."""
+
+    log = Logger()
+
+    def __init__(self, description: str, endpoint: IStreamServerEndpoint, factory: Factory, reactor: Any) -> None:
+        self.description = description
+        self.endpoint = endpoint
+        self.factory = factory
+        self.reactor = reactor
+        self.port: IListeningPort | None = None
+
+    def startService(self) -> None:
+        """Start listening; a failure is logged with the endpoint and stops the daemon."""
+        super().startService()
+        self.endpoint.listen(self.factory).addCallbacks(self._listening, self._listen_failed)
+
+    def stopService(self) -> Any:
+        """Stop accepting new connections."""
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()
+        return None
+
+    def _listening(self, port: IListeningPort) -> None:
+        self.port = port
+        self.log.info("listening on {description} ({address})", description=self.description, address=port.getHost())
+
+    def _listen_failed(self, failure: Failure) -> None:
+        self.log.critical("cannot listen on {description}: {error}", description=self.description, error=failure.getErrorMessage())
+        self.reactor.addSystemEventTrigger("after", "shutdown", _exit_after_shutdown)
+        self.reactor.callWhenRunning(self.reactor.stop)
+
+
+class DrainService(Service):
+    """On shutdown, closes every WebSocket with 1001 and waits for the close handshakes.
+
+    Waiting is bounded by ``drain_timeout_seconds``; connections still open then are dropped.
+    """
+
+    def __init__(self, factory: SwitchingFactory, timeout_seconds: float) -> None:
+        self.factory = factory
+        self.timeout_seconds = timeout_seconds
+
+    def stopService(self) -> Deferred[None]:
+        """Start the drain; the reactor waits for the returned Deferred before it stops."""
+        super().stopService()
+        return self.factory.drain(CloseCode.GOING_AWAY, "server shutting down", self.timeout_seconds)
+
+
+def resolve_factories(config: Config, handlers: Mapping[str, Any], problems: list[Problem]) -> dict[str, WebSocketServerFactory[Any]]:
+    """Build each endpoint's handler factory, recording unknown handlers and bad options."""
+    factories: dict[str, WebSocketServerFactory[Any]] = {}
+    for index, endpoint in enumerate(config.endpoints):
+        plugin = handlers.get(endpoint.handler)
+        if plugin is None:
+            known = ", ".join(sorted(handlers)) or "(none installed)"
+            problems.append(Problem(f"endpoints[{index}].handler", f"an installed handler: {known}", repr(endpoint.handler)))
+            continue
+        try:
+            factories[endpoint.path] = plugin.buildFactory(endpoint.options, endpoint.path)
+        except HandlerOptionsError as error:
+            problems.append(Problem(f"endpoints[{index}].options.{error.option}", error.expected, repr(error.got)))
+    return factories
+
+
+def parse_listeners(config: Config, reactor: Any, problems: list[Problem]) -> list[tuple[str, IStreamServerEndpoint]]:
+    """Parse each listener's Twisted endpoint string, recording the ones that do not parse."""
+    endpoints = []
+    for index, listener in enumerate(config.listeners):
+        try:
+            endpoints.append((listener.endpoint, serverFromString(reactor, listener.endpoint)))
+        except Exception as error:  # serverFromString raises ValueError, KeyError, TypeError...
+            expected = "a Twisted server endpoint string such as tcp:8080:interface=127.0.0.1"
+            problems.append(Problem(f"listeners[{index}].endpoint", f"{expected} ({error})", repr(listener.endpoint)))
+    return endpoints
+
+
+def build_service(config: Config, handlers: Mapping[str, Any], reactor: Any) -> IService:
+    """The daemon: a MultiService of listeners sharing one HTTP+WebSocket factory.
+
+    Raises:
+        ConfigError: any handler, option or listener problem, all reported at once.
+    """
+    problems: list[Problem] = []
+    factories = resolve_factories(config, handlers, problems)
+    endpoints = parse_listeners(config, reactor, problems)
+    if problems:
+        raise ConfigError(config.source or "(built-in defaults and --listen)", problems)
+    factory = build_factory(config, factories, reactor)
+    root = MultiService()
+    DrainService(factory, config.limits.drain_timeout_seconds).setServiceParent(root)
+    for description, endpoint in endpoints:
+        ListenerService(description, endpoint, factory, reactor).setServiceParent(root)
+    return root

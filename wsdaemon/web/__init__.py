@@ -1,0 +1,1 @@
+"""twisted.web integration: the WebSocket Resource and the site tree."""

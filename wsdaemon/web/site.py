@@ -1,0 +1,138 @@
+"""The HTTP side of a listener: the resource tree, the Site and its limits.
+
+One :class:`DaemonSite` serves every listener: the demo page, ``/healthz``
+and one :class:`WebSocketResource` per configured endpoint, all on the same
+port. It is always wrapped in a :class:`SwitchingFactory` (see
+:func:`build_factory`), which is what lets a request become a WebSocket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.web import pages
+from twisted.web.http import HTTPChannel
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request, Site
+
+from wsdaemon.adapter.switching import SwitchingFactory, SwitchingProtocol
+from wsdaemon.config import Config
+from wsdaemon.core import EndpointPolicy
+from wsdaemon.interfaces import WebSocketServerFactory
+from wsdaemon.web.resource import WebSocketResource
+
+#: The demo page talks only to its own origin; nothing else may load or run.
+_DEMO_CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; img-src 'self' data:"
+
+
+class StaticBytes(Resource):
+    """A fixed body with a fixed content type (the demo page, its script, /healthz)."""
+
+    isLeaf = True
+
+    def __init__(self, body: bytes, content_type: str, extra_headers: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self.body = body
+        self.content_type = content_type
+        self.extra_headers = dict(extra_headers or {})
+
+    def render_GET(self, request: Request) -> bytes:
+        """Serve the body (HEAD is answered by twisted.web from this too)."""
+        request.setHeader("Content-Type", self.content_type)
+        request.setHeader("X-Content-Type-Options", "nosniff")
+        for name, value in self.extra_headers.items():
+            request.setHeader(name, value)
+        return self.body
+
+
+class PathNode(Resource):
+    """A path segment that only holds children; anything else under it is 404."""
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        """Unknown children are 404, not twisted.web's default page."""
+        return pages.notFound("Not Found", "No such resource.")
+
+    def render(self, request: Request) -> bytes:
+        """The segment itself is not a page either."""
+        return pages.notFound("Not Found", "No such resource.").render(request)  # type: ignore[no-any-return]
+
+
+class DaemonRequest(Request):
+    """A Request that drives the handshake clock and sends no version banner."""
+
+    def process(self) -> None:
+        """Stop the connection's handshake clock while this request is served."""
+        wrapper = self.channel.transport
+        if isinstance(wrapper, SwitchingProtocol):
+            wrapper.requestStarted()
+            self.notifyFinish().addBoth(lambda _: wrapper.requestFinished())
+        super().process()
+
+    def write(self, data: bytes) -> None:
+        """Drop twisted.web's ``Server: TwistedWeb/x.y`` before the head goes out."""
+        if not self.startedWriting:
+            self.responseHeaders.removeHeader(b"server")
+        super().write(data)
+
+
+class DaemonSite(Site):
+    """A Site with wsdaemon's request class and HTTP limits, HTTP/1.1 only."""
+
+    requestFactory = DaemonRequest
+    protocol = HTTPChannel  # no h2: a WebSocket upgrade needs HTTP/1.1
+
+    def __init__(self, resource: IResource, config: Config, reactor: IReactorTime) -> None:
+        # The wrapper's handshake deadline replaces twisted.web's idle timeout.
+        super().__init__(resource, reactor=reactor, timeout=None)
+        self.limits = config.limits
+        self.displayTracebacks = False
+
+    def buildProtocol(self, addr: Any) -> HTTPChannel:
+        """A channel with this daemon's header count and size limits."""
+        channel: HTTPChannel = super().buildProtocol(addr)
+        channel.maxHeaders = self.limits.http_max_headers
+        channel.totalHeadersSize = self.limits.http_max_header_bytes
+        return channel
+
+
+def _static(name: str) -> bytes:
+    return resources.files("wsdaemon.web").joinpath("static", name).read_bytes()
+
+
+def _mount(root: Resource, path: str, leaf: IResource) -> None:
+    """Put ``leaf`` at ``path`` (e.g. "/chat/room"), creating 404-ing parents."""
+    segments = path.strip("/").split("/")
+    node = root
+    for segment in segments[:-1]:
+        child = node.children.get(segment.encode())
+        if not isinstance(child, PathNode):
+            child = PathNode()
+            node.putChild(segment.encode(), child)
+        node = child
+    node.putChild(segments[-1].encode(), leaf)
+
+
+def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[Any]], reactor: IReactorTime) -> Resource:
+    """The resource tree: demo page, /healthz and one WebSocket endpoint per config entry."""
+    root = PathNode()
+    if config.demo_page:
+        csp = {"Content-Security-Policy": _DEMO_CSP}
+        root.putChild(b"", StaticBytes(_static("index.html"), "text/html; charset=utf-8", csp))
+        static = PathNode()
+        static.putChild(b"demo.js", StaticBytes(_static("demo.js"), "text/javascript; charset=utf-8"))
+        root.putChild(b"static", static)
+    root.putChild(b"healthz", StaticBytes(b"ok\n", "text/plain; charset=utf-8", {"Cache-Control": "no-store"}))
+    for endpoint in config.endpoints:
+        policy = EndpointPolicy(subprotocols=endpoint.subprotocols, allowed_origins=endpoint.allowed_origins)
+        resource = WebSocketResource(factories[endpoint.path], reactor, policy=policy, limits=endpoint.limits, path=endpoint.path)
+        _mount(root, endpoint.path, resource)
+    return root
+
+
+def build_factory(config: Config, factories: Mapping[str, WebSocketServerFactory[Any]], reactor: IReactorTime) -> SwitchingFactory:
+    """The protocol factory every listener serves: Site wrapped for the WebSocket switch."""
+    site = DaemonSite(build_root(config, factories, reactor), config, reactor)
+    return SwitchingFactory(site, config.limits, reactor)
