@@ -96,6 +96,7 @@ typedef struct conn {
     int outstanding;
     int got_close;
     int sent_close;
+    int counted;          /* counted in n_open */
 } conn;
 
 static conn *conns;
@@ -192,6 +193,10 @@ static void conn_reset_parser(conn *c) {
 }
 
 static void conn_close(conn *c) {
+    if (c->counted) {
+        n_open--;
+        c->counted = 0;
+    }
     if (c->fd >= 0) {
         epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
@@ -211,8 +216,7 @@ static void conn_close(conn *c) {
 }
 
 static void conn_fail(conn *c, const char *what) {
-    if (opt_scenario == SC_IDLE && c->state != ST_OPEN) n_failed++;
-    if (c->state == ST_OPEN) n_open--;
+    if (opt_scenario == SC_IDLE && !c->counted) n_failed++;
     error_note("%s", what);
     conn_close(c);
 }
@@ -446,6 +450,7 @@ static void parse_raw(conn *c, const uint8_t *p, size_t n, double t) {
 static void became_open(conn *c, double t) {
     c->state = ST_OPEN;
     n_open++;
+    c->counted = 1;
     if (opt_scenario == SC_HANDSHAKE) {
         if (opt_mode == MODE_RAW) {
             handshake_attempt_done(c, t);
@@ -469,7 +474,6 @@ static void closing_ended(conn *c, double t) {
         handshake_attempt_done(c, t);
         return;
     }
-    n_open--;
     conn_close(c);
 }
 
@@ -701,6 +705,23 @@ static int poll_once(struct epoll_event *evs, int maxev, int timeout_ms) {
     return n;
 }
 
+/* Close every open connection cleanly (close handshake; raw: half-close), bounded in time. */
+static void close_all(struct epoll_event *evs, int maxev, double timeout) {
+    for (int i = 0; i < nconns; i++) {
+        conn *c = &conns[i];
+        if (c->state != ST_OPEN) continue;
+        if (opt_mode == MODE_WS) {
+            send_close(c);
+            flush(c);
+        } else {
+            shutdown(c->fd, SHUT_WR);
+            c->state = ST_CLOSING;
+        }
+    }
+    double stop = now() + timeout;
+    while (n_open > 0 && now() < stop) poll_once(evs, maxev, 10);
+}
+
 int main(int argc, char **argv) {
     parse_args(argc, argv);
     signal(SIGPIPE, SIG_IGN);
@@ -753,6 +774,16 @@ int main(int argc, char **argv) {
         getrusage(RUSAGE_SELF, &ru1);
         if (!have_ru0) ru0 = ru1;
         print_result("result", opt_duration, &ru0, &ru1, opt_duration);
+        /* let the attempts in progress finish (bounded), so servers see clean closes */
+        running = 0;
+        double stop = now() + 3.0;
+        for (;;) {
+            int busy = 0;
+            for (int i = 0; i < nconns; i++)
+                if (conns[i].state != ST_FREE) busy = 1;
+            if (!busy || now() > stop) break;
+            poll_once(evs, maxev, 10);
+        }
         return 0;
     }
 
@@ -797,6 +828,7 @@ int main(int argc, char **argv) {
                 if (c->fd >= 0 && (evs[i].events & EPOLLOUT)) on_writable(c);
             }
         }
+        close_all(evs, maxev, 30.0);
         print_result("done", setup_s, NULL, NULL, 0);
         return 0;
     }
@@ -844,18 +876,6 @@ int main(int argc, char **argv) {
         if (!busy || now() > stop) break;
         poll_once(evs, maxev, 10);
     }
-    for (int i = 0; i < nconns; i++) {
-        conn *c = &conns[i];
-        if (c->state != ST_OPEN) continue;
-        if (opt_mode == MODE_WS) {
-            send_close(c);
-            flush(c);
-        } else {
-            shutdown(c->fd, SHUT_WR);
-            c->state = ST_CLOSING;
-        }
-    }
-    stop = now() + 3.0;
-    while (n_open > 0 && now() < stop) poll_once(evs, maxev, 10);
+    close_all(evs, maxev, 3.0);
     return 0;
 }

@@ -457,19 +457,19 @@ def test_endpoint_handler_must_be_a_name(handler: str, got: str) -> None:
 def test_duplicate_endpoint_path_is_rejected() -> None:
     """Two endpoints cannot share a path."""
     error = config_error(ECHO + ECHO)
-    assert_reported(error, "endpoints[1].path", "a path not already used by endpoints[0].path", "'/echo'")
+    assert_reported(error, "endpoints[1].path", "a path not equal to, inside or above the one used by endpoints[0].path", "'/echo'")
 
 
 def test_endpoint_cannot_take_healthz() -> None:
     """/healthz belongs to the health check."""
     error = config_error('[[endpoints]]\npath = "/healthz"\nhandler = "echo"\n')
-    assert_reported(error, "endpoints[0].path", "a path not already used by the health check", "'/healthz'")
+    assert_reported(error, "endpoints[0].path", "a path not equal to, inside or above the one used by the health check", "'/healthz'")
 
 
 def test_endpoint_cannot_take_root_while_demo_page_on() -> None:
     """ "/" belongs to the demo page unless [http] demo_page = false."""
     text = '[[endpoints]]\npath = "/"\nhandler = "echo"\n'
-    assert_reported(config_error(text), "endpoints[0].path", "a path not already used by the demo page")
+    assert_reported(config_error(text), "endpoints[0].path", "a path not equal to, inside or above the one used by the demo page")
     assert parse_config("[http]\ndemo_page = false\n" + text, SOURCE).endpoints[0].path == "/"
 
 
@@ -626,3 +626,25 @@ def test_sample_file_comments_each_limit_with_its_help() -> None:
     text = SAMPLE.read_text(encoding="utf-8").lower()
     for name, help_text in limit_help().items():
         assert f"# {help_text.lower()}" in text, name
+
+
+@pytest.mark.parametrize(
+    ("paths", "owner"),
+    [
+        (("/a", "/a/b"), "endpoints[0].path"),
+        (("/a/b", "/a"), "endpoints[0].path"),
+        (("/healthz/ws",), "the health check"),
+        (("/static/ws",), "the demo page's script"),
+    ],
+)
+def test_endpoint_paths_may_not_nest(paths: tuple[str, ...], owner: str) -> None:
+    """An endpoint inside or above another path would hide it, so the config refuses it."""
+    text = "".join(f'[[endpoints]]\npath = "{path}"\nhandler = "echo"\n' for path in paths)
+    key = f"endpoints[{len(paths) - 1}].path"
+    assert_reported(config_error(text), key, f"a path not equal to, inside or above the one used by {owner}")
+
+
+def test_sibling_paths_with_a_common_prefix_are_fine() -> None:
+    """/chat and /chatroom share letters, not a path segment: both are allowed."""
+    text = '[[endpoints]]\npath = "/chat"\nhandler = "echo"\n[[endpoints]]\npath = "/chatroom"\nhandler = "echo"\n'
+    assert [e.path for e in parse_config(text, SOURCE).endpoints] == ["/chat", "/chatroom"]

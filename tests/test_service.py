@@ -64,7 +64,10 @@ def test_start_service_listens_on_the_configured_port_and_interface(handlers):
     """startService listens on each listener's port and interface, with the switching HTTP+WebSocket factory."""
     service, reactor = build(TWO_LISTENERS, handlers)
     service.startService()
-    assert [(port, interface) for port, _, _, interface in reactor.tcpServers] == [(8080, "127.0.0.1"), (9090, "0.0.0.0")]
+    assert [(port, interface) for port, _, _, interface in reactor.tcpServers] == [
+        (8080, "127.0.0.1"),
+        (9090, "0.0.0.0"),
+    ]
     factories = [factory for _, factory, _, _ in reactor.tcpServers]
     assert all(isinstance(factory, SwitchingFactory) for factory in factories)
 
@@ -174,7 +177,11 @@ loud = true
     reactor = MemoryReactorClock()
     with pytest.raises(ConfigError) as raised:
         build(text, handlers, reactor)
-    assert sorted(problems_of(raised.value)) == ["endpoints[0].handler", "endpoints[1].options.loud", "listeners[1].endpoint"]
+    assert sorted(problems_of(raised.value)) == [
+        "endpoints[0].handler",
+        "endpoints[1].options.loud",
+        "listeners[1].endpoint",
+    ]
     assert reactor.tcpServers == []
     report = str(raised.value)
     assert report.startswith("invalid configuration in test.toml:")

@@ -31,6 +31,7 @@ DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
 #: Paths the site serves itself, which no endpoint may take.
 HEALTH_PATH = "/healthz"
 DEMO_PATH = "/"
+DEMO_STATIC_PATH = "/static"
 
 #: Limits that bound a whole listener (its accept loop or its HTTP side), so a
 #: per-endpoint override could never take effect: they belong in ``[limits]``.
@@ -364,16 +365,27 @@ def _endpoints(value: Any, limits: Limits, demo_page: bool, report: _Report) -> 
     seen = {HEALTH_PATH: "the health check"}
     if demo_page:
         seen[DEMO_PATH] = "the demo page ([http] demo_page = true)"
+        seen[DEMO_STATIC_PATH] = "the demo page's script"
     for index, item in enumerate(_array_of_tables(value, "endpoints", report)):
         key = f"endpoints[{index}]"
         endpoint = _endpoint(item, key, limits, report)
         if endpoint is None or not endpoint.path:
             continue
-        if endpoint.path in seen:
-            report.add(f"{key}.path", f"a path not already used by {seen[endpoint.path]}", repr(endpoint.path))
+        clash = next((owner for path, owner in seen.items() if _paths_overlap(path, endpoint.path)), None)
+        if clash is not None:
+            report.add(f"{key}.path", f"a path not equal to, inside or above the one used by {clash}", repr(endpoint.path))
         seen.setdefault(endpoint.path, f"{key}.path")
         endpoints.append(endpoint)
     return tuple(endpoints)
+
+
+def _paths_overlap(first: str, second: str) -> bool:
+    """Whether one URL path equals or contains the other ("/a" and "/a/b"); "/" only equals itself."""
+    if DEMO_PATH in (first, second):
+        return first == second
+    one, two = first.strip("/").split("/"), second.strip("/").split("/")
+    shorter = min(len(one), len(two))
+    return one[:shorter] == two[:shorter]
 
 
 def _endpoint(value: Any, key: str, limits: Limits, report: _Report) -> EndpointConfig | None:

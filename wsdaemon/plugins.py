@@ -41,7 +41,7 @@ class HandlerPlugin:
         """
         unknown = sorted(set(options) - set(self.options))
         if unknown:
-            raise HandlerOptionsError(unknown[0], f"one of: {', '.join(sorted(self.options)) or '(no options)'}", "unknown option")
+            raise HandlerOptionsError(unknown[0], f"one of: {', '.join(sorted(self.options)) or '(no options)'}", options[unknown[0]])
         implementation = importlib.import_module(self.module)
         return implementation.build_factory(options, endpoint)  # type: ignore[no-any-return]
 

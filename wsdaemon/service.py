@@ -94,6 +94,12 @@ def resolve_factories(config: Config, handlers: Mapping[str, Any], problems: lis
             known = ", ".join(sorted(handlers)) or "(none installed)"
             problems.append(Problem(f"endpoints[{index}].handler", f"an installed handler: {known}", repr(endpoint.handler)))
             continue
+        unknown = sorted(set(endpoint.options) - set(plugin.options))
+        for name in unknown:
+            expected = f"an option of handler {endpoint.handler!r}: {', '.join(sorted(plugin.options)) or '(it has none)'}"
+            problems.append(Problem(f"endpoints[{index}].options.{name}", expected, repr(endpoint.options[name])))
+        if unknown:
+            continue
         try:
             factories[endpoint.path] = plugin.buildFactory(endpoint.options, endpoint.path)
         except HandlerOptionsError as error:

@@ -46,15 +46,17 @@ class EchoFactory:
 
 
 class NoDelaySite(Site):
+    """A Site whose connections have Nagle off (twisted.web has no option for it)."""
+
     def buildProtocol(self, addr):  # type: ignore[no-untyped-def]
         channel = super().buildProtocol(addr)
-        made = channel.connectionMade
+        make = channel.makeConnection
 
-        def connectionMade() -> None:
-            channel.transport.setTcpNoDelay(True)
-            made()
+        def makeConnection(transport):  # type: ignore[no-untyped-def]
+            transport.setTcpNoDelay(True)
+            make(transport)
 
-        channel.connectionMade = connectionMade
+        channel.makeConnection = makeConnection
         return channel
 
 

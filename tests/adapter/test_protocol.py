@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 from tests.adapter.recording import SECRET, HandlerBug, RecordingHandler, RecordingProducer
 from tests.helpers import client_frame, close_payload, frame, parse_frames
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
-from wsdaemon.core import Connection, LocalProtocolError, Limits, Side
+from wsdaemon.core import Connection, Limits, LocalProtocolError, Side
 from wsdaemon.core.frames import Opcode
 
 TEXT, BINARY, CLOSE, PING, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CLOSE, Opcode.PING, Opcode.PONG
@@ -445,6 +445,15 @@ def test_oversized_message_closes_with_1009_before_buffering_it():
     wire.protocol.dataReceived(header_only)
     assert wire.frames()[0][2][:2] == close_payload(1009)
     assert wire.handler.messages() == []
+
+
+def test_failed_connection_that_does_not_close_is_aborted_after_the_close_timeout():
+    """After a protocol error the server closes TCP; if that does not finish within close_timeout_seconds it aborts."""
+    wire = connect(close_timeout_seconds=5.0)
+    wire.protocol.dataReceived(frame(TEXT, b"unmasked"))
+    assert wire.transport.disconnecting and not wire.transport.disconnected
+    wire.clock.advance(5)
+    assert wire.transport.disconnected
 
 
 # --- idle timeout --------------------------------------------------------------------------

@@ -43,7 +43,7 @@ class Upgraded(Protocol):
     def dataReceived(self, data: bytes) -> None:
         self.received += data
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
+    def connectionLost(self, reason: Failure | None = None) -> None:
         self.lost = reason
         self.log.append("upgraded connectionLost")
 
@@ -103,7 +103,9 @@ class Listener:
         site = DaemonSite(root, default_config(), self.clock)
         self.factory = SwitchingFactory(site, self.limits, self.clock)
 
-    def connect(self, host: str = "192.0.2.1", port: int = 5000, transport: StringTransport | None = None) -> tuple[SwitchingProtocol, StringTransport]:
+    def connect(
+        self, host: str = "192.0.2.1", port: int = 5000, transport: StringTransport | None = None
+    ) -> tuple[SwitchingProtocol, StringTransport]:
         address = IPv4Address("TCP", host, port)
         protocol = self.factory.buildProtocol(address)
         assert protocol is not None
@@ -226,6 +228,15 @@ def test_connection_lost_leaves_no_timer():
     protocol, _ = listener.connect()
     protocol.dataReceived(b"GET /text HTTP/1.1\r\n")
     protocol.connectionLost(Failure(ConnectionDone()))
+    assert [call for call in listener.clock.getDelayedCalls() if call.active()] == []
+
+
+def test_connection_lost_during_a_slow_response_leaves_no_timer():
+    """A peer that disconnects while its request is still being answered leaves no handshake timer behind."""
+    listener = Listener()
+    protocol, _ = listener.connect()
+    protocol.dataReceived(get("/hold"))
+    protocol.connectionLost(Failure(ConnectionLost()))
     assert [call for call in listener.clock.getDelayedCalls() if call.active()] == []
 
 

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -76,7 +75,7 @@ _factory: WebSocketServerFactory[CompatHandler] = CompatFactory()
 '''
 
 #: Serves CompatFactory on Twisted's stack and on wsdaemon's; prints both ports; stops at stdin EOF.
-SERVER_SCRIPT = '''
+SERVER_SCRIPT = """
 import json
 import sys
 import threading
@@ -106,7 +105,7 @@ def stop_at_eof():
 threading.Thread(target=stop_at_eof, daemon=True).start()
 print(json.dumps({"twisted": twisted_port.getHost().port, "wsdaemon": wsdaemon_port.getHost().port}), flush=True)
 reactor.run()
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +142,9 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]
 
 def ws(port: int) -> ClientConnection:
     """The same websockets client for both servers: no proxy, no keepalive pings, bounded waits."""
-    return connect(f"ws://127.0.0.1:{port}/ws", proxy=None, open_timeout=TIMEOUT, close_timeout=TIMEOUT, ping_interval=None)
+    return connect(
+        f"ws://127.0.0.1:{port}/ws", proxy=None, open_timeout=TIMEOUT, close_timeout=TIMEOUT, ping_interval=None
+    )
 
 
 def on_both(servers: dict[str, int], scenario: Callable[[int], Any]) -> Any:

@@ -50,7 +50,9 @@ def upgrade_request(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def http_request(path: str, *, method: str = "GET", headers: Iterable[tuple[str, str]] = (), body: bytes = b"") -> bytes:
+def http_request(
+    path: str, *, method: str = "GET", headers: Iterable[tuple[str, str]] = (), body: bytes = b""
+) -> bytes:
     """A plain HTTP/1.1 request (keep-alive, the 1.1 default)."""
     lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}"]
     lines += [f"{name}: {value}" for name, value in headers]

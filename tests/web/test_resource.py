@@ -8,11 +8,12 @@ over a ``StringTransport`` and reads the raw answer, as a client would
 from __future__ import annotations
 
 from twisted.internet.error import ConnectionLost
+from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
 from tests.adapter.recording import RecordingFactory
-from tests.helpers import Opcode, close_payload
-from tests.web.stack import PEER_IP, RFC_ACCEPT, Stack, http_request, upgrade_request
+from tests.helpers import Opcode, close_payload, parse_frames
+from tests.web.stack import PEER_IP, RFC_ACCEPT, Stack, http_request, parse_response, upgrade_request
 from wsdaemon.core import accept_key
 from wsdaemon.interfaces import ConnectionRejected
 
@@ -138,6 +139,13 @@ def test_upgrade_on_the_second_request_of_a_keep_alive_connection():
     assert peer.frames() == [(True, TEXT, b"second")]
 
 
+def test_browser_style_connection_header_is_accepted():
+    """Connection: keep-alive, Upgrade (as Firefox sends it) and Upgrade: WebSocket in any case are accepted."""
+    data = upgrade_request("/echo").replace(b"Connection: Upgrade", b"Connection: keep-alive, Upgrade")
+    data = data.replace(b"Upgrade: websocket", b"Upgrade: WebSocket")
+    assert Stack().connect().request(data).status == 101
+
+
 def test_query_string_does_not_prevent_the_upgrade():
     """An upgrade to /echo?room=1 reaches the /echo endpoint."""
     response = Stack().connect().request(upgrade_request("/echo?room=1"))
@@ -239,7 +247,9 @@ def test_allowed_origins_star_allows_any_origin():
 def test_subprotocol_is_the_servers_first_choice_that_the_client_offered():
     """The 101 names the endpoint's most preferred subprotocol among those the client offered."""
     stack = chat_stack('subprotocols = ["chat.v2", "chat.v1"]')
-    response = stack.connect().request(upgrade_request("/chat", headers=[("Sec-WebSocket-Protocol", "chat.v1, chat.v2")]))
+    response = stack.connect().request(
+        upgrade_request("/chat", headers=[("Sec-WebSocket-Protocol", "chat.v1, chat.v2")])
+    )
     assert response.status == 101
     assert response.header("sec-websocket-protocol") == "chat.v2"
 
@@ -323,3 +333,59 @@ def test_endpoint_limits_apply_to_its_connections():
     peer.send_frame(TEXT, b"x" * 11)
     frames = peer.frames()
     assert frames[-1][1] == CLOSE and frames[-1][2][:2] == close_payload(1009)
+
+
+# --- broken handlers and factories ------------------------------------------------------------
+
+
+class NoneFactory:
+    """A factory that returns None, Twisted's usual way for a protocol factory to refuse a connection."""
+
+    def buildProtocol(self, request: object) -> None:
+        return None
+
+
+class HandlerWithoutNegotiationFinished:
+    """A handler missing one method of the WebSocketProtocol API."""
+
+    def negotiationStarted(self, transport: object) -> None:
+        self.transport = transport
+
+    def textMessageReceived(self, message: str) -> None:
+        pass
+
+    def connectionLost(self, reason: object) -> None:
+        pass
+
+
+class FactoryOf:
+    def __init__(self, handler_class: type) -> None:
+        self.handler_class = handler_class
+
+    def buildProtocol(self, request: object) -> object:
+        return self.handler_class()
+
+
+def test_factory_returning_none_refuses_the_upgrade_before_the_101():
+    """A factory whose buildProtocol returns None gets an HTTP refusal, never a 101."""
+    stack = Stack(factories={"/echo": NoneFactory()})
+    peer = stack.connect()
+    with capturedLogs():
+        peer.send(upgrade_request("/echo"))
+    written = peer.take()
+    assert not written.startswith(b"HTTP/1.1 101 "), written
+    assert parse_response(written).status >= 400
+
+
+def test_broken_handler_gets_1011_and_no_http_after_the_101():
+    """A handler lacking a method is closed with 1011; nothing but WebSocket frames follows the 101."""
+    stack = Stack(factories={"/echo": FactoryOf(HandlerWithoutNegotiationFinished)})
+    peer = stack.connect()
+    with capturedLogs():
+        peer.send(upgrade_request("/echo"))
+    response = parse_response(peer.take())
+    assert response.status == 101
+    assert b"HTTP/1.1" not in response.rest, response.rest
+    frames = parse_frames(response.rest, masked=False)
+    assert [opcode for _, opcode, _ in frames] == [CLOSE]
+    assert frames[0][2][:2] == close_payload(1011)

@@ -20,6 +20,7 @@ from twisted.test import iosim
 from tests.adapter.recording import RecordingFactory
 from tests.helpers import Opcode, client_frame, close_payload, parse_frames
 from tests.web.stack import Stack, http_request, parse_response, upgrade_request
+from wsdaemon.config import ConfigError, parse_config
 from wsdaemon.core import accept_key
 from wsdaemon.interfaces import ConnectionRejected
 from wsdaemon.web.site import DaemonSite, build_root
@@ -141,25 +142,15 @@ def test_each_endpoint_uses_its_own_factory():
     assert (len(stack.factories["/a/b"].handlers), len(stack.factories["/c"].handlers)) == (0, 1)
 
 
-def test_endpoint_under_another_endpoint_keeps_both():
-    """Endpoints at /a and /a/b are both served, each by its own factory (neither hides the other)."""
-    stack = Stack('[[endpoints]]\npath = "/a"\nhandler = "echo"\n' + NESTED)
-    assert stack.connect().request(upgrade_request("/a")).status == 101
-    assert stack.connect().request(upgrade_request("/a/b")).status == 101
-    assert (len(stack.factories["/a"].handlers), len(stack.factories["/a/b"].handlers)) == (1, 1)
-
-
-def test_endpoint_under_healthz_does_not_hide_the_health_check():
-    """An endpoint at /healthz/ws leaves GET /healthz answering 200."""
-    stack = Stack('[[endpoints]]\npath = "/healthz/ws"\nhandler = "echo"\n')
-    assert get(stack, "/healthz").status == 200
-
-
-def test_endpoint_under_static_keeps_the_demo_script():
-    """An endpoint at /static/ws leaves /static/demo.js served."""
-    stack = Stack('[[endpoints]]\npath = "/static/ws"\nhandler = "echo"\n')
-    assert get(stack, "/static/demo.js").status == 200
-    assert stack.connect().request(upgrade_request("/static/ws")).status == 101
+def test_nested_endpoint_paths_are_refused_before_anything_is_served():
+    """Endpoints at /a and /a/b, or under /healthz or /static, are config errors, not hidden pages."""
+    for text in (
+        '[[endpoints]]\npath = "/a"\nhandler = "echo"\n' + NESTED,
+        '[[endpoints]]\npath = "/healthz/ws"\nhandler = "echo"\n',
+        '[[endpoints]]\npath = "/static/ws"\nhandler = "echo"\n',
+    ):
+        with pytest.raises(ConfigError):
+            parse_config(text, "test.toml")
 
 
 def test_build_root_puts_one_resource_per_endpoint():

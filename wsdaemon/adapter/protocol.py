@@ -94,12 +94,12 @@ class WebSocketWireProtocol(Protocol):
         transport.registerProducer(self, True)  # type: ignore[attr-defined]
         self._started = self._reactor.seconds()
         self._arm_idle_check()
-        self._call_handler(self.handler.negotiationStarted, self)
+        self._call_handler("negotiationStarted", self)
         self._flush()
 
     def finishNegotiation(self) -> None:
         """The 101 is on the wire: let the handler start sending."""
-        self._call_handler(self.handler.negotiationFinished)
+        self._call_handler("negotiationFinished")
         self._flush()
 
     def dataReceived(self, data: bytes) -> None:
@@ -119,7 +119,7 @@ class WebSocketWireProtocol(Protocol):
         clean = not connection.failed and code != CloseCode.ABNORMAL_CLOSURE
         error = WebSocketClosed if clean else WebSocketLost
         self._log_summary(code, connection.close_reason)
-        self._call_handler(self.handler.connectionLost, Failure(error(code, connection.close_reason)))
+        self._call_handler("connectionLost", Failure(error(code, connection.close_reason)))
 
     # --- WebSocketTransport (the handler's API) -----------------------------
 
@@ -220,12 +220,16 @@ class WebSocketWireProtocol(Protocol):
         finally:
             self._dispatching = False
 
-    def _call_handler(self, method: Any, *args: Any) -> None:
-        """Call a handler method outside message dispatch, with the same 1011 safety net."""
+    def _call_handler(self, name: str, *args: Any) -> None:
+        """Call a handler method outside message dispatch, with the same 1011 safety net.
+
+        A handler missing the method counts as one that raised: the
+        connection closes with 1011 and the error goes to the log.
+        """
         try:
-            method(*args)
+            getattr(self.handler, name)(*args)
         except Exception:
-            self.log.failure("handler {handler!r} raised; closing its connection with 1011", handler=self.handler)
+            self.log.failure("handler {handler!r} raised in {name}; closing its connection with 1011", handler=self.handler, name=name)
             self.connection.fail(CloseCode.INTERNAL_ERROR, "internal error")
 
     def _flush(self) -> None:

@@ -46,6 +46,7 @@ class SwitchingProtocol(ProtocolWrapper):
         self._receive = wrappedProtocol.dataReceived
         self._deadlines = Deadlines(factory.reactor)
         self._in_request = False
+        self._lost = False
 
     def makeConnection(self, transport: Any) -> None:
         """Turn off Nagle (small frames must not wait) and start the handshake clock."""
@@ -83,11 +84,12 @@ class SwitchingProtocol(ProtocolWrapper):
     def requestFinished(self) -> None:
         """A response was sent: a kept-alive connection gets a new handshake clock."""
         self._in_request = False
-        if self.upgraded is None and self.transport is not None and not self.disconnecting:
+        if self.upgraded is None and not self._lost and not self.disconnecting:
             self._arm_handshake_deadline()
 
     def connectionLost(self, reason: Failure) -> None:
         """Tell the HTTPChannel first (its pending request learns of it), then the WebSocket."""
+        self._lost = True
         self._deadlines.cancel_all()
         upgraded = self.upgraded
         super().connectionLost(reason)

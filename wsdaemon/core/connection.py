@@ -55,6 +55,9 @@ class State(Enum):
     CLOSING = "closing"  # we sent a Close and wait for the peer's
     CLOSED = "closed"  # the close handshake is over, or the connection failed
 
+    # Members are singletons: identity hashing keeps the transition lookup in C.
+    __hash__ = object.__hash__
+
 
 class Input(Enum):
     """What can happen to a connection, from our caller or from the peer."""
@@ -65,6 +68,8 @@ class Input(Enum):
     RECEIVE_CLOSE = "receive close"
     FAIL = "fail"
     EOF = "eof"
+
+    __hash__ = object.__hash__
 
 
 _TRANSITIONS: dict[tuple[State, Input], State] = {
@@ -240,6 +245,10 @@ class Connection:
     def _send_message(self, opcode: Opcode, payload: bytes) -> None:
         """Frame a message, split at ``fragment_outgoing_bytes`` (RFC 6455 §5.4)."""
         self.state = _next_state(self.state, Input.SEND_DATA)
+        if len(payload) < 126 and not self._mask:
+            # The fast path: a small server frame is two header bytes and the payload.
+            self._output.append(bytes((0x80 | opcode, len(payload))) + payload)
+            return
         size = self.limits.fragment_outgoing_bytes
         if len(payload) <= size:
             self._output.extend(serialize_frame(opcode, payload, mask=self._mask))
@@ -289,11 +298,14 @@ class Connection:
         """Reassemble a message, checking limits before buffering and UTF-8 as it arrives."""
         header, payload = chunk.header, chunk.payload
         self.state = _next_state(self.state, Input.RECEIVE_DATA)
+        if chunk.last and chunk.first and header.fin and self._msg_opcode is None and header.opcode:
+            # The fast path: a whole message in one frame that arrived at once.
+            if header.length > self.limits.max_message_bytes:
+                raise MessageTooBig(f"message over the limit of {self.limits.max_message_bytes} bytes")
+            self._events.append(TextMessage(decode_text(payload)) if header.opcode == Opcode.TEXT else BytesMessage(payload))
+            return
         if chunk.first:
             self._start_frame(header.opcode, header.length)
-            if chunk.last and header.fin and self._msg_frames == 1:
-                self._deliver_whole(payload)
-                return
         if self._msg_opcode == Opcode.TEXT:
             self._text.feed(payload)
         elif payload:
@@ -317,14 +329,6 @@ class Connection:
             raise MessageTooBig(f"message over the limit of {limits.max_message_bytes} bytes")
         if self._msg_frames > limits.max_fragments:
             raise MessageTooBig(f"message in more than {limits.max_fragments} frames")
-
-    def _deliver_whole(self, payload: bytes) -> None:
-        """The fast path: a message in a single frame that arrived at once."""
-        opcode, self._msg_opcode = self._msg_opcode, None
-        if opcode == Opcode.TEXT:
-            self._events.append(TextMessage(decode_text(payload)))
-        else:
-            self._events.append(BytesMessage(payload))
 
     def _deliver_reassembled(self) -> None:
         opcode, self._msg_opcode = self._msg_opcode, None

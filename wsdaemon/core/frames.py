@@ -97,6 +97,7 @@ class FrameParser:
         "_offset",
         "_pos",
         "_remaining",
+        "_first_byte_errors",
         "_started",
         "allowed_rsv",
         "expect_masked",
@@ -113,6 +114,7 @@ class FrameParser:
         self.expect_masked = expect_masked
         self.max_frame_bytes = max_frame_bytes
         self.allowed_rsv = allowed_rsv
+        self._first_byte_errors = first_byte_errors(allowed_rsv)
 
     def feed(self, data: bytes) -> None:
         """Add bytes received from the peer."""
@@ -135,6 +137,8 @@ class FrameParser:
         """
         header = self._header
         if header is None:
+            if len(self._buf) - self._pos < 2:
+                return None
             header = self._parse_header()
             if header is None:
                 return None
@@ -142,7 +146,7 @@ class FrameParser:
         remaining = self._remaining
         if available >= remaining:
             take = remaining
-        elif header.is_control or (available == 0 and self._started):
+        elif header.opcode >= 0x8 or (available == 0 and self._started):
             return None
         else:
             # A data frame's first chunk goes out as soon as its header is
@@ -150,52 +154,57 @@ class FrameParser:
             # checks (message size, continuation order) run before any payload.
             take = available
         first = not self._started
-        self._started = True
         start = self._pos
         payload = self._buf[start : start + take]
         self._pos = start + take
         if header.mask is not None:
-            payload = apply_mask(payload, _rotate(header.mask, self._offset))
-        self._remaining = remaining - take
-        last = self._remaining == 0
-        if last:
-            self._header = None
-            self._offset = 0
-            self._started = False
-        else:
+            payload = apply_mask(payload, _rotate(header.mask, self._offset) if self._offset else header.mask)
+        remaining -= take
+        self._remaining = remaining
+        if remaining:
+            self._started = True
             self._offset += take
-        return FrameChunk(header, payload, first, last)
+            return FrameChunk(header, payload, first, False)
+        self._header = None
+        self._offset = 0
+        self._started = False
+        return FrameChunk(header, payload, first, True)
 
     def _parse_header(self) -> FrameHeader | None:
-        """Read and check a frame header, or return None if it is incomplete."""
+        """Read and check a frame header, or return None if it is incomplete.
+
+        The checks on the first two bytes run as soon as those arrive, before
+        the extended length or the mask key.
+        """
         buf, pos = self._buf, self._pos
-        end = len(buf)
-        if end - pos < 2:
-            return None
         b0, b1 = buf[pos], buf[pos + 1]
+        error = self._first_byte_errors[b0]
+        if error is not None:
+            raise ProtocolViolation(error)
         length = b1 & 0x7F
-        masked = bool(b1 & 0x80)
-        need = 2 + (2 if length == 126 else 8 if length == 127 else 0) + (4 if masked else 0)
-        if end - pos < need:
-            self._check_first_bytes(b0, masked, length)
-            return None
-        self._check_first_bytes(b0, masked, length)
+        masked = b1 >= 0x80
+        if masked is not self.expect_masked:
+            raise ProtocolViolation("client frames must be masked" if self.expect_masked else "server frames must not be masked")
+        if length > 125 and b0 & 0x08:
+            raise ProtocolViolation("control frame payload over 125 bytes")
         cursor = pos + 2
-        if length == 126:
-            length = int.from_bytes(buf[cursor : cursor + 2], "big")
-            cursor += 2
-        elif length == 127:
-            length = int.from_bytes(buf[cursor : cursor + 8], "big")
+        if length >= 126:
+            size = 2 if length == 126 else 8
+            if len(buf) - cursor < size:
+                return None
+            length = int.from_bytes(buf[cursor : cursor + size], "big")
             if length >> 63:
                 raise ProtocolViolation("64-bit frame length with the high bit set")
-            cursor += 8
+            cursor += size
         if length > self.max_frame_bytes:
             raise MessageTooBig(f"frame of {length} bytes is over the limit of {self.max_frame_bytes}")
         mask = None
         if masked:
+            if len(buf) - cursor < 4:
+                return None
             mask = buf[cursor : cursor + 4]
             cursor += 4
-        header = FrameHeader(bool(b0 & 0x80), b0 & 0x70, b0 & 0x0F, length, mask)
+        header = FrameHeader(b0 >= 0x80, b0 & 0x70, b0 & 0x0F, length, mask)
         self._header = header
         self._remaining = length
         self._offset = 0
@@ -203,20 +212,25 @@ class FrameParser:
         self._pos = cursor
         return header
 
-    def _check_first_bytes(self, b0: int, masked: bool, length7: int) -> None:
-        """Checks that the first two bytes allow, made as soon as they arrive."""
+
+def first_byte_errors(allowed_rsv: int) -> tuple[str | None, ...]:
+    """For each possible first header byte, the framing rule it breaks (or None).
+
+    Opcode, reserved bits and control-frame fragmentation depend on the first
+    byte alone, so they are decided once per parser, not once per frame.
+    """
+    errors: list[str | None] = []
+    for b0 in range(256):
         opcode = b0 & 0x0F
         if opcode not in _KNOWN_OPCODES:
-            raise ProtocolViolation(f"reserved opcode {opcode:#x}")
-        if b0 & 0x70 & ~self.allowed_rsv:
-            raise ProtocolViolation("reserved bits set without a negotiated extension")
-        if opcode >= 0x8:
-            if not b0 & 0x80:
-                raise ProtocolViolation("fragmented control frame")
-            if length7 > 125:
-                raise ProtocolViolation("control frame payload over 125 bytes")
-        if masked != self.expect_masked:
-            raise ProtocolViolation("client frames must be masked" if self.expect_masked else "server frames must not be masked")
+            errors.append(f"reserved opcode {opcode:#x}")
+        elif b0 & 0x70 & ~allowed_rsv:
+            errors.append("reserved bits set without a negotiated extension")
+        elif opcode >= 0x8 and not b0 & 0x80:
+            errors.append("fragmented control frame")
+        else:
+            errors.append(None)
+    return tuple(errors)
 
 
 def serialize_frame(

@@ -89,6 +89,8 @@ class WebSocketResource(Resource):
             self._check_capacity(wrapper)
             accepted = accept_request(request_head(request), self.policy, secure=ISSLTransport.providedBy(wrapper))
             handler = self.factory.buildProtocol(request)
+            if handler is None:
+                raise ConnectionRejected(403, "connection refused by the endpoint's handler")
         except HandshakeError as error:
             return refuse(request, error.status, error.headers, str(error))
         except ConnectionRejected as rejection:
