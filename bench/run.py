@@ -88,6 +88,8 @@ class Server:
             return [py, str(servers / "websockets_server.py"), "--port", str(port), "--uvloop"]
         if self.name == "tcp":
             return [py, str(servers / "tcp_echo_server.py"), "--port", str(port)]
+        if self.name == "c-tcp":
+            return [str(BUILD / "c_echo"), str(port)]
         raise ValueError(self.name)
 
 
@@ -98,7 +100,10 @@ SERVERS = [
     Server("websockets", "websockets (asyncio)", "ws", ("websockets.asyncio.server",), ("websockets",)),
     Server("websockets-uvloop", "websockets (uvloop)", "ws", ("websockets.asyncio.server", "uvloop"), ("websockets", "uvloop")),
     Server("tcp", "plain Twisted TCP echo", "raw", ("twisted",), ("twisted",)),
+    # Not a competitor: a C epoll echo that shows what the load generator itself can drive (first round only).
+    Server("c-tcp", "C epoll TCP echo (load generator check)", "raw", (), ()),
 ]
+CHECK_ONLY = {"c-tcp"}
 BY_NAME = {server.name: server for server in SERVERS}
 
 
@@ -174,6 +179,60 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+def core_ticks() -> dict[int, tuple[int, int]]:
+    """Per core: (busy, total) jiffies from /proc/stat; busy includes softirq, where loopback TCP work is done."""
+    out = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("cpu") and line[3] != " ":
+            name, *values = line.split()
+            numbers = [int(v) for v in values[:8]]
+            idle = numbers[3] + numbers[4]
+            out[int(name[3:])] = (sum(numbers) - idle, sum(numbers))
+    return out
+
+
+def core_busy(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]], core: int | None) -> float | None:
+    if core is None or core not in before:
+        return None
+    busy = after[core][0] - before[core][0]
+    total = after[core][1] - before[core][1]
+    return busy / total if total else None
+
+
+def process_cpu(exclude: set[int]) -> dict[int, float]:
+    """CPU seconds used so far by each user process but ours (``exclude``): other work on a shared machine."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) in exclude:
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] in ("0", "2"):  # kernel threads (kthreadd's children)
+            continue
+        out[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def foreign_cpu(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds others used between two snapshots (processes that ended meanwhile are not counted)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def wait_quiet(max_wait: float) -> float:
+    """Wait (bounded) until other processes leave the cores mostly idle; returns the last busy share of both cores."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        before = core_ticks()
+        time.sleep(0.5)
+        after = core_ticks()
+        busy = sum(after[c][0] - before[c][0] for c in after) / max(1, sum(after[c][1] - before[c][1] for c in after))
+        if busy < 0.10 or time.monotonic() > deadline:
+            return busy
+
+
 def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -218,16 +277,18 @@ class RunningServer:
 # ------------------------------------------------------------------------------ load generator
 
 
-def build_loadgen() -> Path:
+def build_c_programs() -> Path:
+    """Compile loadgen.c and c_echo.c with the system compiler (cc -O2) into bench/build/."""
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if not cc:
         sys.exit("bench: no C compiler found (cc, gcc or clang); install one (Debian: apt-get install gcc)")
     BUILD.mkdir(exist_ok=True)
-    exe = BUILD / "loadgen"
-    source = BENCH / "loadgen.c"
-    if not exe.exists() or exe.stat().st_mtime < source.stat().st_mtime:
-        subprocess.run([cc, "-O2", "-Wall", "-o", str(exe), str(source)], check=True)
-    return exe
+    for name in ("loadgen", "c_echo"):
+        exe = BUILD / name
+        source = BENCH / f"{name}.c"
+        if not exe.exists() or exe.stat().st_mtime < source.stat().st_mtime:
+            subprocess.run([cc, "-O2", "-Wall", "-o", str(exe), str(source)], check=True)
+    return BUILD / "loadgen"
 
 
 class LoadgenError(RuntimeError):
@@ -335,6 +396,9 @@ def run_server_round(server: Server, options: argparse.Namespace, exe: Path, rou
                 break
             cpu0 = cpu_seconds(running.pid)
             wall0 = time.monotonic()
+            ticks0 = core_ticks()
+            ours = {os.getpid(), running.pid}
+            foreign0 = process_cpu(ours)
             args = [*scenario.args, "--duration", str(options.duration), "--warmup", str(options.warmup)]
             try:
                 figures = run_loadgen(exe, running.port, server.mode, args, gen_core, options.duration + options.warmup + 60)
@@ -342,7 +406,13 @@ def run_server_round(server: Server, options: argparse.Namespace, exe: Path, rou
                 result["errors"].append(f"{scenario.key}: {error}")
                 continue
             cpu = cpu_seconds(running.pid) - cpu0
-            figures["server_busy"] = cpu / (time.monotonic() - wall0)  # share of its core while driven
+            ticks1 = core_ticks()
+            wall = time.monotonic() - wall0
+            # The load generator has exited by now, so its pid is gone from /proc and not counted.
+            figures["foreign_cpu"] = foreign_cpu(foreign0, process_cpu(ours)) / wall  # cores used by others
+            figures["server_busy"] = cpu / (time.monotonic() - wall0)  # the process's share of its core
+            figures["server_core_busy"] = core_busy(ticks0, ticks1, server_core)  # incl. kernel softirq work
+            figures["loadgen_core_busy"] = core_busy(ticks0, ticks1, gen_core)
             count = figures["handshakes_total"] if scenario.key == "handshake" else figures["msgs_total"]
             figures["server_cpu_s"] = cpu
             figures["server_cpu_us_per_op"] = cpu / count * 1e6 if count else None
@@ -448,6 +518,8 @@ def fmt(value: float | None, metric: Metric) -> str:
 
 
 def markdown(summary: dict[str, Any], names: list[str]) -> str:
+    """Rows = scenario metrics, columns = servers, then wsdaemon / X for each alternative."""
+    names = [n for n in names if n not in CHECK_ONLY]
     base = "wsdaemon" if "wsdaemon" in names else None
     others = [n for n in names if n != base] if base else []
     head = ["scenario", "metric", "better", *names, *(f"{base} / {o}" for o in others)]
@@ -459,10 +531,8 @@ def markdown(summary: dict[str, Any], names: list[str]) -> str:
         cells = [title, metric.label, "higher" if metric.higher_better else "lower"]
         for name in names:
             value = summary[name].get(metric.scenario, {}).get(metric.key)
-            if name == "tcp" and metric.scenario == "handshake" and metric.key != "server_cpu_us_per_op":
-                cells.append(fmt(value, metric) + "†" if value is not None else "—")
-            else:
-                cells.append(fmt(value, metric))
+            mark = "†" if name == "tcp" and metric.scenario == "handshake" and value is not None else ""
+            cells.append(fmt(value, metric) + mark)
         if base:
             mine = summary[base].get(metric.scenario, {}).get(metric.key)
             for other in others:
@@ -472,30 +542,43 @@ def markdown(summary: dict[str, Any], names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def headroom(rounds: list[dict[str, Any]], names: list[str]) -> list[str]:
-    """Evidence that the load generator is not the bottleneck."""
-    out = []
-    for scenario, key in (("echo64", "msgs_per_s"), ("pipe64", "msgs_per_s"), ("big", "mb_per_s"), ("handshake", "handshakes_per_s")):
-        tcp = [r["scenarios"][scenario][key] for r in rounds if r["server"] == "tcp" and scenario in r["scenarios"]]
-        ws = [
-            (r["scenarios"][scenario][key], r["server"])
+HEADROOM = (("echo64", "msgs_per_s", "msgs/s"), ("pipe64", "msgs_per_s", "msgs/s"), ("big", "mb_per_s", "MB/s"), ("handshake", "handshakes_per_s", "handshakes/s"))
+
+
+def headroom(rounds: list[dict[str, Any]]) -> list[str]:
+    """Evidence that the load generator is not the bottleneck, as a Markdown table."""
+
+    def best(server_filter: Any, scenario: str, key: str) -> tuple[float, dict[str, Any], str] | None:
+        runs = [
+            (r["scenarios"][scenario][key], r["scenarios"][scenario], r["server"])
             for r in rounds
-            if r["server"] != "tcp" and scenario in r["scenarios"]
+            if server_filter(r["server"]) and scenario in r["scenarios"]
         ]
-        cpu = [r["scenarios"][scenario]["loadgen_cpu"] for r in rounds if scenario in r["scenarios"]]
-        busy = [r["scenarios"][scenario].get("server_busy", 0) for r in rounds if scenario in r["scenarios"]]
-        if not cpu:
+        return max(runs, key=lambda run: run[0]) if runs else None
+
+    def pct(value: float | None) -> str:
+        return f"{value * 100:.0f}%" if value is not None else "—"
+
+    lines = [
+        "| scenario | C echo (load generator's reach) | load generator core busy | plain Twisted TCP echo "
+        "| fastest WebSocket server | its server core / load generator core busy | reach / fastest WebSocket |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for scenario, key, unit in HEADROOM:
+        reach = best(lambda n: n == "c-tcp", scenario, key)
+        tcp = best(lambda n: n == "tcp", scenario, key)
+        ws = best(lambda n: BY_NAME[n].mode == "ws", scenario, key)
+        if not (reach or tcp or ws):
             continue
-        unit = {"msgs_per_s": "msgs/s", "mb_per_s": "MB/s", "handshakes_per_s": "handshakes/s"}[key]
-        line = (
-            f"- {TITLES[scenario]}: load generator CPU at most {max(cpu) * 100:.0f}% of its core, "
-            f"servers' core {min(busy) * 100:.0f}–{max(busy) * 100:.0f}% busy"
-        )
-        if tcp and ws:
-            best_ws, who = max(ws)
-            line += f"; plain TCP echo {max(tcp):,.0f} {unit} vs best WebSocket server {best_ws:,.0f} ({who}): {max(tcp) / best_ws:.1f}×"
-        out.append(line)
-    return out
+        cells = [TITLES[scenario]]
+        cells.append(f"{reach[0]:,.0f} {unit}" if reach else "—")
+        cells.append(pct(reach[1].get("loadgen_core_busy")) if reach else "—")
+        cells.append(f"{tcp[0]:,.0f} {unit}" if tcp else "—")
+        cells.append(f"{ws[0]:,.0f} {unit} ({ws[2]})" if ws else "—")
+        cells.append(f"{pct(ws[1].get('server_core_busy'))} / {pct(ws[1].get('loadgen_core_busy'))}" if ws else "—")
+        cells.append(f"{reach[0] / ws[0]:.1f}×" if reach and ws and ws[0] else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def versions() -> dict[str, str]:
@@ -521,6 +604,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", help="comma-separated servers: " + ",".join(BY_NAME))
     parser.add_argument("--stat", choices=("best", "median"), default="best", help="how rounds are combined (default best)")
     parser.add_argument("--wsdaemon-log-level", default="info", help="twist --log-level for wsdaemon (default info, as deployed)")
+    parser.add_argument("--wait-quiet", type=float, help="wait up to this long for other work to leave the cores before each server (default 30 s; --quick 3 s)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to cores 0 and 1")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="JSON results (default bench/results/latest.json)")
     options = parser.parse_args(argv)
@@ -530,6 +614,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     options.warmup = options.warmup if options.warmup is not None else (0.3 if quick else 1.0)
     options.idle_conns = options.idle_conns or (500 if quick else 10000)
     options.settle = 0.3 if quick else 1.0
+    options.wait_quiet = options.wait_quiet if options.wait_quiet is not None else (3.0 if quick else 30.0)
     return options
 
 
@@ -574,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
     for old in LOGS.glob("*.log"):
         old.unlink()
     (BUILD / "wsdaemon.toml").write_text(WSDAEMON_CONFIG)
-    exe = build_loadgen()
+    exe = build_c_programs()
 
     started = time.monotonic()
     rounds: list[dict[str, Any]] = []
@@ -583,9 +668,15 @@ def main(argv: list[str] | None = None) -> int:
         shift = (round_no - 1) % len(names)
         order = names[shift:] + names[:shift]
         for name in order:
+            if name in CHECK_ONLY and round_no > 1:
+                continue
+            quiet = wait_quiet(options.wait_quiet)
+            if quiet >= 0.10:
+                print(f"bench:   the machine is busy with other work ({quiet * 100:.0f}% of both cores); figures may be low", file=sys.stderr)
             t0 = time.monotonic()
             print(f"bench: round {round_no}/{options.rounds}: {name} ...", file=sys.stderr, flush=True)
             result = run_server_round(BY_NAME[name], options, exe, round_no, cores)
+            result["busy_before"] = quiet
             rounds.append(result)
             for error in result["errors"]:
                 print(f"bench:   {name}: {error}", file=sys.stderr)
@@ -605,8 +696,11 @@ def main(argv: list[str] | None = None) -> int:
     if "tcp" in names:
         print("† plain TCP echo: connect + 1-byte echo + close (no WebSocket handshake), as a ceiling.")
     print()
-    print("Load generator headroom (it is not the bottleneck when its CPU stays below 100% and the TCP echo runs faster):")
-    for line in headroom(rounds, names):
+    print("Load generator headroom: the same generator against a C echo shows how far it reaches; a server is the "
+          "bottleneck when its core is ~100% busy while the generator's core is not. Core figures are from "
+          "/proc/stat and include the kernel's softirq time, where loopback TCP is processed.")
+    print()
+    for line in headroom(rounds):
         print(line)
     if notes:
         print()
@@ -643,7 +737,11 @@ def notes_for(rounds: list[dict[str, Any]], names: list[str]) -> list[str]:
         where = f"{result['server']} round {result['round']}"
         for error in result["errors"]:
             notes.append(f"{where}: {error}")
+        if result.get("busy_before", 0) >= 0.10:
+            notes.append(f"{where}: other work kept the cores {result['busy_before'] * 100:.0f}% busy just before it started")
         for key, figures in result["scenarios"].items():
+            if figures.get("foreign_cpu", 0) >= 0.10:
+                notes.append(f"{where} {key}: other processes used {figures['foreign_cpu']:.2f} cores meanwhile (figures disturbed)")
             if figures.get("errors"):
                 notes.append(f"{where} {key}: {figures['errors']} load-generator error(s), first: {figures.get('first_error')}")
             if key == "idle" and figures.get("open", 0) < figures.get("conns", 0):

@@ -7,6 +7,8 @@ what the result must be.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import struct
 from collections.abc import Iterable
 
@@ -122,8 +124,12 @@ def feed(
     limits: Limits | None = None,
     *,
     eof: bool = False,
+    make: Callable[[], Connection] | None = None,
 ) -> tuple[list[Event], list[bytes], Connection]:
     """Feed ``data`` to a fresh connection whole and one byte at a time; both must agree.
+
+    ``make`` builds each fresh connection (e.g. with an extension); by default
+    ``Connection(side, limits)``.
 
     Returns:
         The events, the output (``EOF`` items kept, the rest joined per
@@ -131,9 +137,10 @@ def feed(
         client side, output frames are compared after unmasking, since each
         frame gets a fresh random key.
     """
-    whole = Connection(side, limits)
+    make = make or (lambda: Connection(side, limits))
+    whole = make()
     events, output = _run(whole, [data], eof)
-    bytewise = Connection(side, limits)
+    bytewise = make()
     events_1, output_1 = _run(bytewise, [data[i : i + 1] for i in range(len(data))], eof)
     assert events_1 == events, "byte-at-a-time events differ from whole-stream events"
     if side is Side.SERVER:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from wsdaemon.core.deflate import DeflateSettings
 from wsdaemon.config import (
     DEFAULT_LISTEN,
     LISTENER_LIMITS,
@@ -19,6 +20,7 @@ from wsdaemon.config import (
     EndpointConfig,
     ListenerConfig,
     Problem,
+    StaticMount,
     default_config,
     load_config,
     parse_config,
@@ -613,12 +615,37 @@ def test_sample_file_names_every_limit() -> None:
 def test_sample_file_shows_every_key() -> None:
     """The sample has every section and endpoint key, including empty options and limits tables."""
     document = tomllib.loads(SAMPLE.read_text(encoding="utf-8"))
-    assert list(document) == ["listeners", "http", "limits", "endpoints"]
+    assert list(document) == ["static", "listeners", "http", "limits", "endpoints"]
+    assert document["static"] == []
     assert list(document["listeners"][0]) == ["endpoint"]
     assert list(document["http"]) == ["demo_page"]
     endpoint = document["endpoints"][0]
-    assert set(endpoint) == {"path", "handler", "subprotocols", "allowed_origins", "options", "limits"}
+    assert set(endpoint) == {"path", "handler", "subprotocols", "allowed_origins", "options", "limits", "deflate"}
     assert endpoint["options"] == {} and endpoint["limits"] == {}
+    assert set(endpoint["deflate"]) == {f.name for f in dataclasses.fields(DeflateSettings)}
+
+
+def test_deflate_table_overrides_only_what_it_names() -> None:
+    """[endpoints.deflate] changes the named settings and keeps the frugal defaults for the rest."""
+    config = parse_config(ECHO + "[endpoints.deflate]\nserver_max_window_bits = 15\nenabled = false\n", SOURCE)
+    assert config.endpoints[0].deflate == DeflateSettings(enabled=False, server_max_window_bits=15)
+    assert default_config().endpoints[0].deflate == DeflateSettings()
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("server_max_window_bits = 8", "an integer from 9 to 15"),
+        ("compression_level = 10", "an integer from 0 to 9"),
+        ("memory_level = 0", "an integer from 1 to 9"),
+        ("enabled = 1", "true or false"),
+        ("min_size_bytes = -1", "an integer from 0 to"),
+    ],
+)
+def test_bad_deflate_setting_is_reported(line: str, expected: str) -> None:
+    """A deflate setting out of range or of the wrong type names its key and what was expected."""
+    name = line.split(" =")[0]
+    assert_reported(config_error(ECHO + f"[endpoints.deflate]\n{line}\n"), f"endpoints[0].deflate.{name}", expected)
 
 
 def test_sample_file_comments_each_limit_with_its_help() -> None:
@@ -648,3 +675,163 @@ def test_sibling_paths_with_a_common_prefix_are_fine() -> None:
     """/chat and /chatroom share letters, not a path segment: both are allowed."""
     text = '[[endpoints]]\npath = "/chat"\nhandler = "echo"\n[[endpoints]]\npath = "/chatroom"\nhandler = "echo"\n'
     assert [e.path for e in parse_config(text, SOURCE).endpoints] == ["/chat", "/chatroom"]
+
+
+# TLS listeners
+
+TLS_LISTENER = '[[listeners]]\nendpoint = "tcp:8443"\ntls = true\ncertificate = "/etc/ws/chain.pem"\nprivate_key = "/etc/ws/key.pem"\n'
+
+
+def test_tls_listener_is_parsed_with_its_defaults() -> None:
+    """tls = true with a certificate and key gives TLS 1.2 minimum, no client certificates, 14-day warnings."""
+    from wsdaemon.config import TLSConfig
+
+    (listener,) = parse_config(TLS_LISTENER, SOURCE).listeners
+    assert listener == ListenerConfig("tcp:8443", TLSConfig("/etc/ws/chain.pem", "/etc/ws/key.pem"))
+    assert (listener.tls.min_tls_version, listener.tls.client_certs, listener.tls.expiry_warning_days) == ("1.2", "none", 14)
+
+
+def test_plain_and_tls_listeners_side_by_side() -> None:
+    """A plain and a TLS listener can be declared together; only the TLS one has tls settings."""
+    config = parse_config('[[listeners]]\nendpoint = "tcp:8080"\n' + TLS_LISTENER, SOURCE)
+    assert [(listener.endpoint, listener.tls is not None) for listener in config.listeners] == [("tcp:8080", False), ("tcp:8443", True)]
+
+
+def test_sni_entries_and_mutual_tls_are_parsed() -> None:
+    """[[listeners.sni]] tables and client_ca/client_certs become SNIConfig entries and the mTLS policy."""
+    from wsdaemon.config import SNIConfig
+
+    text = TLS_LISTENER + 'client_ca = "/etc/ws/ca.pem"\nclient_certs = "required"\n'
+    text += '[[listeners.sni]]\nserver_name = "*.Example.COM."\ncertificate = "/c.pem"\nprivate_key = "/k.pem"\n'
+    (listener,) = parse_config(text, SOURCE).listeners
+    assert listener.tls.sni == (SNIConfig("*.example.com", "/c.pem", "/k.pem"),)
+    assert (listener.tls.client_ca, listener.tls.client_certs) == ("/etc/ws/ca.pem", "required")
+
+
+def test_tls_listener_needs_certificate_and_key() -> None:
+    """tls = true without certificate and private_key reports both as missing."""
+    error = config_error('[[listeners]]\nendpoint = "tcp:8443"\ntls = true\n')
+    assert_reported(error, "listeners[0].certificate", "a PEM certificate chain file", "missing")
+    assert_reported(error, "listeners[0].private_key", "a PEM private key file", "missing")
+
+
+def test_tls_keys_without_tls_true_are_reported() -> None:
+    """A certificate on a listener without tls = true is a mistake, not silently plain TCP."""
+    error = config_error('[[listeners]]\nendpoint = "tcp:8443"\ncertificate = "/c.pem"\n')
+    assert_reported(error, "listeners[0].certificate", "tls = true in the same [[listeners]] table")
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "expected"),
+    [
+        ('client_certs = "maybe"\n', "client_certs", 'one of "none", "optional", "required"'),
+        ('client_certs = "required"\n', "client_certs", "a client_ca file with"),
+        ('client_ca = "/ca.pem"\n', "client_certs", "a client_ca file with"),
+        ('min_tls_version = "1.0"\n', "min_tls_version", 'one of "1.2", "1.3"'),
+        ('ciphers = ""\n', "ciphers", "an OpenSSL cipher list"),
+        ("expiry_warning_days = -1\n", "expiry_warning_days", "an integer from 0 to 3650"),
+        ("tls = 1\n", "tls", "true or false"),
+        ('sni = "x"\n', "sni", "an array of tables ([[listeners.sni]])"),
+    ],
+)
+def test_bad_tls_settings_are_reported(extra: str, key: str, expected: str) -> None:
+    """Each TLS setting is checked, naming the key and what it accepts."""
+    text = TLS_LISTENER.replace("tls = true\n", "") + ("tls = true\n" if key != "tls" else "") + extra
+    assert_reported(config_error(text), f"listeners[0].{key}", expected)
+
+
+@pytest.mark.parametrize("name", ["", "exa mple.com", "*.*.example.com", "a.*.example.com", "-bad.example.com"])
+def test_bad_sni_server_name_is_reported(name: str) -> None:
+    """An SNI server_name must be a DNS name, optionally with one leading "*." label."""
+    text = TLS_LISTENER + f'[[listeners.sni]]\nserver_name = "{name}"\ncertificate = "/c.pem"\nprivate_key = "/k.pem"\n'
+    assert_reported(config_error(text), "listeners[0].sni[0].server_name", "a DNS name")
+
+
+def test_duplicate_sni_server_name_is_reported() -> None:
+    """The same server name twice on one listener is reported (which certificate would win?)."""
+    entry = '[[listeners.sni]]\nserver_name = "ws.example.com"\ncertificate = "/c.pem"\nprivate_key = "/k.pem"\n'
+    assert_reported(config_error(TLS_LISTENER + entry + entry), "listeners[0].sni[1].server_name", "a server name not already listed")
+
+
+# Static file mounts ([[static]])
+
+
+def static_toml(path: str, directory: str) -> str:
+    return f'[[static]]\npath = "{path}"\ndirectory = "{directory}"\n'
+
+
+def test_static_mounts_default_to_none() -> None:
+    """Without [[static]] no directory is served."""
+    assert default_config().static == ()
+    assert parse_config("static = []\n", SOURCE).static == ()
+
+
+def test_static_mount_is_parsed_with_its_trailing_slash_dropped(tmp_path: Path) -> None:
+    """A [[static]] table gives a StaticMount; "/files/" and "/files" are the same mount."""
+    config = parse_config(static_toml("/files/", str(tmp_path)) + static_toml("/docs/api", str(tmp_path)), SOURCE)
+    assert config.static == (StaticMount("/files", str(tmp_path)), StaticMount("/docs/api", str(tmp_path)))
+
+
+def test_static_mount_at_root_needs_the_demo_page_off(tmp_path: Path) -> None:
+    """"/" is the demo page's unless [http] demo_page = false."""
+    assert_reported(config_error(static_toml("/", str(tmp_path))), "static[0].path", "a path not already used by the demo page")
+    config = parse_config("[http]\ndemo_page = false\n" + static_toml("/", str(tmp_path)), SOURCE)
+    assert config.static == (StaticMount("/", str(tmp_path)),)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/echo", "a path not already used by an endpoint"),
+        ("/healthz", "a path not already used by the health check"),
+        ("/echo/files", "a path outside /echo (an endpoint)"),
+        ("/healthz/x", "a path outside /healthz (the health check)"),
+        ("files", 'a URL path such as "/files"'),
+        ("/a//b", 'a URL path such as "/files"'),
+        ("/a/../b", 'a URL path such as "/files"'),
+        ("/a?b", 'a URL path such as "/files"'),
+    ],
+)
+def test_static_path_must_be_free_and_plain(tmp_path: Path, path: str, expected: str) -> None:
+    """A mount path may not take an endpoint's or /healthz's path, nor lie under one, nor be malformed."""
+    assert_reported(config_error(ECHO + static_toml(path, str(tmp_path))), "static[0].path", expected)
+
+
+def test_static_paths_must_be_distinct(tmp_path: Path) -> None:
+    """Two mounts at the same path are refused, naming the first."""
+    error = config_error(static_toml("/files", str(tmp_path)) + static_toml("/files/", str(tmp_path)))
+    assert_reported(error, "static[1].path", "a path not already used by static[0].path")
+
+
+def test_static_mount_may_hold_an_endpoint_below_it(tmp_path: Path) -> None:
+    """An endpoint under a mounted path (/app/ws under /app) is fine: the endpoint answers at its own path."""
+    config = parse_config('[[endpoints]]\npath = "/app/ws"\nhandler = "echo"\n' + static_toml("/app", str(tmp_path)), SOURCE)
+    assert config.static == (StaticMount("/app", str(tmp_path)),)
+
+
+@pytest.mark.parametrize(
+    ("directory", "expected"),
+    [
+        ("relative/dir", "the absolute path of a directory to serve"),
+        ("/no/such/directory", "an existing directory"),
+    ],
+)
+def test_static_directory_must_be_an_existing_absolute_directory(directory: str, expected: str) -> None:
+    """The directory is checked at startup: absolute, existing, a directory."""
+    assert_reported(config_error(static_toml("/files", directory)), "static[0].directory", expected)
+
+
+def test_static_problems_are_all_reported_with_the_rest(tmp_path: Path) -> None:
+    """Missing keys, unknown keys, wrong shapes and other sections' problems come in one report."""
+    text = '[limits]\nmax_message_bytes = "big"\n[[static]]\ncolour = "red"\n[[static]]\npath = 3\ndirectory = 4\n'
+    error = config_error(text)
+    keys = [problem.key for problem in error.problems]
+    assert keys == [
+        "limits.max_message_bytes",
+        "static[0].colour",
+        "static[0].path",
+        "static[0].directory",
+        "static[1].path",
+        "static[1].directory",
+    ]
+    assert_reported(config_error("static = 3\n"), "static", "an array of tables ([[static]])")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import types
@@ -13,7 +14,14 @@ from zope.interface.verify import verifyObject
 
 import wsdaemon.plugins
 from wsdaemon.interfaces import HandlerOptionsError, IHandlerPlugin
-from wsdaemon.plugins import DuplicateHandler, HandlerPlugin, describe_handlers, discover_handlers
+from wsdaemon.plugins import (
+    BrokenPlugin,
+    DuplicateHandler,
+    HandlerPlugin,
+    broken_plugin,
+    describe_handlers,
+    discover_handlers,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -203,3 +211,80 @@ def test_no_init_files_in_twisted_plugins():
     """twisted/ and twisted/plugins/ have no __init__.py, which would shadow the real twisted package."""
     assert not (REPO_ROOT / "twisted" / "__init__.py").exists()
     assert not (REPO_ROOT / "twisted" / "plugins" / "__init__.py").exists()
+
+
+# --- built-in handlers and broken third-party plugins ------------------------------------------
+
+
+def test_all_builtin_handlers_are_found_as_plugins():
+    """echo, broadcast, process and tcp are all discovered through twisted.plugin, like any third-party handler."""
+    handlers = discover_handlers()
+    assert {"echo", "broadcast", "process", "tcp"} <= set(handlers)
+    assert {handlers[name].module for name in ("broadcast", "process", "tcp")} == {
+        "wsdaemon.handlers.broadcast",
+        "wsdaemon.handlers.process",
+        "wsdaemon.handlers.tcp",
+    }
+
+
+def test_broken_plugin_module_is_named_in_one_line(monkeypatch):
+    """A plugin module that fails to import gives one error line naming it; the other handlers are still found."""
+    from twisted.logger import capturedLogs
+    from twisted.python import log as legacy_log
+
+    echo = HandlerPlugin("echo", "wsdaemon.handlers.echo", "echo")
+
+    def get_plugins(interface, package=None):
+        path = "/opt/site/twisted/plugins/vendor_handlers.py"
+        try:
+            # A frame "in" a plugin file, as a real failed plugin import has.
+            exec(compile("import no_such_dependency_xyz", path, "exec"), {})  # noqa: S102
+        except ImportError:
+            legacy_log.err()  # what twisted.plugin does for a module that fails to import
+        return iter([echo])
+
+    monkeypatch.setattr(wsdaemon.plugins, "getPlugins", get_plugins)
+    broken: list[BrokenPlugin] = []
+    with capturedLogs() as events:
+        assert list(discover_handlers(broken)) == ["echo"]
+    assert broken == [
+        BrokenPlugin(
+            "twisted.plugins.vendor_handlers",
+            "/opt/site/twisted/plugins/vendor_handlers.py",
+            "ModuleNotFoundError: No module named 'no_such_dependency_xyz'",
+        )
+    ]
+    lines = [event for event in events if event.get("log_namespace") == "wsdaemon.plugins"]
+    assert len(lines) == 1 and "twisted.plugins.vendor_handlers" in str(lines[0]["module"])
+
+
+def test_broken_plugin_with_a_syntax_error_is_named_from_the_error():
+    """A SyntaxError has no frame in the plugin module; the module is named from the error's file name."""
+    from twisted.python.failure import Failure
+
+    try:
+        compile("def (", "/srv/venv/lib/python3.11/site-packages/twisted/plugins/typo.py", "exec")
+    except SyntaxError:
+        failure = Failure()
+    module = broken_plugin(failure)
+    assert module.module == "twisted.plugins.typo" and module.error.startswith("SyntaxError: ")
+
+
+def test_list_handlers_names_a_broken_plugin_module_and_still_lists_the_rest(tmp_path):
+    """--list-handlers with an installed plugin module that cannot import: one stderr line naming it, exit 0."""
+    plugins = tmp_path / "twisted" / "plugins"
+    plugins.mkdir(parents=True)
+    (plugins / "vendor_broken.py").write_text("import no_such_dependency_xyz\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "twisted", "wsdaemon", "--list-handlers"], check=False, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    ours = [line for line in result.stderr.splitlines() if line.startswith("wsdaemon: ")]
+    assert ours == [
+        (
+            f"wsdaemon: plugin module twisted.plugins.vendor_broken ({plugins / 'vendor_broken.py'}) failed to import, "
+            "so its handlers are missing: ModuleNotFoundError: No module named 'no_such_dependency_xyz'"
+        )
+    ]
+    assert any(line.startswith("echo: ") for line in result.stdout.splitlines())

@@ -80,6 +80,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--origin", help="send this Origin header")
     parser.add_argument("--cafile", help="PEM file of the CA to trust for wss:// (default: the system's)")
     parser.add_argument("--max-message-bytes", type=int, default=Limits().max_message_bytes, help="largest message accepted")
+    parser.add_argument("--no-deflate", action="store_true", help="do not offer permessage-deflate compression")
     return parser.parse_args(argv)
 
 
@@ -88,7 +89,7 @@ async def session(reactor: Any, args: argparse.Namespace) -> int:
     handler = PrintingHandler(sys.stdout)
     limits = Limits(max_message_bytes=args.max_message_bytes, max_frame_bytes=args.max_message_bytes)
     try:
-        wire = await connect(reactor, args.url, handler, limits=limits, subprotocols=tuple(args.subprotocol), origin=args.origin, cafile=args.cafile)
+        wire = await connect(reactor, args.url, handler, limits=limits, subprotocols=tuple(args.subprotocol), origin=args.origin, cafile=args.cafile, deflate=not args.no_deflate)
     except (HandshakeFailed, ValueError) as error:
         print(f"wsdaemon.client: {error}", file=sys.stderr)
         return 1

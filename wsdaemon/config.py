@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import re
 import tomllib
 import types
@@ -24,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from wsdaemon.core.http import is_token
+from wsdaemon.core.deflate import DEFLATE_RANGES, DeflateSettings
 from wsdaemon.core.limits import Limits, limit_ranges
 
 DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
@@ -46,10 +48,27 @@ LISTENER_LIMITS = frozenset(
     }
 )
 
-_TOP_KEYS = ("listeners", "http", "limits", "endpoints")
+_TOP_KEYS = ("listeners", "http", "limits", "endpoints", "static")
 _HTTP_KEYS = ("demo_page",)
-_LISTENER_KEYS = ("endpoint",)
-_ENDPOINT_KEYS = ("path", "handler", "options", "subprotocols", "allowed_origins", "limits")
+_LISTENER_KEYS = (
+    "endpoint",
+    "tls",
+    "certificate",
+    "private_key",
+    "sni",
+    "client_ca",
+    "client_certs",
+    "min_tls_version",
+    "ciphers",
+    "expiry_warning_days",
+)
+_TLS_KEYS = _LISTENER_KEYS[2:]
+_SNI_KEYS = ("server_name", "certificate", "private_key")
+_CLIENT_CERTS = ("none", "optional", "required")
+_TLS_VERSIONS = ("1.2", "1.3")
+_SERVER_NAME = re.compile(r"(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_ENDPOINT_KEYS = ("path", "handler", "options", "subprotocols", "allowed_origins", "limits", "deflate")
+_DEFLATE_KEYS = tuple(f.name for f in dataclasses.fields(DeflateSettings))
 _RANGES = limit_ranges()
 _LIMIT_KEYS = tuple(_RANGES)
 _ENDPOINT_LIMIT_KEYS = tuple(name for name in _LIMIT_KEYS if name not in LISTENER_LIMITS)
@@ -90,10 +109,34 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class SNIConfig:
+    """One more certificate on a TLS listener, served to clients asking for ``server_name``."""
+
+    server_name: str  # lower case; "*.example.com" covers exactly one more label
+    certificate: str
+    private_key: str
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """A TLS listener's certificates and policy; files are read by :mod:`wsdaemon.tls`."""
+
+    certificate: str
+    private_key: str
+    sni: tuple[SNIConfig, ...] = ()
+    client_ca: str | None = None
+    client_certs: str = "none"  # "none", "optional" or "required"
+    min_tls_version: str = "1.2"
+    ciphers: str | None = None  # None: wsdaemon.tls.MODERN_CIPHERS
+    expiry_warning_days: int = 14
+
+
+@dataclass(frozen=True)
 class ListenerConfig:
-    """One listening socket, as a Twisted server endpoint string."""
+    """One listening socket, as a Twisted server endpoint string, with TLS on top if ``tls`` is set."""
 
     endpoint: str
+    tls: TLSConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +153,15 @@ class EndpointConfig:
     subprotocols: tuple[str, ...]
     allowed_origins: tuple[str, ...]
     limits: Limits
+    deflate: DeflateSettings = DeflateSettings()
+
+
+@dataclass(frozen=True)
+class StaticMount:
+    """A directory served as plain files at a URL path (``[[static]]``); nothing outside it is served."""
+
+    path: str
+    directory: str
 
 
 @dataclass(frozen=True)
@@ -121,6 +173,7 @@ class Config:
     limits: Limits
     endpoints: tuple[EndpointConfig, ...]
     demo_page: bool
+    static: tuple[StaticMount, ...] = ()
 
 
 def default_config() -> Config:
@@ -265,7 +318,8 @@ def _build_config(document: dict[str, Any], source: str, report: _Report) -> Con
     endpoints = _default_endpoints(limits)
     if "endpoints" in document:
         endpoints = _endpoints(document["endpoints"], limits, demo_page, report)
-    return Config(source, listeners, limits, endpoints, demo_page)
+    static = _static_mounts(document.get("static", []), endpoints, demo_page, report)
+    return Config(source, listeners, limits, endpoints, demo_page, static)
 
 
 def _http(value: Any, report: _Report) -> bool:
@@ -337,11 +391,16 @@ def _check_write_buffers(
 def _listeners(value: Any, report: _Report) -> tuple[ListenerConfig, ...]:
     """The ``[[listeners]]`` tables."""
     pairs: list[tuple[str, Any]] = []
+    tls: dict[Any, TLSConfig | None] = {}
     for index, item in enumerate(_array_of_tables(value, "listeners", report)):
         table = _table(item, f"listeners[{index}]", _LISTENER_KEYS, report)
         if table is not None:
-            pairs.append((f"listeners[{index}].endpoint", table.get("endpoint", _MISSING)))
-    return _endpoint_strings(pairs, report)
+            endpoint = table.get("endpoint", _MISSING)
+            pairs.append((f"listeners[{index}].endpoint", endpoint))
+            settings = _listener_tls(table, f"listeners[{index}]", report)
+            if isinstance(endpoint, str):
+                tls.setdefault(endpoint, settings)
+    return tuple(dataclasses.replace(item, tls=tls.get(item.endpoint)) for item in _endpoint_strings(pairs, report))
 
 
 def _endpoint_strings(pairs: list[tuple[str, Any]], report: _Report) -> tuple[ListenerConfig, ...]:
@@ -408,7 +467,29 @@ def _endpoint(value: Any, key: str, limits: Limits, report: _Report) -> Endpoint
     subprotocols = _strings(table.get("subprotocols", []), f"{key}.subprotocols", is_token, _TOKEN_EXPECTED, report)
     origins = _strings(table.get("allowed_origins", []), f"{key}.allowed_origins", _is_origin, _ORIGIN_EXPECTED, report)
     endpoint_limits = _limits(table.get("limits"), f"{key}.limits", limits, _ENDPOINT_LIMIT_KEYS, report)
-    return EndpointConfig(path, handler, types.MappingProxyType(options), subprotocols, origins, endpoint_limits)
+    deflate = _deflate(table.get("deflate", {}), f"{key}.deflate", report)
+    return EndpointConfig(path, handler, types.MappingProxyType(options), subprotocols, origins, endpoint_limits, deflate)
+
+
+def _deflate(value: Any, key: str, report: _Report) -> DeflateSettings:
+    """An endpoint's ``[endpoints.deflate]`` table over the permessage-deflate defaults."""
+    table = _table(value, key, _DEFLATE_KEYS, report) or {}
+    changes: dict[str, Any] = {}
+    for name, item in table.items():
+        if name not in _DEFLATE_KEYS:
+            continue
+        if name not in DEFLATE_RANGES:
+            if isinstance(item, bool):
+                changes[name] = item
+            else:
+                report.bad(_join(key, name), "true or false", item)
+            continue
+        low, high = DEFLATE_RANGES[name]
+        if type(item) is int and low <= item <= high:
+            changes[name] = item
+        else:
+            report.bad(_join(key, name), f"an integer from {low} to {high}", item)
+    return DeflateSettings(**changes)
 
 
 def _strings(value: Any, key: str, check: Callable[[str], bool], expected: str, report: _Report) -> tuple[str, ...]:
@@ -434,3 +515,141 @@ def _is_origin(text: str) -> bool:
     except ValueError:
         return False
     return parts.hostname is not None and text.lower().startswith(f"{parts.scheme}://")
+
+
+# TLS listeners
+
+
+def _listener_tls(table: dict[str, Any], key: str, report: _Report) -> TLSConfig | None:
+    """A listener's TLS settings: None unless ``tls = true``; TLS keys without it are reported."""
+    enabled = table.get("tls", False)
+    if not isinstance(enabled, bool):
+        report.bad(f"{key}.tls", "true or false", enabled)
+        return None
+    if not enabled:
+        for name in _TLS_KEYS:
+            if name in table:
+                report.bad(f"{key}.{name}", "tls = true in the same [[listeners]] table (TLS settings need it)", table[name])
+        return None
+    certificate = _path(table, "certificate", key, "a PEM certificate chain file (leaf first)", report)
+    private_key = _path(table, "private_key", key, "a PEM private key file", report)
+    client_ca = _path(table, "client_ca", key, "a PEM file of the CAs that sign client certificates", report, required=False)
+    client_certs = _choice(table, "client_certs", key, _CLIENT_CERTS, report)
+    if (client_ca is None) != (client_certs == "none"):
+        report.bad(f"{key}.client_certs", 'a client_ca file with "optional" or "required", or "none" without one', client_certs)
+    ciphers = table.get("ciphers")
+    if ciphers is not None and (not isinstance(ciphers, str) or not ciphers.strip()):
+        report.bad(f"{key}.ciphers", 'an OpenSSL cipher list such as "ECDHE+AESGCM"', ciphers)
+        ciphers = None
+    days = table.get("expiry_warning_days", 14)
+    if type(days) is not int or not 0 <= days <= 3650:
+        report.bad(f"{key}.expiry_warning_days", "an integer from 0 to 3650 (days)", days)
+        days = 14
+    sni = _sni(table.get("sni", []), f"{key}.sni", report)
+    version = _choice(table, "min_tls_version", key, _TLS_VERSIONS, report)
+    return TLSConfig(certificate, private_key, sni, client_ca, client_certs, version, ciphers, days)
+
+
+def _path(table: dict[str, Any], name: str, key: str, expected: str, report: _Report, required: bool = True) -> Any:
+    """A file path (non-empty string); absent is a problem only when ``required``."""
+    value = table.get(name, _MISSING if required else None)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        report.bad(_join(key, name), expected, value)
+        return ""
+    return value
+
+
+def _choice(table: dict[str, Any], name: str, key: str, choices: Sequence[str], report: _Report) -> str:
+    """One of ``choices`` (the first is the default)."""
+    value = table.get(name, choices[0])
+    if value not in choices or not isinstance(value, str):
+        report.bad(_join(key, name), "one of " + ", ".join(f'"{choice}"' for choice in choices), value)
+        return choices[0]
+    return value
+
+
+def _sni(value: Any, key: str, report: _Report) -> tuple[SNIConfig, ...]:
+    """The ``[[listeners.sni]]`` tables: distinct server names, each with its own certificate."""
+    if not isinstance(value, list):
+        report.bad(key, "an array of tables ([[listeners.sni]])", value)
+        return ()
+    entries: list[SNIConfig] = []
+    seen: set[str] = set()
+    for index, item in enumerate(value):
+        table = _table(item, f"{key}[{index}]", _SNI_KEYS, report)
+        if table is None:
+            continue
+        name = table.get("server_name", _MISSING)
+        if not isinstance(name, str) or not _SERVER_NAME.fullmatch(name.lower().rstrip(".")) or len(name) > 253:
+            report.bad(f"{key}[{index}].server_name", 'a DNS name such as "ws.example.com" or "*.example.com"', name)
+            continue
+        name = name.lower().rstrip(".")
+        if name in seen:
+            report.add(f"{key}[{index}].server_name", "a server name not already listed", repr(name))
+        seen.add(name)
+        certificate = _path(table, "certificate", f"{key}[{index}]", "a PEM certificate chain file", report)
+        private_key = _path(table, "private_key", f"{key}[{index}]", "a PEM private key file", report)
+        entries.append(SNIConfig(name, certificate, private_key))
+    return tuple(entries)
+
+
+# Static file mounts
+
+
+_STATIC_KEYS = ("path", "directory")
+_STATIC_PATH = re.compile(r"/|(/[^/?#\s\x00-\x1f\x7f-\x9f]+)+")
+_STATIC_PATH_EXPECTED = 'a URL path such as "/files": starting with "/", no empty, "." or ".." segments, no "?", "#" or spaces'
+
+
+def _static_mounts(value: Any, endpoints: Sequence[EndpointConfig], demo_page: bool, report: _Report) -> tuple[StaticMount, ...]:
+    """The ``[[static]]`` tables; ``static = []`` (the default) serves no files."""
+    if not isinstance(value, list):
+        report.bad("static", "an array of tables ([[static]])", value)
+        return ()
+    taken = {HEALTH_PATH: "the health check", **{_trimmed(endpoint.path): "an endpoint" for endpoint in endpoints}}
+    if demo_page:
+        taken[DEMO_PATH] = "the demo page ([http] demo_page = true)"
+    leaves = [path for path in taken if path != "/"]  # they answer for every path under them
+    mounts: list[StaticMount] = []
+    for index, item in enumerate(value):
+        key = f"static[{index}]"
+        table = _table(item, key, _STATIC_KEYS, report)
+        if table is None:
+            continue
+        path = _static_path(table.get("path", _MISSING), f"{key}.path", taken, leaves, report)
+        directory = table.get("directory", _MISSING)
+        if not isinstance(directory, str) or not directory.startswith("/"):
+            report.bad(f"{key}.directory", "the absolute path of a directory to serve", directory)
+        elif not os.path.isdir(directory):
+            report.bad(f"{key}.directory", "an existing directory", directory)
+        elif path is not None:
+            taken[path] = f"{key}.path"
+            mounts.append(StaticMount(path, directory))
+    return tuple(mounts)
+
+
+def _trimmed(path: str) -> str:
+    """A path without its trailing "/" ("/" stays "/")."""
+    return path.rstrip("/") or "/"
+
+
+def _static_path(value: Any, key: str, taken: Mapping[str, str], leaves: Sequence[str], report: _Report) -> str | None:
+    """A mount path (a trailing "/" is dropped) that no endpoint, page or other mount owns."""
+    if not isinstance(value, str):
+        report.bad(key, _STATIC_PATH_EXPECTED, value)
+        return None
+    path = _trimmed(value)
+    segments = path.split("/")[1:]
+    if not _STATIC_PATH.fullmatch(path) or any(segment in (".", "..") for segment in segments):
+        report.bad(key, _STATIC_PATH_EXPECTED, value)
+        return None
+    if path in taken:
+        report.add(key, f"a path not already used by {taken[path]}", repr(value))
+        return None
+    for leaf in leaves:
+        if path.startswith(leaf + "/"):
+            report.add(key, f"a path outside {leaf} ({taken[leaf]}), which answers for everything under it", repr(value))
+            return None
+    return path

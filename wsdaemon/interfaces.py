@@ -21,6 +21,8 @@ from zope.interface import Attribute
 if typing.TYPE_CHECKING:
     from twisted.web.server import Request
 
+    from wsdaemon.core.frames import SharedMessage
+
 
 class WebSocketTransport(Protocol):
     """What a handler uses to talk back to its peer."""
@@ -42,6 +44,33 @@ class WebSocketTransport(Protocol):
 
     def detachProducer(self) -> None:
         """Undo :meth:`attachProducer`."""
+
+
+class DaemonTransport(WebSocketTransport, Protocol):
+    """wsdaemon's transport: Twisted's API plus extensions a handler may use.
+
+    A handler meant to run elsewhere too (on ``twisted.web.websocket``) checks
+    for these with ``getattr`` and falls back to the plain API.
+    """
+
+    #: The endpoint path the connection came in on, and the negotiated subprotocol (or None).
+    path: str
+    subprotocol: str | None
+
+    def loseConnection(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake with ``code`` and a short ``reason`` (it goes on the wire)."""
+
+    def getPeer(self) -> Any:
+        """The peer's address (an ``IPv4Address`` on TCP)."""
+
+    def sendSharedMessage(self, message: SharedMessage) -> None:
+        """Send a message framed once for many connections (a broadcast): the same bytes to each."""
+
+    def pauseReceiving(self) -> None:
+        """Stop reading from the peer (backpressure from where the handler forwards messages)."""
+
+    def resumeReceiving(self) -> None:
+        """Read from the peer again."""
 
 
 class WebSocketProtocol(Protocol):

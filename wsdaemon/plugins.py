@@ -8,12 +8,17 @@ handlers are found the same way (``twisted/plugins/wsdaemon_handlers.py``).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from twisted.logger import ILogObserver, Logger, globalLogPublisher
 from twisted.plugin import IPlugin, getPlugins
-from zope.interface import implementer
+from twisted.python.failure import Failure
+from zope.interface import implementer, provider
 
 from wsdaemon.interfaces import HandlerOptionsError, IHandlerPlugin, WebSocketServerFactory
 
@@ -53,8 +58,27 @@ class DuplicateHandler(Exception):
     """Two installed plugins claim the same handler name."""
 
 
-def discover_handlers() -> dict[str, Any]:
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """A module in a ``twisted/plugins/`` folder that failed to import: its handlers are missing."""
+
+    module: str
+    path: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"plugin module {self.module} ({self.path}) failed to import, so its handlers are missing: {self.error}"
+
+
+_log = Logger(namespace="wsdaemon.plugins")
+
+
+def discover_handlers(broken: list[BrokenPlugin] | None = None) -> dict[str, Any]:
     """Every installed handler plugin by name.
+
+    A plugin module that fails to import is skipped: twisted.plugin logs its
+    traceback, and one line naming the module is logged here (DESIGN §4) and
+    added to ``broken``.
 
     Raises:
         DuplicateHandler: two plugins share a name (which one wins would be luck).
@@ -62,11 +86,50 @@ def discover_handlers() -> dict[str, Any]:
     import twisted.plugins
 
     found: dict[str, Any] = {}
-    for plugin in getPlugins(IHandlerPlugin, twisted.plugins):
+    failures: list[Failure] = []
+    with _failures_logged(failures):
+        plugins = list(getPlugins(IHandlerPlugin, twisted.plugins))
+    for failure in failures:
+        module = broken_plugin(failure)
+        _log.error("{module}", module=module)
+        if broken is not None:
+            broken.append(module)
+    for plugin in plugins:
         if plugin.name in found:
             raise DuplicateHandler(f"handler name {plugin.name!r} is provided twice: {found[plugin.name]!r} and {plugin!r}")
         found[plugin.name] = plugin
     return found
+
+
+@contextmanager
+def _failures_logged(failures: list[Failure]) -> Iterator[None]:
+    """Collect the failures logged (by twisted.plugin) inside the block."""
+
+    @provider(ILogObserver)
+    def observe(event: Mapping[str, Any]) -> None:
+        failure = event.get("log_failure") or event.get("failure")
+        if isinstance(failure, Failure) and all(failure is not seen for seen in failures):
+            failures.append(failure)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        yield
+    finally:
+        globalLogPublisher.removeObserver(observe)
+
+
+def broken_plugin(failure: Failure) -> BrokenPlugin:
+    """The plugin module a failed import comes from, found in its traceback (or its SyntaxError)."""
+    error = f"{type(failure.value).__name__}: {failure.getErrorMessage()}"
+    paths = [frame[1] for frame in reversed(failure.frames)]
+    if isinstance(failure.value, SyntaxError) and failure.value.filename:
+        paths.insert(0, failure.value.filename)
+    for path in paths:
+        folder = os.path.dirname(path)
+        if os.path.basename(folder) == "plugins" and os.path.basename(os.path.dirname(folder)) == "twisted":
+            name = os.path.splitext(os.path.basename(path))[0]
+            return BrokenPlugin(f"twisted.plugins.{name}", path, error)
+    return BrokenPlugin("(unknown)", "(unknown)", error)
 
 
 def describe_handlers(handlers: Mapping[str, Any]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application.service import IService, MultiService, Service
@@ -24,7 +24,10 @@ from wsdaemon.adapter.switching import SwitchingFactory
 from wsdaemon.config import Config, ConfigError, Problem
 from wsdaemon.core import CloseCode
 from wsdaemon.interfaces import HandlerOptionsError, WebSocketServerFactory
-from wsdaemon.web.site import build_factory
+from wsdaemon.lifecycle import LifecycleService
+from wsdaemon.systemd import Notifier
+from wsdaemon.tls import TLSServerFactory, build_listener_tls
+from wsdaemon.web.site import build_factory, build_root
 
 
 def _exit_after_shutdown() -> None:
@@ -45,11 +48,12 @@ class ListenerService(Service):
         self.factory = factory
         self.reactor = reactor
         self.port: IListeningPort | None = None
+        self.listening: Deferred[None] | None = None  # fires (with None) once listen succeeded or failed
 
     def startService(self) -> None:
         """Start listening; a failure is logged with the endpoint and stops the daemon."""
         super().startService()
-        self.endpoint.listen(self.factory).addCallbacks(self._listening, self._listen_failed)
+        self.listening = self.endpoint.listen(self.factory).addCallbacks(self._listening, self._listen_failed)
 
     def stopService(self) -> Any:
         """Stop accepting new connections."""
@@ -119,20 +123,48 @@ def parse_listeners(config: Config, reactor: Any, problems: list[Problem]) -> li
     return endpoints
 
 
-def build_service(config: Config, handlers: Mapping[str, Any], reactor: Any) -> IService:
+def build_service(
+    config: Config,
+    handlers: Mapping[str, Any],
+    reactor: Any,
+    *,
+    load_config: Callable[[], Config] | None = None,
+    notifier: Notifier | None = None,
+) -> IService:
     """The daemon: a MultiService of listeners sharing one HTTP+WebSocket factory.
 
+    TLS listeners wrap that factory in their own TLS factory. The last child is the
+    :class:`LifecycleService` (signals, sd_notify, reload with ``load_config``).
+
     Raises:
-        ConfigError: any handler, option or listener problem, all reported at once.
+        ConfigError: any handler, option, listener or certificate problem, all reported at once.
     """
     problems: list[Problem] = []
     factories = resolve_factories(config, handlers, problems)
     endpoints = parse_listeners(config, reactor, problems)
+    tls = build_listener_tls(config, problems)
     if problems:
         raise ConfigError(config.source or "(built-in defaults and --listen)", problems)
     factory = build_factory(config, factories, reactor)
     root = MultiService()
-    DrainService(factory, config.limits.drain_timeout_seconds).setServiceParent(root)
+    drain = DrainService(factory, config.limits.drain_timeout_seconds)
+    drain.setServiceParent(root)
+    listeners = []
     for description, endpoint in endpoints:
-        ListenerService(description, endpoint, factory, reactor).setServiceParent(root)
+        served = TLSServerFactory(tls[description], factory, reactor) if description in tls else factory
+        listeners.append(ListenerService(description, endpoint, served, reactor))
+        listeners[-1].setServiceParent(root)
+    LifecycleService(
+        reactor,
+        config,
+        factory,
+        factories,
+        tls,
+        listeners,
+        drain,
+        notifier=notifier,
+        load_config=load_config,
+        resolve=lambda new, found: resolve_factories(new, handlers, found),
+        build_root=lambda new, built: build_root(new, built, reactor),
+    ).setServiceParent(root)
     return root

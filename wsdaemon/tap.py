@@ -15,14 +15,15 @@ from twisted.application.service import IService
 from twisted.python import usage
 
 from wsdaemon import __version__
-from wsdaemon.config import ConfigError, load_config
-from wsdaemon.plugins import DuplicateHandler, describe_handlers, discover_handlers
+from wsdaemon.config import Config, ConfigError, load_config
+from wsdaemon.logs import LOG_FORMATS, observer_factory
+from wsdaemon.plugins import BrokenPlugin, DuplicateHandler, describe_handlers, discover_handlers
 
 
 class Options(usage.Options):
     """Command-line options of ``twist wsdaemon``."""
 
-    synopsis = "[--config PATH] [--listen ENDPOINT ...] [--list-handlers]"
+    synopsis = "[--config PATH] [--listen ENDPOINT ...] [--log-format text|json] [--check-config] [--list-handlers]"
     longdesc = (
         "Serves WebSocket endpoints and plain HTTP (demo page, /healthz) on the same port. "
         "Without --config it runs on built-in defaults: the demo page at / and an echo endpoint at /echo "
@@ -30,6 +31,17 @@ class Options(usage.Options):
     )
     optParameters = [
         ["config", "c", None, "TOML configuration file (see etc/wsdaemon.toml)."],
+        ["log-format", None, "text", "Log lines as human-readable text (default) or json (one object per line)."],
+    ]
+    optFlags = [
+        [
+            "check-config",
+            None,
+            (
+                "Check the config, certificates and handler options, print the effective listeners, "
+                "endpoints and limits, and exit 0 (usable) or 1, without listening."
+            ),
+        ],
     ]
 
     def __init__(self) -> None:
@@ -42,13 +54,30 @@ class Options(usage.Options):
 
     opt_l = opt_listen
 
+    def postOptions(self) -> None:
+        """Choose the log format; under ``twist`` it replaces twist's own choice of observer.
+
+        ``twist`` builds its file observer from the factory in its options after this, so
+        ``twist wsdaemon`` logs text even when stdout is not a terminal (twist alone would
+        pick JSON there), and ``twist wsdaemon --log-format json`` writes JSON lines.
+        """
+        if self["log-format"] not in LOG_FORMATS:
+            raise usage.UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}, got {self['log-format']!r}")
+        parent = self.parent
+        if parent is not None and "fileLogObserverFactory" in parent:
+            parent["fileLogObserverFactory"] = observer_factory(self["log-format"])
+            parent["logFormat"] = self["log-format"]
+
     def opt_list_handlers(self) -> NoReturn:
         """List the installed handler plugins with their options, and exit."""
+        broken: list[BrokenPlugin] = []
         try:
-            print(describe_handlers(discover_handlers()))
+            print(describe_handlers(discover_handlers(broken)))
         except DuplicateHandler as error:
             print(f"wsdaemon: {error}", file=sys.stderr)
             raise SystemExit(1) from None
+        for module in broken:
+            print(f"wsdaemon: {module}", file=sys.stderr)
         raise SystemExit(0)
 
     def opt_version(self) -> NoReturn:
@@ -68,10 +97,18 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     from wsdaemon.service import build_service
+    from wsdaemon.systemd import Notifier
+
+    def reload_config() -> Config:
+        return load_config(options["config"], options["listen"])
 
     try:
-        config = load_config(options["config"], options["listen"])
-        return build_service(config, discover_handlers(), reactor)
+        if options["check-config"]:
+            from wsdaemon.check import check_config
+
+            raise SystemExit(check_config(options["config"], options["listen"], discover_handlers(), reactor, sys.stdout, sys.stderr))
+        config = reload_config()
+        return build_service(config, discover_handlers(), reactor, load_config=reload_config, notifier=Notifier.from_environment())
     except ConfigError as error:
         fail(str(error))
     except DuplicateHandler as error:

@@ -343,7 +343,8 @@ def test_parse_of_serialize_is_identity(
     for opcode, fin, payload, rsv1 in frames:
         if opcode >= 0x8:
             fin, payload = True, payload[:125]
-        rsv = RSV1 if rsv1 else 0
+        # RFC 7692 §6.1: RSV1 may only start a data message.
+        rsv = RSV1 if rsv1 and opcode in (Opcode.TEXT, Opcode.BINARY) else 0
         stream += b"".join(serialize_frame(opcode, payload, fin=fin, rsv=rsv, mask=masked))
         expected.append((opcode, fin, rsv, payload))
     cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=8))
@@ -356,3 +357,12 @@ def test_parse_of_serialize_is_identity(
 def test_hand_built_and_serialized_frames_agree() -> None:
     """The test helper and serialize_frame write the same unmasked bytes."""
     assert frame(Opcode.PING, b"abc") == b"".join(serialize_frame(Opcode.PING, b"abc"))
+
+
+@pytest.mark.parametrize("opcode", [Opcode.CONTINUATION, Opcode.PING, Opcode.PONG, Opcode.CLOSE])
+def test_rsv1_on_control_or_continuation_frame_is_rejected_even_with_deflate(opcode: Opcode) -> None:
+    """RSV1 is allowed only on the first frame of a data message (RFC 7692 §6.1)."""
+    parser = FrameParser(expect_masked=False, max_frame_bytes=2**20, allowed_rsv=RSV1)
+    parser.feed(b"".join(serialize_frame(opcode, b"x", rsv=RSV1)))
+    with pytest.raises(ProtocolViolation, match="control or continuation"):
+        parser.next_chunk()

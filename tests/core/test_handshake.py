@@ -126,11 +126,18 @@ class TestServerAccepts:
         _, head = accept(request(sec_websocket_key=f" {RFC_KEY} "))
         assert head.get("sec-websocket-accept") == RFC_ACCEPT
 
-    def test_extension_offers_are_passed_on(self) -> None:
-        """Parsed extension offers come back for the caller to negotiate; none is accepted yet."""
+    def test_extension_offers_are_passed_on_and_deflate_is_accepted(self) -> None:
+        """Parsed offers come back, and permessage-deflate is accepted with the frugal server window."""
         accepted, head = accept(request(sec_websocket_extensions="permessage-deflate; client_max_window_bits"))
         assert accepted.extension_offers == (ExtensionOffer("permessage-deflate", (("client_max_window_bits", None),)),)
+        assert head.get("sec-websocket-extensions") == "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+        assert len(accepted.extensions) == 1
+
+    def test_unknown_extension_is_not_accepted(self) -> None:
+        """An extension we do not implement is left out of the response."""
+        accepted, head = accept(request(sec_websocket_extensions="x-webkit-deflate-frame"))
         assert head.get("sec-websocket-extensions") is None
+        assert accepted.extensions == ()
 
     def test_malformed_extension_offer_is_400(self) -> None:
         """A malformed Sec-WebSocket-Extensions refuses the handshake with 400."""

@@ -48,10 +48,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def daemon_command(port: int, config_path: Path | None = None, extra_args: Sequence[str] = ()) -> list[str]:
-    """The argv that starts the daemon on ``127.0.0.1:port``."""
-    listen = f"tcp:{port}:interface={LOOPBACK}"
-    command = [sys.executable, "-m", "twisted", "--log-format=text", "wsdaemon", "--listen", listen]
+def daemon_command(port: int, config_path: Path | None = None, extra_args: Sequence[str] = (), listen: bool = True) -> list[str]:
+    """The argv that starts the daemon on ``127.0.0.1:port`` (``listen=False``: on the config's listeners)."""
+    command = [sys.executable, "-m", "twisted", "--log-format=text", "wsdaemon"]
+    if listen:
+        command += ["--listen", f"tcp:{port}:interface={LOOPBACK}"]
     if config_path is not None:
         command += ["--config", str(config_path)]
     return command + list(extra_args)
@@ -155,14 +156,21 @@ def write_config(workdir: Path, config_text: str | None, name: str = "wsdaemon.t
     return path
 
 
-def spawn_daemon(workdir: Path, port: int, config_path: Path | None, extra_args: Sequence[str]) -> Daemon:
-    """Start one daemon process whose output goes to files in ``workdir``."""
+def spawn_daemon(
+    workdir: Path,
+    port: int,
+    config_path: Path | None,
+    extra_args: Sequence[str],
+    listen: bool = True,
+    env: dict[str, str] | None = None,
+) -> Daemon:
+    """Start one daemon process whose output goes to files in ``workdir`` (``env`` adds variables)."""
     stdout_path, stderr_path = workdir / f"daemon-{port}.out", workdir / f"daemon-{port}.err"
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
-            daemon_command(port, config_path, extra_args),
+            daemon_command(port, config_path, extra_args, listen),
             cwd=REPO_ROOT,
-            env=daemon_environment(),
+            env={**daemon_environment(), **(env or {})},
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr,
@@ -172,18 +180,24 @@ def spawn_daemon(workdir: Path, port: int, config_path: Path | None, extra_args:
 
 @contextlib.contextmanager
 def running_daemon(
-    workdir: Path, config_text: str | None = None, extra_args: Sequence[str] = (), port: int | None = None
+    workdir: Path,
+    config_text: str | None = None,
+    extra_args: Sequence[str] = (),
+    port: int | None = None,
+    listen: bool = True,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Daemon]:
     """A healthy daemon for the duration of the block, stopped afterwards.
 
     Without a ``port``, a free one is picked; it can be taken by someone else
     between our check and the daemon's bind, so "address already in use" is
-    retried with another.
+    retried with another. With ``listen=False`` the config's own listeners are
+    used, and one of them must serve plain HTTP on ``port`` (for the health check).
     """
     config_path = write_config(workdir, config_text)
     attempts = 3 if port is None else 1
     for attempt in range(attempts):
-        daemon = spawn_daemon(workdir, port or free_port(), config_path, extra_args)
+        daemon = spawn_daemon(workdir, port or free_port(), config_path, extra_args, listen, env)
         try:
             daemon.wait_until_healthy()
             break
@@ -211,10 +225,16 @@ def daemon_factory(tmp_path: Path) -> Iterator[DaemonFactory]:
     counter = itertools.count()
     with contextlib.ExitStack() as stack:
 
-        def start(config_text: str | None = None, extra_args: Sequence[str] = (), port: int | None = None) -> Daemon:
+        def start(
+            config_text: str | None = None,
+            extra_args: Sequence[str] = (),
+            port: int | None = None,
+            listen: bool = True,
+            env: dict[str, str] | None = None,
+        ) -> Daemon:
             workdir = tmp_path / f"daemon{next(counter)}"
             workdir.mkdir()
-            return stack.enter_context(running_daemon(workdir, config_text, extra_args, port))
+            return stack.enter_context(running_daemon(workdir, config_text, extra_args, port, listen, env))
 
         yield start
 

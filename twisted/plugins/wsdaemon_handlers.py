@@ -7,3 +7,46 @@ echo = HandlerPlugin(
     module="wsdaemon.handlers.echo",
     description="sends every text and binary message back to its sender unchanged",
 )
+
+broadcast = HandlerPlugin(
+    name="broadcast",
+    module="wsdaemon.handlers.broadcast",
+    description="publish/subscribe: every message a member sends goes to every member of its channel, in order",
+    options={
+        "channel_from_path": "true or false (default false): the channel is the URL path after the endpoint "
+        '(/chat/room1 joins "room1") instead of the endpoint itself',
+        "deliver_to_sender": "true or false (default true): a member also gets its own messages",
+        "queue_max_messages": "integer 1-1000000 (default 1000): messages kept for a member that is not keeping up",
+        "queue_max_bytes": "integer 1024-1073741824 (default 1048576): bytes kept for a member that is not keeping up",
+        "overflow": '"close" (default), "drop-oldest" or "latest" (keep only the newest message): '
+        "what happens to a member whose queue is full",
+        "overflow_close_code": "1008 (default) or 1013: the close code of overflow = \"close\"",
+    },
+)
+
+process = HandlerPlugin(
+    name="process",
+    module="wsdaemon.handlers.process",
+    description="runs a program per connection (like websocketd): stdout lines become messages, messages become stdin lines",
+    options={
+        "command": 'list of strings (required): the program and its arguments, e.g. ["/usr/bin/cat"]; '
+        "the client never chooses them",
+        "mode": '"text" (default: one message per line) or "binary" (stdout in binary messages, messages to stdin as they are)',
+        "max_processes": "integer 1-100000 (default 64): programs running at once on this endpoint; more upgrades get 503",
+        "kill_timeout_seconds": "number 0.1-3600 (default 5): after the connection closes, SIGTERM, then SIGKILL this much later",
+        "max_line_bytes": "integer 1-1073741824 (default 1048576): longest stdout line in text mode; longer closes with 1011",
+        "working_directory": "absolute path (default: the daemon's): where the program runs",
+        "environment": "table of strings (default empty): extra environment variables, besides PATH and the CGI ones",
+    },
+)
+
+tcp = HandlerPlugin(
+    name="tcp",
+    module="wsdaemon.handlers.tcp",
+    description="relays each connection to a TCP backend as binary messages (like websockify; accepts the 'binary' subprotocol)",
+    options={
+        "host": 'string (required): the backend\'s host name or address, e.g. "127.0.0.1"',
+        "port": "integer 1-65535 (required): the backend's port",
+        "connect_timeout_seconds": "number 0.1-3600 (default 10): how long to try to connect before closing with 1011",
+    },
+)

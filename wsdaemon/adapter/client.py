@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from twisted.internet.defer import Deferred
@@ -19,12 +20,35 @@ from twisted.python.failure import Failure
 from wsdaemon.adapter.deadlines import Deadlines
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
 from wsdaemon.core import Connection, InvalidResponse, Limits, Side, build_request, check_response
+from wsdaemon.core.handshake import response_extensions
 from wsdaemon.core.http import find_head_end, parse_response_head
 from wsdaemon.interfaces import WebSocketProtocol
 
 
 class HandshakeFailed(Exception):
     """The server did not accept our upgrade; the message says what it answered."""
+
+
+class TLSFailed(HandshakeFailed):
+    """The TLS handshake failed: most often the server's certificate is not trusted or not for this host."""
+
+
+def tls_failure(reason: Failure, host: str) -> TLSFailed | None:
+    """A clear error for a TLS failure (certificate untrusted, wrong host, handshake refused), else None."""
+    from OpenSSL.SSL import Error as SSLError
+    from service_identity import VerificationError
+
+    error = reason.value
+    if isinstance(error, VerificationError):
+        mismatches = ", ".join(type(item).__name__ for item in error.errors)
+        return TLSFailed(f"TLS: the server's certificate is not valid for {host!r} ({mismatches}); not connecting")
+    if isinstance(error, SSLError):
+        text = reason.getErrorMessage()
+        if "certificate verify failed" in text:
+            hint = "pass --cafile with the CA that signed it"
+            return TLSFailed(f"TLS: the certificate of {host!r} is not trusted (certificate verify failed); {hint}")
+        return TLSFailed(f"TLS handshake with {host!r} failed: {text}")
+    return None
 
 
 @dataclass(frozen=True)
@@ -63,12 +87,22 @@ def parse_url(url: str) -> Target:
 class WebSocketClientProtocol(Protocol):
     """Sends the upgrade request, checks the answer, then hands over to the wire protocol."""
 
-    def __init__(self, handler: WebSocketProtocol, target: Target, reactor: IReactorTime, limits: Limits, subprotocols: tuple[str, ...], origin: str | None, ready: Deferred[WebSocketWireProtocol]) -> None:
+    def __init__(
+        self,
+        handler: WebSocketProtocol,
+        target: Target,
+        reactor: IReactorTime,
+        limits: Limits,
+        subprotocols: tuple[str, ...],
+        origin: str | None,
+        ready: Deferred[WebSocketWireProtocol],
+        deflate: bool = True,
+    ) -> None:
         self.handler = handler
         self.target = target
         self.reactor = reactor
         self.limits = limits
-        self.request = build_request(target.host_header, target.resource, subprotocols, origin)
+        self.request = build_request(target.host_header, target.resource, subprotocols, origin, deflate=deflate)
         self.ready = ready
         self.wire: WebSocketWireProtocol | None = None
         self._buffer = b""
@@ -94,12 +128,15 @@ class WebSocketClientProtocol(Protocol):
         head, rest = self._buffer[:end], self._buffer[end:]
         self._buffer = b""
         try:
-            subprotocol = check_response(parse_response_head(head), self.request)
+            response = parse_response_head(head)
+            subprotocol = check_response(response, self.request)
+            extensions = response_extensions(response, self.request)
         except InvalidResponse as error:
             self._fail(HandshakeFailed(str(error)))
             return
         self._deadlines.cancel("handshake")
-        self.wire = WebSocketWireProtocol(self.handler, Connection(Side.CLIENT, self.limits), self.reactor, path=self.target.resource, subprotocol=subprotocol)
+        connection = Connection(Side.CLIENT, self.limits, extensions)
+        self.wire = WebSocketWireProtocol(self.handler, connection, self.reactor, path=self.target.resource, subprotocol=subprotocol)
         self.wire.makeConnection(self.transport)
         self.wire.finishNegotiation()
         self.ready.callback(self.wire)
@@ -112,7 +149,8 @@ class WebSocketClientProtocol(Protocol):
         if self.wire is not None:
             self.wire.connectionLost(reason)
         elif not self.ready.called:
-            self.ready.errback(HandshakeFailed(f"connection closed before the handshake finished: {reason.getErrorMessage()}"))
+            tls_error = tls_failure(reason, self.target.host) if self.target.secure else None
+            self.ready.errback(tls_error or HandshakeFailed(f"connection closed before the handshake finished: {reason.getErrorMessage()}"))
 
     def _fail(self, error: Exception) -> None:
         if not self.ready.called:
@@ -130,14 +168,30 @@ def client_endpoint(reactor: object, target: Target, cafile: str | None = None) 
     endpoint: IStreamClientEndpoint = HostnameEndpoint(reactor, target.host, target.port)
     if not target.secure:
         return endpoint
-    from twisted.internet.ssl import Certificate, optionsForClientTLS, platformTrust
+    from twisted.internet.ssl import optionsForClientTLS, platformTrust
 
-    if cafile is not None:
-        with open(cafile, "rb") as handle:
-            trust = Certificate.loadPEM(handle.read())
-    else:
-        trust = platformTrust()
+    trust = platformTrust() if cafile is None else trust_from_cafile(cafile)
     return wrapClientTLS(optionsForClientTLS(target.host, trustRoot=trust), endpoint)
+
+
+def trust_from_cafile(cafile: str) -> Any:
+    """Trust every CA certificate in a PEM file (a bundle may hold several).
+
+    Raises:
+        ValueError: the file cannot be read or holds no PEM certificate.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from twisted.internet.ssl import Certificate, trustRootFromCertificates
+
+    try:
+        with open(cafile, "rb") as handle:
+            authorities = x509.load_pem_x509_certificates(handle.read())
+    except OSError as error:
+        raise ValueError(f"cannot read --cafile {cafile}: {error.strerror or error}") from None
+    except ValueError:
+        raise ValueError(f"--cafile {cafile} holds no PEM certificate") from None
+    return trustRootFromCertificates([Certificate.loadPEM(authority.public_bytes(Encoding.PEM)) for authority in authorities])
 
 
 def connect(
@@ -149,19 +203,21 @@ def connect(
     subprotocols: tuple[str, ...] = (),
     origin: str | None = None,
     cafile: str | None = None,
+    deflate: bool = True,
     endpoint_factory: Callable[..., IStreamClientEndpoint] = client_endpoint,
 ) -> Deferred[WebSocketWireProtocol]:
     """Open a WebSocket to ``url``; fires with the wire protocol once the 101 is checked.
 
     The handler gets the usual ``negotiationStarted``/``negotiationFinished``
-    and message callbacks, exactly as on the server side.
+    and message callbacks, exactly as on the server side. With ``deflate``
+    (the default) the client offers permessage-deflate.
     """
     target = parse_url(url)
     ready: Deferred[WebSocketWireProtocol] = Deferred()
     settings = limits or Limits()
 
     def build() -> WebSocketClientProtocol:
-        return WebSocketClientProtocol(handler, target, reactor, settings, subprotocols, origin, ready)
+        return WebSocketClientProtocol(handler, target, reactor, settings, subprotocols, origin, ready, deflate)
 
     connecting = endpoint_factory(reactor, target, cafile).connect(Factory.forProtocol(build))
     connecting.addErrback(lambda failure: None if ready.called else ready.errback(failure))

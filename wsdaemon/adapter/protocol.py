@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.interfaces import IPushProducer, IReactorTime, ISSLTransport
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -28,6 +28,7 @@ from wsdaemon.core import (
     State,
     TextMessage,
 )
+from wsdaemon.core.frames import Opcode, SharedMessage
 from wsdaemon.interfaces import WebSocketProtocol
 
 
@@ -67,6 +68,7 @@ class WebSocketWireProtocol(Protocol):
         *,
         path: str = "",
         subprotocol: str | None = None,
+        keepalive: bool = False,
     ) -> None:
         self.handler = handler
         self.connection = connection
@@ -79,9 +81,13 @@ class WebSocketWireProtocol(Protocol):
         self._paused = False
         self._queued_while_paused = 0
         self._producer: IPushProducer | None = None
-        self._activity = False
+        self._receiving_paused = False  # the handler asked us to stop reading (pauseReceiving)
         self._started = 0.0
         self.bytes_in = self.bytes_out = self.messages_in = self.messages_out = 0
+        self._idle_seen = (0, 0)  # (messages_in, messages_out) at the last idle check
+        self.keepalive = keepalive  # the server pings; the client only answers
+        self._keepalive_payload: bytes | None = None  # the ping awaiting its pong
+        self._keepalive_count = 0
 
     # --- IProtocol ---------------------------------------------------------
 
@@ -94,18 +100,21 @@ class WebSocketWireProtocol(Protocol):
         transport.registerProducer(self, True)  # type: ignore[attr-defined]
         self._started = self._reactor.seconds()
         self._arm_idle_check()
+        if self.keepalive:
+            self._arm_keepalive_ping()
         self._call_handler("negotiationStarted", self)
         self._flush()
 
     def finishNegotiation(self) -> None:
         """The 101 is on the wire: let the handler start sending."""
         self._call_handler("negotiationFinished")
+        if self._receiving_paused and self.transport is not None:
+            self.transport.pauseProducing()  # the switch to WebSocket resumed reading
         self._flush()
 
     def dataReceived(self, data: bytes) -> None:
         """Feed the core, run the handler on each event in order, write the answers once."""
         self.bytes_in += len(data)
-        self._activity = True
         self.connection.receive_data(data)
         self._dispatch()
         self._flush()
@@ -154,6 +163,27 @@ class WebSocketWireProtocol(Protocol):
         if self.connection.state is State.OPEN:
             self.connection.send_close(code, reason)
             self._flush()
+            if self._receiving_paused:
+                self.resumeReceiving()  # the peer's Close must be read to finish the handshake
+
+    def sendSharedMessage(self, message: SharedMessage) -> None:
+        """Send a message framed once for many connections: the same bytes go on every wire.
+
+        A wsdaemon extension of the transport API, for broadcasts. A connection
+        that cannot use shared frames (see :meth:`_shares_frames`) encodes the
+        message itself instead; either way the peer gets the same message.
+        """
+        if self.connection.state is not State.OPEN:
+            self.log.debug("shared message dropped: connection is {state}", state=self.connection.state.value)
+        elif not self._shares_frames():
+            if message.opcode == Opcode.TEXT:
+                self.sendTextMessage(message.payload.decode("utf-8"))
+            else:
+                self.sendBytesMessage(message.payload)
+        else:
+            self.messages_out += 1
+            self._flush()  # whatever the core queued first goes out first
+            self._write(message.frames(self.limits.fragment_outgoing_bytes))
 
     def attachProducer(self, producer: IPushProducer) -> None:
         """Pause ``producer`` whenever the peer is not keeping up with what we send."""
@@ -165,10 +195,46 @@ class WebSocketWireProtocol(Protocol):
         """Stop pausing the attached producer."""
         self._producer = None
 
+    def pauseReceiving(self) -> None:
+        """Stop reading from the peer until :meth:`resumeReceiving` (a wsdaemon extension).
+
+        For handlers whose own sink is full (a pipe, a backend socket): the peer's
+        TCP window closes instead of messages piling up in memory. Messages
+        already read are still delivered.
+        """
+        self._receiving_paused = True
+        if self.transport is not None:
+            self.transport.pauseProducing()
+
+    def resumeReceiving(self) -> None:
+        """Read from the peer again, unless the peer itself is behind on what we send."""
+        self._receiving_paused = False
+        if not self._paused and self.transport is not None and self.connection.state is not State.CLOSED:
+            self.transport.resumeProducing()
+
     def getPeer(self) -> Any:
         """The peer's address, as the TCP transport reports it."""
         assert self.transport is not None
         return self.transport.getPeer()
+
+    def getPeerCertificate(self) -> Any:
+        """The peer's TLS certificate (a pyOpenSSL ``X509``); None on plain TCP or when it sent none."""
+        transport = self.transport
+        if transport is None or not ISSLTransport.providedBy(transport):
+            return None
+        return transport.getPeerCertificate()  # type: ignore[attr-defined]
+
+    @property
+    def peerCertificateSubject(self) -> str | None:
+        """The subject of the peer's TLS client certificate, RFC 4514 style ("CN=alice,O=Example"), or None.
+
+        Set only on a TLS listener with ``client_certs`` "optional" or "required", whose
+        certificate authority already verified the certificate during the TLS handshake.
+        """
+        certificate = self.getPeerCertificate()
+        if certificate is None:
+            return None
+        return str(certificate.to_cryptography().subject.rfc4514_string())
 
     # --- IPushProducer: the transport tells us the peer is slow -------------
 
@@ -183,7 +249,7 @@ class WebSocketWireProtocol(Protocol):
     def resumeProducing(self) -> None:
         """The write buffer drained: read again, resume the handler."""
         self._paused = False
-        if self.connection.state is not State.CLOSED:
+        if self.connection.state is not State.CLOSED and not self._receiving_paused:
             self.transport.resumeProducing()  # type: ignore[union-attr]
         if self._producer is not None:
             self._producer.resumeProducing()
@@ -211,7 +277,8 @@ class WebSocketWireProtocol(Protocol):
                     self.messages_in += 1
                     handler.bytesMessageReceived(event.data)
                 elif kind is Pong:
-                    handler.pongReceived(event.payload)
+                    if not self._keepalive_answered(event.payload):
+                        handler.pongReceived(event.payload)
                 elif kind is ConnectionFailed:
                     self.log.info("failing WebSocket connection from {peer}: {code} {reason}", peer=self._peer(), code=event.code, reason=event.reason)
         except Exception:
@@ -243,17 +310,31 @@ class WebSocketWireProtocol(Protocol):
         if eof:
             chunks.pop()
         if chunks:
-            size = sum(map(len, chunks))
-            self.bytes_out += size
-            self._activity = True
-            already_paused = self._paused
-            transport.writeSequence(chunks)
-            if already_paused:
-                self._note_queued(size)
+            self._write(chunks)
         if eof:
+            # Done producing: a TLS transport only starts its close once no producer is registered.
+            transport.unregisterProducer()  # type: ignore[attr-defined]
             transport.loseConnection()
         if self.connection.close_expected() and not self._deadlines.is_set("close"):
             self._deadlines.set("close", self.limits.close_timeout_seconds, self._close_timed_out)
+
+    def _write(self, chunks: list[bytes]) -> None:
+        """Write frames; bytes written while the peer is already behind count towards the cap."""
+        size = sum(map(len, chunks))
+        self.bytes_out += size
+        already_paused = self._paused
+        self.transport.writeSequence(chunks)  # type: ignore[union-attr]
+        if already_paused:
+            self._note_queued(size)
+
+    def _shares_frames(self) -> bool:
+        """Whether frames encoded once for many connections are valid on this one.
+
+        A per-message extension (permessage-deflate, RFC 7692) makes each
+        connection's frames its own, so such a connection encodes shared
+        messages itself.
+        """
+        return getattr(self.connection, "extension", None) is None
 
     def _note_queued(self, size: int) -> None:
         """Fail a peer that lets more than ``write_buffer_max_bytes`` pile up unread (1008).
@@ -275,13 +356,51 @@ class WebSocketWireProtocol(Protocol):
         self._deadlines.set("idle", self.limits.idle_timeout_seconds, self._idle_check)
 
     def _idle_check(self) -> None:
-        """Close a connection that saw no traffic for a whole idle period (1001)."""
-        if self._activity:
-            self._activity = False
+        """Close a connection that exchanged no message for a whole idle period (1001).
+
+        Pings and pongs do not count, or the keepalive would keep every connection busy.
+        """
+        seen = (self.messages_in, self.messages_out)
+        if seen != self._idle_seen:
+            self._idle_seen = seen
             self._arm_idle_check()
         elif self.connection.state is State.OPEN:
             self.connection.send_close(CloseCode.GOING_AWAY, "idle timeout")
             self._flush()
+
+    def _arm_keepalive_ping(self) -> None:
+        self._deadlines.set("ping", self.limits.ping_interval_seconds, self._send_keepalive_ping)
+
+    def _send_keepalive_ping(self) -> None:
+        """Ping the peer; it has ``pong_timeout_seconds`` to answer (RFC 6455 §5.5.2)."""
+        if self.connection.state is not State.OPEN:
+            return
+        self._keepalive_count += 1
+        self._keepalive_payload = b"keepalive %d" % self._keepalive_count
+        self.connection.send_ping(self._keepalive_payload)
+        self._flush()
+        self._deadlines.set("pong", self.limits.pong_timeout_seconds, self._keepalive_timed_out)
+
+    def _keepalive_answered(self, payload: bytes) -> bool:
+        """Whether ``payload`` answers our keepalive ping; if so the next ping is scheduled.
+
+        RFC 6455 §5.5.3: a Pong echoes the Ping's payload, so a handler's own
+        pings (any other payload) still reach ``pongReceived``.
+        """
+        if self._keepalive_payload is None or payload != self._keepalive_payload:
+            return False
+        self._keepalive_payload = None
+        self._deadlines.cancel("pong")
+        self._arm_keepalive_ping()
+        return True
+
+    def _keepalive_timed_out(self) -> None:
+        """No pong in time: the peer is gone (often a NAT that forgot us); fail with 1011 to free it."""
+        if self.connection.state is not State.OPEN:
+            return
+        self.log.info("keepalive timeout for {peer}: no pong within {seconds} s", peer=self._peer(), seconds=self.limits.pong_timeout_seconds)
+        self.connection.fail(CloseCode.INTERNAL_ERROR, "keepalive timeout")
+        self._flush()
 
     def _peer(self) -> str:
         transport = self.transport

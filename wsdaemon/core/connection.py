@@ -20,9 +20,11 @@ Rules for this file:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 
 from wsdaemon.core.close import CloseCode, is_valid_close_code, parse_close, serialize_close
+from wsdaemon.core.deflate import Extension
 from wsdaemon.core.errors import LocalProtocolError, MessageTooBig, ProtocolViolation
 from wsdaemon.core.events import (
     BytesMessage,
@@ -102,17 +104,25 @@ class Connection:
     Args:
         side: our end; a server expects masked frames and closes TCP first.
         limits: the size bounds enforced while receiving and sending.
+        extensions: what the handshake negotiated: nothing, or permessage-deflate.
     """
 
-    def __init__(self, side: Side, limits: Limits | None = None) -> None:
+    def __init__(self, side: Side, limits: Limits | None = None, extensions: Sequence[Extension] = ()) -> None:
+        if len(extensions) > 1:
+            raise LocalProtocolError("at most one extension (permessage-deflate) is supported")
         self.side = side
         self.limits = limits = limits or Limits()
+        self.extension = extension = extensions[0] if extensions else None
         self.state = State.OPEN
         self.close_code: int | None = None
         self.close_reason = ""
         self.failure: Exception | None = None  # what made us fail the connection, for logs
         self.failed = False  # True once fail() ran: the close was not a clean handshake
-        self._parser = FrameParser(expect_masked=side is Side.SERVER, max_frame_bytes=limits.max_frame_bytes)
+        self._parser = FrameParser(
+            expect_masked=side is Side.SERVER,
+            max_frame_bytes=limits.max_frame_bytes,
+            allowed_rsv=extension.rsv if extension is not None else 0,
+        )
         self._mask = side is Side.CLIENT
         self._events: list[Event] = []
         self._output: list[bytes] = []
@@ -120,6 +130,8 @@ class Connection:
         self._msg_parts: list[bytes] = []
         self._msg_bytes = 0
         self._msg_frames = 0
+        self._msg_compressed = False  # the message being reassembled had RSV1 (RFC 7692 §6)
+        self._msg_inflated = 0  # bytes it inflated to so far
         self._text = Utf8Validator()
 
     # --- output ---------------------------------------------------------
@@ -245,19 +257,25 @@ class Connection:
     def _send_message(self, opcode: Opcode, payload: bytes) -> None:
         """Frame a message, split at ``fragment_outgoing_bytes`` (RFC 6455 §5.4)."""
         self.state = _next_state(self.state, Input.SEND_DATA)
+        rsv = 0
+        if self.extension is not None:
+            rsv, payload = self.extension.encode(payload)
         if len(payload) < 126 and not self._mask:
             # The fast path: a small server frame is two header bytes and the payload.
-            self._output.append(bytes((0x80 | opcode, len(payload))) + payload)
+            self._output.append(bytes((0x80 | rsv | opcode, len(payload))) + payload)
             return
         size = self.limits.fragment_outgoing_bytes
         if len(payload) <= size:
-            self._output.extend(serialize_frame(opcode, payload, mask=self._mask))
+            self._output.extend(serialize_frame(opcode, payload, rsv=rsv, mask=self._mask))
             return
         view = memoryview(payload)
         for start in range(0, len(payload), size):
             piece = bytes(view[start : start + size])
             fin = start + size >= len(payload)
-            self._output.extend(serialize_frame(opcode if start == 0 else Opcode.CONTINUATION, piece, fin=fin, mask=self._mask))
+            first = start == 0  # RFC 7692 §6.1: RSV1 only on the first frame
+            self._output.extend(
+                serialize_frame(opcode if first else Opcode.CONTINUATION, piece, fin=fin, rsv=rsv if first else 0, mask=self._mask)
+            )
 
     def _send_control(self, opcode: Opcode, payload: bytes) -> None:
         if len(payload) > 125:
@@ -302,18 +320,42 @@ class Connection:
             # The fast path: a whole message in one frame that arrived at once.
             if header.length > self.limits.max_message_bytes:
                 raise MessageTooBig(f"message over the limit of {self.limits.max_message_bytes} bytes")
+            if header.rsv:  # the parser lets RSV bits through only for a negotiated extension
+                self._msg_inflated = 0
+                payload = self._inflate(payload) + self._inflate_end()
             self._events.append(TextMessage(decode_text(payload)) if header.opcode == Opcode.TEXT else BytesMessage(payload))
             return
         if chunk.first:
-            self._start_frame(header.opcode, header.length)
+            self._start_frame(header.opcode, header.length, header.rsv)
+        if self._msg_compressed:
+            payload = self._inflate(payload)
+        self._keep(payload)
+        if chunk.last and header.fin:
+            if self._msg_compressed:
+                self._keep(self._inflate_end())
+            self._deliver_reassembled()
+
+    def _keep(self, payload: bytes) -> None:
+        """Add a piece to the message: text is validated as it arrives, binary just kept."""
         if self._msg_opcode == Opcode.TEXT:
             self._text.feed(payload)
         elif payload:
             self._msg_parts.append(payload)
-        if chunk.last and header.fin:
-            self._deliver_reassembled()
 
-    def _start_frame(self, opcode: int, length: int) -> None:
+    def _inflate(self, data: bytes) -> bytes:
+        """Decompress a piece within what is left of ``max_message_bytes`` (bomb-safe)."""
+        assert self.extension is not None
+        out = self.extension.decode(data, self.limits.max_message_bytes - self._msg_inflated)
+        self._msg_inflated += len(out)
+        return out
+
+    def _inflate_end(self) -> bytes:
+        assert self.extension is not None
+        out = self.extension.decode_end(self.limits.max_message_bytes - self._msg_inflated)
+        self._msg_inflated += len(out)
+        return out
+
+    def _start_frame(self, opcode: int, length: int, rsv: int = 0) -> None:
         """Per-frame checks of continuation order and message limits (RFC 6455 §5.4)."""
         if opcode == Opcode.CONTINUATION:
             if self._msg_opcode is None:
@@ -322,6 +364,7 @@ class Connection:
             raise ProtocolViolation("new data frame inside a fragmented message")
         else:
             self._msg_opcode, self._msg_bytes, self._msg_frames = opcode, 0, 0
+            self._msg_compressed, self._msg_inflated = bool(rsv), 0
         self._msg_frames += 1
         self._msg_bytes += length
         limits = self.limits

@@ -38,6 +38,9 @@ class DeflateSettings:
         enabled: negotiate permessage-deflate when a client offers it.
         server_max_window_bits: our compressor's window, 9-15 (2**bits bytes);
             smaller saves memory per connection, larger compresses better.
+        client_max_window_bits: the window we ask the client to compress with,
+            when its offer allows that (browsers' offers do); it sizes our
+            decompressor's window.
         server_no_context_takeover: reset our compressor after every message
             (less memory between messages, worse ratio).
         client_no_context_takeover: ask the client to reset its compressor,
@@ -49,11 +52,22 @@ class DeflateSettings:
 
     enabled: bool = True
     server_max_window_bits: int = 12
+    client_max_window_bits: int = 12
     server_no_context_takeover: bool = False
     client_no_context_takeover: bool = False
     compression_level: int = 6
     memory_level: int = 5
     min_size_bytes: int = 64
+
+
+#: The integer settings' inclusive ranges; the others are booleans (config validation reads these).
+DEFLATE_RANGES: dict[str, tuple[int, int]] = {
+    "server_max_window_bits": (9, 15),  # zlib cannot compress raw deflate with an 8-bit window
+    "client_max_window_bits": (9, 15),
+    "compression_level": (0, 9),
+    "memory_level": (1, 9),
+    "min_size_bytes": (0, 2**40),
+}
 
 
 @dataclass(frozen=True)
@@ -183,7 +197,8 @@ def _accept_offer(offer: ExtensionOffer, settings: DeflateSettings) -> tuple[str
         server_bits = min(server_bits, requested)
     client_bits = 15
     if "client_max_window_bits" in params:
-        client_bits = _window_bits(params["client_max_window_bits"], optional=True) or 15
+        offered = _window_bits(params["client_max_window_bits"], optional=True) or 15
+        client_bits = min(offered, settings.client_max_window_bits)
     server_reset = settings.server_no_context_takeover or "server_no_context_takeover" in params
     client_reset = settings.client_no_context_takeover or "client_no_context_takeover" in params
     response = [NAME]
@@ -197,7 +212,7 @@ def _accept_offer(offer: ExtensionOffer, settings: DeflateSettings) -> tuple[str
         response.append(f"client_max_window_bits={client_bits}")
     agreed = DeflateParams(
         local_max_window_bits=server_bits,
-        remote_max_window_bits=client_bits,
+        remote_max_window_bits=max(client_bits, 9),  # a larger inflate window reads any smaller one
         local_no_context_takeover=server_reset,
         remote_no_context_takeover=client_reset,
         compression_level=settings.compression_level,

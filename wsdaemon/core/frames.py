@@ -226,6 +226,9 @@ def first_byte_errors(allowed_rsv: int) -> tuple[str | None, ...]:
             errors.append(f"reserved opcode {opcode:#x}")
         elif b0 & 0x70 & ~allowed_rsv:
             errors.append("reserved bits set without a negotiated extension")
+        elif b0 & 0x70 and (opcode == 0 or opcode >= 0x8):
+            # RFC 7692 §6.1: only the first frame of a data message carries RSV1.
+            errors.append("reserved bits set on a control or continuation frame")
         elif opcode >= 0x8 and not b0 & 0x80:
             errors.append("fragmented control frame")
         else:
@@ -263,3 +266,48 @@ def serialize_frame(
     if length >= _SEPARATE_PAYLOAD_BYTES:
         return [head, payload]
     return [head + payload]
+
+
+def encode_message(opcode: int, payload: bytes, fragment_bytes: int) -> list[bytes]:
+    """A whole message as unmasked server frames, split every ``fragment_bytes`` (RFC 6455 §5.4).
+
+    The bytes depend only on the arguments, so one encoding can be written to
+    many server connections (RFC 6455 §5.1: servers never mask). They are not
+    valid on a connection with a per-message extension such as
+    permessage-deflate, whose frames are that connection's own (RFC 7692 §6).
+    """
+    if len(payload) <= fragment_bytes:
+        return serialize_frame(opcode, payload)
+    frames: list[bytes] = []
+    view = memoryview(payload)
+    for start in range(0, len(payload), fragment_bytes):
+        fin = start + fragment_bytes >= len(payload)
+        frames += serialize_frame(opcode if start == 0 else Opcode.CONTINUATION, bytes(view[start : start + fragment_bytes]), fin=fin)
+    return frames
+
+
+class SharedMessage:
+    """One outgoing message meant for many server connections (a broadcast).
+
+    It is framed once per fragment size, on first use, and every connection
+    writes those same bytes (:func:`encode_message`). A connection that cannot
+    use them (a per-message extension was negotiated) sends ``payload`` itself.
+
+    Args:
+        opcode: ``Opcode.TEXT`` (``payload`` is UTF-8) or ``Opcode.BINARY``.
+        payload: the message.
+    """
+
+    __slots__ = ("_cache", "opcode", "payload")
+
+    def __init__(self, opcode: Opcode, payload: bytes) -> None:
+        self.opcode = opcode
+        self.payload = payload
+        self._cache: tuple[int, list[bytes]] | None = None
+
+    def frames(self, fragment_bytes: int) -> list[bytes]:
+        """The frames to write, encoded at the first call for ``fragment_bytes`` and reused after."""
+        cache = self._cache
+        if cache is None or cache[0] != fragment_bytes:
+            cache = self._cache = (fragment_bytes, encode_message(self.opcode, self.payload, fragment_bytes))
+        return cache[1]

@@ -15,10 +15,13 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from wsdaemon.core.deflate import CLIENT_OFFER, DeflateSettings, Extension, client_params, negotiate
+from wsdaemon.core.deflate import NAME as DEFLATE_NAME
 from wsdaemon.core.errors import (
     BadRequest,
     ForbiddenOrigin,
     InvalidResponse,
+    ProtocolViolation,
     UnsupportedVersion,
     UpgradeRequired,
 )
@@ -46,10 +49,12 @@ class EndpointPolicy:
         allowed_origins: browser origins allowed in; empty means "same origin as
             Host only" (the safe default on a port that also serves HTML), and
             ``"*"`` allows any origin.
+        deflate: the permessage-deflate policy (RFC 7692); on by default.
     """
 
     subprotocols: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    deflate: DeflateSettings = field(default_factory=DeflateSettings)
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class Accepted:
     response: bytes
     subprotocol: str | None
     extension_offers: tuple[ExtensionOffer, ...] = field(default=())
+    extensions: tuple[Extension, ...] = field(default=())
 
 
 def _normalized_origin(scheme: str, host: str, port: int | None) -> str:
@@ -156,7 +162,12 @@ def accept_request(request: RequestHead, policy: EndpointPolicy, secure: bool = 
     headers = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept_key(key))]
     if subprotocol is not None:
         headers.append(("Sec-WebSocket-Protocol", subprotocol))
-    return Accepted(serialize_response(101, headers), subprotocol, offers)
+    extensions: tuple[Extension, ...] = ()
+    deflate = negotiate(offers, policy.deflate)
+    if deflate is not None:
+        headers.append(("Sec-WebSocket-Extensions", deflate[0]))
+        extensions = (deflate[1],)
+    return Accepted(serialize_response(101, headers), subprotocol, offers, extensions)
 
 
 # --- client side -------------------------------------------------------------
@@ -169,10 +180,16 @@ class ClientRequest:
     data: bytes
     key: str
     subprotocols: tuple[str, ...]
+    offered_deflate: bool = False
 
 
-def build_request(host: str, target: str, subprotocols: tuple[str, ...] = (), origin: str | None = None) -> ClientRequest:
-    """Build a client upgrade request with a fresh random key (RFC 6455 §4.1)."""
+def build_request(
+    host: str, target: str, subprotocols: tuple[str, ...] = (), origin: str | None = None, deflate: bool = False
+) -> ClientRequest:
+    """Build a client upgrade request with a fresh random key (RFC 6455 §4.1).
+
+    With ``deflate`` the request offers permessage-deflate (RFC 7692).
+    """
     key = base64.b64encode(os.urandom(16)).decode("ascii")
     headers = [
         ("Host", host),
@@ -185,7 +202,9 @@ def build_request(host: str, target: str, subprotocols: tuple[str, ...] = (), or
         headers.append(("Sec-WebSocket-Protocol", ", ".join(subprotocols)))
     if origin is not None:
         headers.append(("Origin", origin))
-    return ClientRequest(serialize_request(target, headers), key, subprotocols)
+    if deflate:
+        headers.append(("Sec-WebSocket-Extensions", CLIENT_OFFER))
+    return ClientRequest(serialize_request(target, headers), key, subprotocols, deflate)
 
 
 def check_response(response: ResponseHead, request: ClientRequest) -> str | None:
@@ -203,9 +222,25 @@ def check_response(response: ResponseHead, request: ClientRequest) -> str | None
         raise InvalidResponse("response lacks Connection: upgrade")
     if response.get("sec-websocket-accept") != accept_key(request.key):
         raise InvalidResponse("wrong Sec-WebSocket-Accept")
-    if response.get_all("sec-websocket-extensions"):
-        raise InvalidResponse("server accepted an extension we did not offer")
+    response_extensions(response, request)
     subprotocol = response.get("sec-websocket-protocol")
     if subprotocol is not None and subprotocol not in request.subprotocols:
         raise InvalidResponse(f"server chose subprotocol {subprotocol!r} we did not offer")
     return subprotocol
+
+
+def response_extensions(response: ResponseHead, request: ClientRequest) -> tuple[Extension, ...]:
+    """The extensions the server accepted: nothing, or the permessage-deflate we offered.
+
+    Raises:
+        InvalidResponse: an extension we did not offer, or deflate parameters a server may not send.
+    """
+    try:
+        accepted = parse_extension_offers(response.get_all("sec-websocket-extensions"))
+        if not accepted:
+            return ()
+        if not request.offered_deflate or len(accepted) != 1 or accepted[0].name != DEFLATE_NAME:
+            raise InvalidResponse("server accepted an extension we did not offer")
+        return (client_params(accepted[0]),)
+    except (BadRequest, ProtocolViolation) as error:
+        raise InvalidResponse(f"invalid Sec-WebSocket-Extensions in the response: {error}") from None

@@ -48,7 +48,16 @@ class Limits:
         10.0, 0.1, 3600.0, "time the peer has to answer our close frame before TCP is dropped"
     )
     idle_timeout_seconds: float = _limit(
-        600.0, 1.0, 7 * 86400.0, "a WebSocket with no traffic in either direction for this long is closed with 1001"
+        600.0,
+        1.0,
+        7 * 86400.0,
+        "a WebSocket with no message either way for this long is closed with 1001 (pings do not count)",
+    )
+    ping_interval_seconds: float = _limit(
+        20.0, 1.0, 86400.0, "time between keepalive pings the server sends on a WebSocket (counted from the last pong)"
+    )
+    pong_timeout_seconds: float = _limit(
+        20.0, 1.0, 3600.0, "time the peer has to answer a keepalive ping; no pong -> close 1011 keepalive timeout"
     )
     write_buffer_high_bytes: int = _limit(
         64 * KIB, 1 * KIB, 2**32, "outgoing bytes queued in the transport above which the handler's producer is paused"

@@ -97,10 +97,11 @@ class WebSocketResource(Resource):
             return refuse(request, rejection.status, rejection.headers, rejection.reason)
         protocol = WebSocketWireProtocol(
             handler,
-            Connection(Side.SERVER, self.limits),
+            Connection(Side.SERVER, self.limits, accepted.extensions),
             self.reactor,
             path=self.path,
             subprotocol=accepted.subprotocol,
+            keepalive=True,
         )
         wrapper.switchTo(protocol, accepted.response)
         protocol.finishNegotiation()

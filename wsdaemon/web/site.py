@@ -49,14 +49,21 @@ class StaticBytes(Resource):
 
 
 class PathNode(Resource):
-    """A path segment that only holds children; anything else under it is 404."""
+    """A path segment that holds children; anything else under it is 404, or a static mount's file."""
+
+    #: A ``[[static]]`` directory mounted here: it answers for this path and unknown children.
+    fallback: IResource | None = None
 
     def getChild(self, path: bytes, request: Request) -> IResource:
-        """Unknown children are 404, not twisted.web's default page."""
+        """Unknown children are 404, not twisted.web's default page (or files of a mount)."""
+        if self.fallback is not None:
+            return self.fallback.getChild(path, request)  # type: ignore[no-any-return]
         return pages.notFound("Not Found", "No such resource.")
 
     def render(self, request: Request) -> bytes:
-        """The segment itself is not a page either."""
+        """The segment itself is not a page either (unless a directory is mounted here)."""
+        if self.fallback is not None:
+            return self.fallback.render(request)  # type: ignore[no-any-return]
         return pages.notFound("Not Found", "No such resource.").render(request)  # type: ignore[no-any-return]
 
 
@@ -115,6 +122,18 @@ def _mount(root: Resource, path: str, leaf: IResource) -> None:
     node.putChild(segments[-1].encode(), leaf)
 
 
+def _path_node(root: PathNode, path: str) -> PathNode:
+    """The :class:`PathNode` at ``path``, creating it and its parents ("/" is the root)."""
+    node = root
+    for segment in filter(None, path.split("/")):
+        child = node.children.get(segment.encode())
+        if not isinstance(child, PathNode):
+            child = PathNode()
+            node.putChild(segment.encode(), child)
+        node = child
+    return node
+
+
 def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[Any]], reactor: IReactorTime) -> Resource:
     """The resource tree: demo page, /healthz and one WebSocket endpoint per config entry."""
     root = PathNode()
@@ -126,9 +145,16 @@ def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[An
         root.putChild(b"static", static)
     root.putChild(b"healthz", StaticBytes(b"ok\n", "text/plain; charset=utf-8", {"Cache-Control": "no-store"}))
     for endpoint in config.endpoints:
-        policy = EndpointPolicy(subprotocols=endpoint.subprotocols, allowed_origins=endpoint.allowed_origins)
+        # A factory may offer subprotocols (tcp: "binary", for noVNC) when the endpoint lists none.
+        subprotocols = endpoint.subprotocols or tuple(getattr(factories[endpoint.path], "defaultSubprotocols", ()))
+        policy = EndpointPolicy(subprotocols=subprotocols, allowed_origins=endpoint.allowed_origins, deflate=endpoint.deflate)
         resource = WebSocketResource(factories[endpoint.path], reactor, policy=policy, limits=endpoint.limits, path=endpoint.path)
         _mount(root, endpoint.path, resource)
+    if config.static:
+        from wsdaemon.web.mounts import static_directory  # twisted.web.static only when used (DESIGN §4)
+
+        for mount in config.static:
+            _path_node(root, mount.path).fallback = static_directory(mount.directory)
     return root
 
 

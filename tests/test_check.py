@@ -1,0 +1,100 @@
+"""``--check-config`` (wsdaemon.check): validate like a start, print the effective settings, never listen."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from twisted.internet.testing import MemoryReactorClock
+
+from tests.certs import ThrowawayCA
+from wsdaemon.check import check_config
+from wsdaemon.plugins import discover_handlers
+
+
+def run(tmp_path: Path, text: str | None, listen: tuple[str, ...] = ()) -> tuple[int, str, str, MemoryReactorClock]:
+    """check_config on ``text`` (None: the defaults); (status, stdout, stderr, reactor)."""
+    path = None
+    if text is not None:
+        path = tmp_path / "wsdaemon.toml"
+        path.write_text(text)
+    out, err, reactor = io.StringIO(), io.StringIO(), MemoryReactorClock()
+    status = check_config(str(path) if path else None, listen, discover_handlers(), reactor, out, err)
+    return status, out.getvalue(), err.getvalue(), reactor
+
+
+def tls_listener(tmp_path: Path, days: float = 90) -> str:
+    issued = ThrowawayCA(tmp_path / "pki").issue("localhost", ("localhost",), days=days)
+    return f'[[listeners]]\nendpoint = "tcp:8443"\ntls = true\ncertificate = "{issued.cert_path}"\nprivate_key = "{issued.key_path}"\n'
+
+
+def test_defaults_are_ok_and_printed(tmp_path):
+    """The built-in defaults check out: exit 0, the listener, the /echo endpoint and every limit printed."""
+    status, out, err, reactor = run(tmp_path, None)
+    assert status == 0 and err == ""
+    assert "tcp:8080:interface=127.0.0.1  (plain TCP)" in out
+    assert "/echo  handler=echo" in out
+    assert "  ping_interval_seconds = 20.0" in out and "  drain_timeout_seconds = 10.0" in out
+
+
+def test_nothing_listens(tmp_path):
+    """Checking never binds a socket."""
+    _, _, _, reactor = run(tmp_path, tls_listener(tmp_path))
+    assert reactor.tcpServers == []
+
+
+def test_tls_listener_shows_its_certificate(tmp_path):
+    """A TLS listener is printed with its protocol settings and its certificate's subject and expiry."""
+    status, out, _, _ = run(tmp_path, tls_listener(tmp_path))
+    assert status == 0
+    assert "TLS >= 1.2, default modern ciphers, ALPN http/1.1, client certificates: none" in out
+    assert "default certificate:" in out and "CN=localhost,O=wsdaemon tests" in out and "days left" in out
+
+
+def test_bad_config_exits_1_with_the_loader_report(tmp_path):
+    """A config error exits 1 and prints the usual report on stderr, nothing on stdout."""
+    status, out, err, _ = run(tmp_path, "[limits]\nmax_message_bytes = 0\n")
+    assert status == 1 and out == ""
+    assert "limits.max_message_bytes: expected" in err
+
+
+def test_unreadable_certificate_exits_1_naming_the_key(tmp_path):
+    """A certificate file that cannot be read exits 1 naming listeners[0].certificate."""
+    text = '[[listeners]]\nendpoint = "tcp:8443"\ntls = true\ncertificate = "/nonexistent.pem"\nprivate_key = "/nonexistent.key"\n'
+    status, _, err, _ = run(tmp_path, text)
+    assert status == 1
+    assert "listeners[0].certificate: expected a readable" in err and "listeners[0].private_key" in err
+
+
+def test_unknown_handler_option_exits_1(tmp_path):
+    """Handler options are checked by the handler plugin: an unknown one exits 1."""
+    text = '[[endpoints]]\npath = "/echo"\nhandler = "echo"\n[endpoints.options]\nloud = true\n'
+    status, _, err, _ = run(tmp_path, text)
+    assert status == 1 and "endpoints[0].options.loud" in err
+
+
+def test_bad_endpoint_string_exits_1(tmp_path):
+    """An endpoint string Twisted cannot parse exits 1."""
+    status, _, err, _ = run(tmp_path, '[[listeners]]\nendpoint = "tcp:notaport"\n')
+    assert status == 1 and "listeners[0].endpoint" in err
+
+
+def test_systemd_socket_not_passed_is_noted_not_failed(tmp_path, monkeypatch):
+    """A systemd: listener whose socket is not passed (ExecStartPre) is reported as unchecked, not as an error."""
+    monkeypatch.delenv("LISTEN_FDS", raising=False)
+    status, out, _, _ = run(tmp_path, '[[listeners]]\nendpoint = "systemd:domain=INET:name=wsdaemon-https"\n')
+    assert status == 0
+    assert "socket passed by systemd at start" in out
+
+
+def test_bad_systemd_endpoint_syntax_still_fails(tmp_path):
+    """A systemd: endpoint naming both index and name is still an error."""
+    status, _, err, _ = run(tmp_path, '[[listeners]]\nendpoint = "systemd:domain=INET:index=0:name=x"\n')
+    assert status == 1 and "listeners[0].endpoint" in err
+
+
+def test_expiring_certificate_is_a_warning_not_a_failure(tmp_path):
+    """A certificate expiring within 14 days is printed as a warning on stderr; the check still passes."""
+    status, _, err, _ = run(tmp_path, tls_listener(tmp_path, days=2))
+    assert status == 0
+    assert "wsdaemon: warning: tcp:8443: certificate" in err and "expires on" in err

@@ -1,0 +1,119 @@
+"""``twist wsdaemon --check-config``: validate everything a start would, print the result, listen on nothing.
+
+It loads the config, builds every handler factory (so handler options are checked), parses
+every listener endpoint and loads every certificate and key, then prints the effective
+listeners, endpoints and limits. Exit status 0 means a start with this config would get as
+far as binding its sockets; 1 means it would not, and stderr says why, in the config
+loader's words. Meant for ``ExecStartPre=`` and for CI of people's own configs.
+
+A ``systemd:`` endpoint cannot be resolved here when systemd passes no sockets (it passes
+them to ``ExecStart=`` only): its syntax is still checked, and the report says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+from twisted.internet.endpoints import serverFromString
+
+from wsdaemon.config import Config, ConfigError, ListenerConfig, Problem, TLSConfig, load_config
+from wsdaemon.core.limits import Limits
+from wsdaemon.service import resolve_factories
+from wsdaemon.tls import MODERN_CIPHERS, ServerTLS, build_listener_tls
+from wsdaemon.web.site import build_factory
+
+_ENDPOINT_EXPECTED = "a Twisted server endpoint string such as tcp:8080:interface=127.0.0.1"
+_NOT_PASSED = "socket passed by systemd at start (none here, so only its syntax was checked)"
+
+
+def check_listeners(config: Config, reactor: Any, problems: list[Problem]) -> dict[str, str]:
+    """Parse each endpoint string as a start would; systemd sockets not passed to us are only noted."""
+    notes: dict[str, str] = {}
+    for index, listener in enumerate(config.listeners):
+        try:
+            serverFromString(reactor, listener.endpoint)
+        except (KeyError, IndexError) as error:
+            if not listener.endpoint.startswith("systemd:"):
+                problems.append(Problem(f"listeners[{index}].endpoint", f"{_ENDPOINT_EXPECTED} ({error})", repr(listener.endpoint)))
+            notes[listener.endpoint] = _NOT_PASSED
+        except Exception as error:  # serverFromString raises ValueError, TypeError, AttributeError...
+            problems.append(Problem(f"listeners[{index}].endpoint", f"{_ENDPOINT_EXPECTED} ({error})", repr(listener.endpoint)))
+    return notes
+
+
+def _describe_tls(settings: TLSConfig) -> str:
+    ciphers = "default modern ciphers" if settings.ciphers in (None, MODERN_CIPHERS) else f"ciphers {settings.ciphers}"
+    return f"TLS >= {settings.min_tls_version}, {ciphers}, ALPN http/1.1, client certificates: {settings.client_certs}"
+
+
+def _listener_lines(listener: ListenerConfig, tls: ServerTLS | None, note: str | None, now: datetime.datetime) -> list[str]:
+    kind = "plain TCP" if listener.tls is None else _describe_tls(listener.tls)
+    lines = [f"  {listener.endpoint}  ({kind})"]
+    if note:
+        lines.append(f"    {note}")
+    if tls is not None:
+        for served in tls.served:
+            label = "default certificate" if served.server_name is None else f"sni {served.server_name}"
+            lines.append(f"    {label}: {served.describe(now)}")
+        if tls.settings.client_ca:
+            lines.append(f"    client CA: {tls.settings.client_ca}")
+    return lines
+
+
+def _limit_changes(limits: Limits, base: Limits) -> str:
+    changed = [f"{f.name}={getattr(limits, f.name)}" for f in dataclasses.fields(Limits) if getattr(limits, f.name) != getattr(base, f.name)]
+    return ", ".join(changed)
+
+
+def report(config: Config, tls: Mapping[str, ServerTLS], notes: Mapping[str, str], now: datetime.datetime) -> tuple[list[str], list[str]]:
+    """The printed report and the warnings (certificates near expiry)."""
+    lines = [f"wsdaemon: configuration OK: {config.source or '(built-in defaults)'}", "listeners:"]
+    for listener in config.listeners:
+        lines.extend(_listener_lines(listener, tls.get(listener.endpoint), notes.get(listener.endpoint), now))
+    lines.append(f"http: demo_page = {'true' if config.demo_page else 'false'}; /healthz")
+    lines.append("endpoints:")
+    for endpoint in config.endpoints:
+        origins = ", ".join(endpoint.allowed_origins) or "same origin as Host"
+        lines.append(f"  {endpoint.path}  handler={endpoint.handler}  subprotocols=[{', '.join(endpoint.subprotocols)}]  origins={origins}")
+        if endpoint.options:
+            lines.append(f"    options: {dict(endpoint.options)}")
+        changes = _limit_changes(endpoint.limits, config.limits)
+        if changes:
+            lines.append(f"    limits: {changes}")
+    lines.append("limits:")
+    lines.extend(f"  {f.name} = {getattr(config.limits, f.name)}" for f in dataclasses.fields(Limits))
+    warnings = [f"{endpoint}: {line}" for endpoint, server in tls.items() for line in server.expiry_warnings(now)]
+    return lines, warnings
+
+
+def check_config(
+    path: str | None,
+    listen: Sequence[str],
+    handlers: Mapping[str, Any],
+    reactor: Any,
+    out: TextIO,
+    err: TextIO,
+    now: datetime.datetime | None = None,
+) -> int:
+    """Validate like a start, print the effective settings to ``out``; the exit status (0 or 1)."""
+    try:
+        config = load_config(path, listen)
+    except ConfigError as error:
+        print(f"wsdaemon: {error}", file=err)
+        return 1
+    problems: list[Problem] = []
+    factories = resolve_factories(config, handlers, problems)
+    notes = check_listeners(config, reactor, problems)
+    tls = build_listener_tls(config, problems)
+    if problems:
+        print(f"wsdaemon: {ConfigError(config.source or '(built-in defaults and --listen)', problems)}", file=err)
+        return 1
+    build_factory(config, factories, reactor)  # the site tree builds: nothing else left to fail before listening
+    lines, warnings = report(config, tls, notes, now or datetime.datetime.now(datetime.UTC))
+    print("\n".join(lines), file=out)
+    for warning in warnings:
+        print(f"wsdaemon: warning: {warning}", file=err)
+    return 0

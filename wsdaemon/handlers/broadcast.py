@@ -1,0 +1,292 @@
+"""The ``broadcast`` handler: publish/subscribe channels.
+
+Rules for this file:
+
+* A connection joins one channel: the endpoint's, or (``channel_from_path``)
+  the one named by the URL path after the endpoint (``/chat/room1`` → ``room1``).
+* Every text or binary message a member sends goes to every member of its
+  channel (the sender too, unless ``deliver_to_sender = false``), in the order
+  the channel received them.
+* A message is framed once (:class:`~wsdaemon.core.frames.SharedMessage`) and
+  the same bytes are written to every member.
+* A member whose peer is not reading is paused by its transport (the
+  producer signals of ``attachProducer``). From then on its messages wait in
+  its own queue, bounded in messages and bytes; when that is full the
+  ``overflow`` policy decides: ``close`` the member (1008 or 1013),
+  ``drop-oldest`` queued messages, or keep only the ``latest`` one. Nothing
+  else waits for a slow member, and nothing about it grows without bound.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import Request
+from zope.interface import implementer
+
+from wsdaemon.core.frames import Opcode, SharedMessage
+from wsdaemon.handlers.options import OptionReader
+from wsdaemon.interfaces import ConnectionRejected, HandlerOptionsError, WebSocketTransport
+
+OVERFLOW_POLICIES = ("close", "drop-oldest", "latest")
+#: RFC 6455 §7.4.1: 1008 policy violation; 1013 try again later.
+OVERFLOW_CLOSE_CODES = (1008, 1013)
+#: Longest channel name taken from a URL path, in bytes.
+MAX_CHANNEL_NAME_BYTES = 256
+
+
+@dataclass(frozen=True)
+class BroadcastSettings:
+    """An endpoint's validated ``broadcast`` options (see ``--list-handlers``)."""
+
+    channel_from_path: bool = False
+    deliver_to_sender: bool = True
+    queue_max_messages: int = 1000
+    queue_max_bytes: int = 1024 * 1024
+    overflow: str = "close"
+    overflow_close_code: int = 1008
+
+
+def read_settings(options: Mapping[str, Any]) -> BroadcastSettings:
+    """Validate the options.
+
+    Raises:
+        HandlerOptionsError: an option has the wrong type or is out of range.
+    """
+    read = OptionReader(options)
+    defaults = BroadcastSettings()
+    close_code = read.integer("overflow_close_code", defaults.overflow_close_code, 1008, 1013)
+    if close_code not in OVERFLOW_CLOSE_CODES:
+        raise HandlerOptionsError(
+            "overflow_close_code", "1008 (policy violation) or 1013 (try again later)", close_code
+        )
+    return BroadcastSettings(
+        channel_from_path=read.boolean("channel_from_path", defaults.channel_from_path),
+        deliver_to_sender=read.boolean("deliver_to_sender", defaults.deliver_to_sender),
+        queue_max_messages=read.integer("queue_max_messages", defaults.queue_max_messages, 1, 1_000_000),
+        queue_max_bytes=read.integer("queue_max_bytes", defaults.queue_max_bytes, 1024, 2**30),
+        overflow=read.choice("overflow", defaults.overflow, OVERFLOW_POLICIES),
+        overflow_close_code=close_code,
+    )
+
+
+class Channel:
+    """The members of one channel, in the order they joined."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.members: dict[BroadcastProtocol, None] = {}
+
+    def publish(self, message: SharedMessage, sender: BroadcastProtocol | None, deliver_to_sender: bool) -> None:
+        """Give ``message`` to every member; a slow member only queues it (or overflows)."""
+        for member in list(self.members):
+            if member is not sender or deliver_to_sender:
+                member.deliver(message)
+
+
+@implementer(IPushProducer)
+class BroadcastProtocol:
+    """One member: the handler of its connection and the producer its transport pauses."""
+
+    log = Logger()
+    transport: WebSocketTransport
+    _send: Callable[[SharedMessage], None]
+
+    def __init__(self, factory: BroadcastFactory, channel: str) -> None:
+        self.factory = factory
+        self.settings = factory.settings
+        self.channel_name = channel
+        self.channel: Channel | None = None
+        self.paused = False
+        self.queue: deque[SharedMessage] = deque()
+        self.queued_bytes = 0
+        self.dropped = 0
+
+    # --- WebSocketProtocol ----------------------------------------------------------
+
+    def negotiationStarted(self, transport: WebSocketTransport) -> None:
+        """Join the channel and let the transport pause this member when its peer is behind."""
+        self.transport = transport
+        self._send = getattr(transport, "sendSharedMessage", None) or self._send_plain
+        self.channel = self.factory.join(self.channel_name, self)
+        transport.attachProducer(self)
+
+    def negotiationFinished(self) -> None:
+        """Nothing to send first: members get only what is published after they join."""
+
+    def textMessageReceived(self, message: str) -> None:
+        """Publish a text message to the channel."""
+        self._publish(SharedMessage(Opcode.TEXT, message.encode("utf-8")))
+
+    def bytesMessageReceived(self, data: bytes) -> None:
+        """Publish a binary message to the channel."""
+        self._publish(SharedMessage(Opcode.BINARY, bytes(data)))
+
+    def pongReceived(self, payload: bytes) -> None:
+        """Pongs are not published."""
+
+    def connectionLost(self, reason: Failure) -> None:
+        """Leave the channel and free the queue."""
+        if self.dropped:
+            self.log.info(
+                "broadcast member on channel {channel!r} missed {dropped} messages (overflow = {policy})",
+                channel=self.channel_name,
+                dropped=self.dropped,
+                policy=self.settings.overflow,
+            )
+        self._leave()
+
+    # --- IPushProducer: the transport's backpressure signals -------------------------
+
+    def pauseProducing(self) -> None:
+        """The peer is behind: queue from now on."""
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        """The peer caught up: send what was queued, in order, until paused again."""
+        self.paused = False
+        self._drain()
+
+    def stopProducing(self) -> None:
+        """The connection is going away."""
+        self._leave()
+
+    # --- delivery -------------------------------------------------------------------------
+
+    def deliver(self, message: SharedMessage) -> None:
+        """Send ``message`` now, or queue it behind earlier ones while paused."""
+        if self.channel is None:
+            return
+        if not self.paused and not self.queue:
+            self._send(message)
+            return
+        if self.settings.overflow == "latest":  # a ticker: only the newest value is worth sending
+            while self.queue:
+                self._drop_oldest()
+        self.queue.append(message)
+        self.queued_bytes += len(message.payload)
+        if len(self.queue) > self.settings.queue_max_messages or self.queued_bytes > self.settings.queue_max_bytes:
+            self._overflow()
+
+    def _overflow(self) -> None:
+        """Apply the endpoint's overflow policy to a full queue."""
+        if self.settings.overflow == "close":
+            self._close_slow_member()
+            return
+        while self.queue and (
+            len(self.queue) > self.settings.queue_max_messages or self.queued_bytes > self.settings.queue_max_bytes
+        ):
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        self.queued_bytes -= len(self.queue.popleft().payload)
+        self.dropped += 1
+
+    def _close_slow_member(self) -> None:
+        """Close a member that fell too far behind; the channel goes on without it."""
+        self.log.info(
+            "broadcast member on channel {channel!r} is not keeping up ({messages} messages, {size} bytes queued); closing with {code}",
+            channel=self.channel_name,
+            messages=len(self.queue),
+            size=self.queued_bytes,
+            code=self.settings.overflow_close_code,
+        )
+        self._leave()
+        self.transport.loseConnection(self.settings.overflow_close_code, "not keeping up with the channel")  # type: ignore[call-arg]
+
+    def _drain(self) -> None:
+        while self.queue and not self.paused and self.channel is not None:
+            message = self.queue.popleft()
+            self.queued_bytes -= len(message.payload)
+            self._send(message)
+
+    def _send_plain(self, message: SharedMessage) -> None:
+        """For a transport without shared frames: encode per member."""
+        if message.opcode == Opcode.TEXT:
+            self.transport.sendTextMessage(message.payload.decode("utf-8"))
+        else:
+            self.transport.sendBytesMessage(message.payload)
+
+    def _publish(self, message: SharedMessage) -> None:
+        if self.channel is not None:
+            self.channel.publish(message, self, self.settings.deliver_to_sender)
+
+    def _leave(self) -> None:
+        if self.channel is not None:
+            self.factory.leave(self.channel, self)
+            self.channel = None
+        self.queue.clear()
+        self.queued_bytes = 0
+
+
+class BroadcastFactory:
+    """Builds members and keeps the endpoint's channels (a channel exists while it has members)."""
+
+    def __init__(self, settings: BroadcastSettings, endpoint: str) -> None:
+        self.settings = settings
+        self.endpoint = endpoint
+        self.channels: dict[str, Channel] = {}
+
+    def buildProtocol(self, request: Request) -> BroadcastProtocol:
+        """A member of the channel the request names.
+
+        Raises:
+            ConnectionRejected: 404 when the URL path names no valid channel.
+        """
+        return BroadcastProtocol(self, self.channel_for(request.postpath or []))
+
+    def channel_for(self, rest: list[bytes]) -> str:
+        """The channel named by the path segments after the endpoint.
+
+        Raises:
+            ConnectionRejected: 404 for a path this endpoint does not serve.
+        """
+        if not self.settings.channel_from_path:
+            if any(rest):
+                raise ConnectionRejected(404, f"no channel here; connect to {self.endpoint}")
+            return self.endpoint
+        if not rest or not all(rest) or len(b"/".join(rest)) > MAX_CHANNEL_NAME_BYTES:
+            raise ConnectionRejected(
+                404, f"name a channel after {self.endpoint}/ (at most {MAX_CHANNEL_NAME_BYTES} bytes)"
+            )
+        try:
+            return b"/".join(rest).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConnectionRejected(404, "a channel name is UTF-8 text") from None
+
+    def join(self, name: str, member: BroadcastProtocol) -> Channel:
+        """Add ``member`` to channel ``name``, creating the channel."""
+        channel = self.channels.get(name)
+        if channel is None:
+            channel = self.channels[name] = Channel(name)
+        channel.members[member] = None
+        return channel
+
+    def leave(self, channel: Channel, member: BroadcastProtocol) -> None:
+        """Remove ``member``; an empty channel is forgotten."""
+        channel.members.pop(member, None)
+        if not channel.members and self.channels.get(channel.name) is channel:
+            del self.channels[channel.name]
+
+    def publish(self, channel: str, payload: str | bytes) -> None:
+        """Publish from inside the daemon (another handler, a timer) to every member of ``channel``."""
+        target = self.channels.get(channel)
+        if target is not None:
+            opcode = Opcode.TEXT if isinstance(payload, str) else Opcode.BINARY
+            data = payload.encode("utf-8") if isinstance(payload, str) else payload
+            target.publish(SharedMessage(opcode, data), None, True)
+
+
+def build_factory(options: Mapping[str, Any], endpoint: str) -> BroadcastFactory:
+    """The ``broadcast`` handler's factory for one endpoint.
+
+    Raises:
+        HandlerOptionsError: an option has the wrong type or is out of range.
+    """
+    return BroadcastFactory(read_settings(options), endpoint)

@@ -1,0 +1,66 @@
+"""Log output: human-readable text by default, or one JSON object per line.
+
+Everything logs through ``twisted.logger``; this module only chooses how events are
+written. ``twist`` builds the file observer from the factory in its options, so
+``twist wsdaemon --log-format json`` puts :func:`json_lines_observer` there (see
+:mod:`wsdaemon.tap`). The per-connection summary is one event, logged by the wire
+protocol when a WebSocket closes, with its numbers as fields (``peer``, ``path``,
+``subprotocol``, ``code``, ``reason``, ``duration``, ``bytes_in``, ``bytes_out``,
+``messages_in``, ``messages_out``): text shows its message, JSON carries the fields too.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable, Mapping
+from typing import IO, Any
+
+from twisted.logger import FileLogObserver, formatEvent, textFileLogObserver
+
+LOG_FORMATS = ("text", "json")
+ObserverFactory = Callable[[IO[Any]], FileLogObserver]
+
+
+def event_as_record(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A log event as a flat JSON-ready dict: time, level, namespace, message, then its own fields.
+
+    Fields that JSON cannot hold are written as their ``repr``; a failure adds its traceback.
+    """
+    level = event.get("log_level")
+    stamp = event.get("log_time")
+    record: dict[str, Any] = {
+        "time": datetime.datetime.fromtimestamp(stamp, datetime.UTC).isoformat() if stamp is not None else None,
+        "level": getattr(level, "name", None),
+        "namespace": event.get("log_namespace"),
+        "message": formatEvent(dict(event)),
+    }
+    for name, value in event.items():
+        if not name.startswith("log_") and name not in record and not name.startswith("_"):
+            record[name] = value
+    failure = event.get("log_failure")
+    if failure is not None:
+        record["traceback"] = failure.getTraceback()
+    return record
+
+
+def _json_line(event: Mapping[str, Any]) -> str:
+    return json.dumps(event_as_record(event), default=repr, ensure_ascii=False) + "\n"
+
+
+def json_lines_observer(out: IO[Any]) -> FileLogObserver:
+    """Writes each event as one JSON object per line (for log shippers and ``jq``)."""
+    return FileLogObserver(out, _json_line)
+
+
+def observer_factory(log_format: str) -> ObserverFactory:
+    """The file observer factory for ``log_format`` ("text" or "json").
+
+    Raises:
+        ValueError: an unknown format.
+    """
+    if log_format == "text":
+        return textFileLogObserver
+    if log_format == "json":
+        return json_lines_observer
+    raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
