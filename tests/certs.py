@@ -25,11 +25,18 @@ def _key() -> ec.EllipticCurvePrivateKey:
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "wsdaemon tests"), x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "wsdaemon tests"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -94,11 +101,15 @@ class ThrowawayCA:
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
         if dns_names:
-            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(name) for name in dns_names]), critical=False)
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(name) for name in dns_names]), critical=False
+            )
         certificate = builder.sign(self.key, hashes.SHA256())
         stem = stem or common_name.replace("*", "star").replace(" ", "-")
         cert_path, key_path = self.directory / f"{stem}.crt", self.directory / f"{stem}.key"
-        chain = certificate.public_bytes(serialization.Encoding.PEM) + self.certificate.public_bytes(serialization.Encoding.PEM)
+        chain = certificate.public_bytes(serialization.Encoding.PEM) + self.certificate.public_bytes(
+            serialization.Encoding.PEM
+        )
         cert_path.write_bytes(chain)
         key_path.write_bytes(_pem_key(key))
         key_path.chmod(0o600)

@@ -30,7 +30,7 @@ def tls_listener(tmp_path: Path, days: float = 90) -> str:
 
 def test_defaults_are_ok_and_printed(tmp_path):
     """The built-in defaults check out: exit 0, the listener, the /echo endpoint and every limit printed."""
-    status, out, err, reactor = run(tmp_path, None)
+    status, out, err, _ = run(tmp_path, None)
     assert status == 0 and err == ""
     assert "tcp:8080:interface=127.0.0.1  (plain TCP)" in out
     assert "/echo  handler=echo" in out

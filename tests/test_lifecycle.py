@@ -10,7 +10,7 @@ import dataclasses
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from twisted.internet.address import IPv4Address
@@ -39,7 +39,7 @@ class Clock(MemoryReactorClock):
 class FakePlugin:
     """A handler plugin whose factories record; its one option is "room"."""
 
-    options = {"room": "any string"}
+    options: ClassVar[dict[str, str]] = {"room": "any string"}
 
     def buildFactory(self, options: Any, path: str) -> RecordingFactory:
         return RecordingFactory()
@@ -48,7 +48,14 @@ class FakePlugin:
 class Daemon:
     """A built daemon service with its lifecycle child wired to recorders."""
 
-    def __init__(self, text: str, *, environ: dict[str, str] | None = None, reload_text: list[str] | None = None, handlers: Any = None) -> None:
+    def __init__(
+        self,
+        text: str,
+        *,
+        environ: dict[str, str] | None = None,
+        reload_text: list[str] | None = None,
+        handlers: Any = None,
+    ) -> None:
         self.clock = Clock()
         self.sent = Recorder()
         self.reload_text = reload_text if reload_text is not None else [text]
@@ -123,17 +130,28 @@ def test_no_ready_when_a_listener_fails():
     """If a listener cannot listen (the daemon is about to exit 1), READY=1 is never sent."""
     daemon = Daemon(PLAIN)
     listener = next(child for child in daemon.service if isinstance(child, ListenerService))
-    listener.endpoint = type("Failing", (), {"listen": lambda self, factory: fail(CannotListenError("127.0.0.1", 8080, OSError("in use")))})()
+    listener.endpoint = type(
+        "Failing", (), {"listen": lambda self, factory: fail(CannotListenError("127.0.0.1", 8080, OSError("in use")))}
+    )()
     daemon.start()
     assert "READY=1" not in daemon.first_fields()
 
 
-def test_signals_are_taken_when_running_and_given_back_at_stop():
-    """SIGTERM and SIGHUP get handlers once the reactor runs; stopService restores the previous ones."""
-    daemon = Daemon(PLAIN).start()
+def test_signals_are_taken_once_the_reactor_runs():
+    """SIGTERM and SIGHUP get the daemon's handlers when the reactor runs (after Twisted installed its own)."""
+    daemon = Daemon(PLAIN)
+    daemon.service.startService()
+    assert daemon.signals == {}
+    daemon.clock.run()
     assert set(daemon.signals) == {signal.SIGTERM, signal.SIGHUP}
+
+
+def test_sighup_while_draining_is_ignored():
+    """Once stopping, the handlers stay ours: a SIGHUP neither reloads nor kills the draining process."""
+    daemon = Daemon(PLAIN).start()
     daemon.service.stopService()
-    assert daemon.signals == {signal.SIGTERM: signal.SIG_DFL, signal.SIGHUP: signal.SIG_DFL}
+    daemon.signals[signal.SIGHUP](signal.SIGHUP, None)
+    assert "RELOADING=1" not in daemon.first_fields()
 
 
 # --- SIGTERM ---------------------------------------------------------------------------------
@@ -218,7 +236,10 @@ def test_sighup_reloads_between_reloading_and_ready():
 
 def test_reload_applies_drain_timeout_and_endpoint_limits():
     """The drain timeout and per-endpoint limits of the new file apply after a reload."""
-    new = PLAIN + '[limits]\ndrain_timeout_seconds = 3.0\n[[endpoints]]\npath = "/echo"\nhandler = "echo"\n[endpoints.limits]\nmax_message_bytes = 10\n'
+    new = (
+        PLAIN
+        + '[limits]\ndrain_timeout_seconds = 3.0\n[[endpoints]]\npath = "/echo"\nhandler = "echo"\n[endpoints.limits]\nmax_message_bytes = 10\n'
+    )
     daemon = Daemon(PLAIN, reload_text=[new]).start()
     assert daemon.lifecycle.reload()
     assert daemon.lifecycle.drain.timeout_seconds == 3.0
@@ -240,7 +261,9 @@ def test_broken_config_on_reload_keeps_everything(logged):
     assert daemon.lifecycle.factory.limits.max_connections == 5
     assert daemon.first_fields()[-1] == "READY=1"
     assert "last reload failed" in daemon.messages()[-1][1]
-    assert any("configuration refused" in text and "limits.max_connections" in text for text in texts(logged, LogLevel.error))
+    assert any(
+        "configuration refused" in text and "limits.max_connections" in text for text in texts(logged, LogLevel.error)
+    )
 
 
 def test_changed_listeners_are_logged_as_needing_a_restart(logged):
@@ -254,7 +277,9 @@ def test_changed_listeners_are_logged_as_needing_a_restart(logged):
 def test_unchanged_handler_keeps_its_factory_and_changed_one_gets_a_new_one():
     """Handlers whose options did not change keep their factory (and shared state); changed ones are rebuilt."""
     endpoints = '[[endpoints]]\npath = "/a"\nhandler = "fake"\n[[endpoints]]\npath = "/b"\nhandler = "fake"\n[endpoints.options]\nroom = "{}"\n'
-    daemon = Daemon(PLAIN + endpoints.format("x"), reload_text=[PLAIN + endpoints.format("y")], handlers={"fake": FakePlugin()})
+    daemon = Daemon(
+        PLAIN + endpoints.format("x"), reload_text=[PLAIN + endpoints.format("y")], handlers={"fake": FakePlugin()}
+    )
     daemon.start()
     children = daemon.lifecycle.factory.wrappedFactory.resource.children
     before = {path: children[path].factory for path in (b"a", b"b")}

@@ -6,7 +6,7 @@ import io
 import json
 
 import pytest
-from twisted.logger import LogLevel, Logger, textFileLogObserver
+from twisted.logger import Logger, LogLevel, textFileLogObserver
 from twisted.python.failure import Failure
 
 from wsdaemon.logs import event_as_record, json_lines_observer, observer_factory
@@ -21,14 +21,14 @@ def emit(observer_factory_: object, **fields: object) -> str:
 
 
 def test_text_is_the_observer_for_text():
-    """"text" gives Twisted's human-readable observer: a timestamp, the namespace and the message."""
+    """ "text" gives Twisted's human-readable observer: a timestamp, the namespace and the message."""
     assert observer_factory("text") is textFileLogObserver
     line = emit(observer_factory("text"), path="/echo", code=1000)
     assert "[wsdaemon.test#info] websocket closed path=/echo code=1000" in line
 
 
 def test_json_writes_one_object_per_line_with_the_fields():
-    """"json" writes one JSON object per line: time, level, namespace, message and the event's own fields."""
+    """ "json" writes one JSON object per line: time, level, namespace, message and the event's own fields."""
     written = emit(observer_factory("json"), path="/echo", code=1001)
     (line,) = written.splitlines()
     record = json.loads(line)
@@ -45,6 +45,7 @@ def test_json_line_has_no_record_separator():
 
 def test_json_writes_unserialisable_fields_as_repr():
     """A field JSON cannot hold (an object) is written as its repr rather than failing the log line."""
+
     class Thing:
         def __repr__(self) -> str:
             return "<thing>"
@@ -59,7 +60,15 @@ def test_json_failure_carries_the_traceback():
         raise ValueError("boom")
     except ValueError:
         failure = Failure()
-    record = event_as_record({"log_level": LogLevel.critical, "log_time": 0.0, "log_format": "oops", "log_failure": failure, "log_namespace": "x"})
+    record = event_as_record(
+        {
+            "log_level": LogLevel.critical,
+            "log_time": 0.0,
+            "log_format": "oops",
+            "log_failure": failure,
+            "log_namespace": "x",
+        }
+    )
     assert "ValueError: boom" in record["traceback"]
     assert record["level"] == "critical"
 

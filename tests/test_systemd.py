@@ -47,7 +47,7 @@ def test_reloading_carries_the_monotonic_time():
     """reloading() sends RELOADING=1 with MONOTONIC_USEC (systemd >= 253 needs it)."""
     sender, recorder = notifier()
     sender.reloading()
-    (lines, _), = recorder.sent
+    ((lines, _),) = recorder.sent
     assert lines[0] == "RELOADING=1"
     assert lines[1].startswith("MONOTONIC_USEC=") and lines[1].split("=")[1].isdigit()
 
@@ -91,7 +91,11 @@ def test_a_failing_send_is_logged_once_and_never_raises():
         sender.watchdog()
     finally:
         globalLogPublisher.removeObserver(events.append)
-    warnings = [event for event in events if event.get("log_level") == LogLevel.warn and event.get("log_namespace", "").startswith("wsdaemon.systemd")]
+    warnings = [
+        event
+        for event in events
+        if event.get("log_level") == LogLevel.warn and event.get("log_namespace", "").startswith("wsdaemon.systemd")
+    ]
     assert len(warnings) == 1
 
 

@@ -44,7 +44,17 @@ def settings(server: Issued, **changes) -> TLSConfig:
 class Handshake:
     """One client and one server ``SSL.Connection`` joined by memory BIOs."""
 
-    def __init__(self, tls: ServerTLS, ca: ThrowawayCA, *, server_name: str | None = "localhost", client_cert: Issued | None = None, alpn: list[bytes] | None = None, max_version: int | None = None, client_ciphers: bytes | None = None) -> None:
+    def __init__(
+        self,
+        tls: ServerTLS,
+        ca: ThrowawayCA,
+        *,
+        server_name: str | None = "localhost",
+        client_cert: Issued | None = None,
+        alpn: list[bytes] | None = None,
+        max_version: int | None = None,
+        client_ciphers: bytes | None = None,
+    ) -> None:
         context = SSL.Context(SSL.TLS_CLIENT_METHOD)
         context.load_verify_locations(str(ca.path))
         context.set_verify(SSL.VERIFY_PEER)
@@ -115,9 +125,11 @@ def test_sni_selects_the_certificate_for_the_name(ca, server):
 
 
 def test_wildcard_sni_covers_one_label(ca, server):
-    """"*.example.test" serves a.example.test, but not a.b.example.test or example.test (they get the default)."""
+    """ "*.example.test" serves a.example.test, but not a.b.example.test or example.test (they get the default)."""
     wildcard = ca.issue("*.example.test", ("*.example.test",), stem="wild")
-    tls = ServerTLS(settings(server, sni=(SNIConfig("*.example.test", str(wildcard.cert_path), str(wildcard.key_path)),)))
+    tls = ServerTLS(
+        settings(server, sni=(SNIConfig("*.example.test", str(wildcard.cert_path), str(wildcard.key_path)),))
+    )
     assert Handshake(tls, ca, server_name="a.example.test").served_serial() == wildcard.serial
     assert Handshake(tls, ca, server_name="a.b.example.test").served_serial() == server.serial
     assert Handshake(tls, ca, server_name="example.test").served_serial() == server.serial
@@ -163,7 +175,9 @@ def test_tls_1_2_is_accepted(ca, server):
 def test_tls_1_1_is_refused(ca, server):
     """A client that speaks at most TLS 1.1 is refused."""
     with pytest.raises(SSL.Error):
-        Handshake(ServerTLS(settings(server)), ca, max_version=SSL.TLS1_1_VERSION, client_ciphers=b"DEFAULT:@SECLEVEL=0")
+        Handshake(
+            ServerTLS(settings(server)), ca, max_version=SSL.TLS1_1_VERSION, client_ciphers=b"DEFAULT:@SECLEVEL=0"
+        )
 
 
 def test_min_tls_version_1_3_refuses_tls_1_2(ca, server):
@@ -268,7 +282,9 @@ def test_problems_are_prefixed_with_the_listener(server, tmp_path):
 
 def test_build_listener_tls_skips_plain_listeners(server):
     """Only listeners with tls get contexts, keyed by their endpoint string."""
-    config: Config = dataclasses.replace(default_config(), listeners=(ListenerConfig("tcp:1"), ListenerConfig("tcp:2", settings(server))))
+    config: Config = dataclasses.replace(
+        default_config(), listeners=(ListenerConfig("tcp:1"), ListenerConfig("tcp:2", settings(server)))
+    )
     built = build_listener_tls(config, [])
     assert list(built) == ["tcp:2"]
 
@@ -377,14 +393,18 @@ def stack_over_tls(ca: ThrowawayCA, server: Issued, client_cert: Issued | None) 
     stack = Stack()
     recording = stack.factories["/echo"]
     tls = ServerTLS(settings(server, client_ca=str(ca.path), client_certs="optional"))
-    server_protocol = TLSServerFactory(tls, stack.factory, stack.clock).buildProtocol(IPv4Address("TCP", "203.0.113.5", 4000))
+    server_protocol = TLSServerFactory(tls, stack.factory, stack.clock).buildProtocol(
+        IPv4Address("TCP", "203.0.113.5", 4000)
+    )
     trust = Certificate.loadPEM(ca.path.read_bytes())
     identity = None
     if client_cert is not None:
         identity = PrivateCertificate.loadPEM(client_cert.key_path.read_text() + client_cert.cert_path.read_text())
     options = optionsForClientTLS("localhost", trustRoot=trust, clientCertificate=identity)
     client = RawClient()
-    client_protocol = TLSMemoryBIOFactory(options, True, Factory.forProtocol(lambda: client), stack.clock).buildProtocol(None)
+    client_protocol = TLSMemoryBIOFactory(
+        options, True, Factory.forProtocol(lambda: client), stack.clock
+    ).buildProtocol(None)
     server_transport, client_transport = iosim.makeFakeServer(server_protocol), iosim.makeFakeClient(client_protocol)
     pump = iosim.connect(server_protocol, server_transport, client_protocol, client_transport, clock=stack.clock)
     pump.flush()

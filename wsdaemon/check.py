@@ -37,10 +37,14 @@ def check_listeners(config: Config, reactor: Any, problems: list[Problem]) -> di
             serverFromString(reactor, listener.endpoint)
         except (KeyError, IndexError) as error:
             if not listener.endpoint.startswith("systemd:"):
-                problems.append(Problem(f"listeners[{index}].endpoint", f"{_ENDPOINT_EXPECTED} ({error})", repr(listener.endpoint)))
+                problems.append(
+                    Problem(f"listeners[{index}].endpoint", f"{_ENDPOINT_EXPECTED} ({error})", repr(listener.endpoint))
+                )
             notes[listener.endpoint] = _NOT_PASSED
         except Exception as error:  # serverFromString raises ValueError, TypeError, AttributeError...
-            problems.append(Problem(f"listeners[{index}].endpoint", f"{_ENDPOINT_EXPECTED} ({error})", repr(listener.endpoint)))
+            problems.append(
+                Problem(f"listeners[{index}].endpoint", f"{_ENDPOINT_EXPECTED} ({error})", repr(listener.endpoint))
+            )
     return notes
 
 
@@ -49,7 +53,9 @@ def _describe_tls(settings: TLSConfig) -> str:
     return f"TLS >= {settings.min_tls_version}, {ciphers}, ALPN http/1.1, client certificates: {settings.client_certs}"
 
 
-def _listener_lines(listener: ListenerConfig, tls: ServerTLS | None, note: str | None, now: datetime.datetime) -> list[str]:
+def _listener_lines(
+    listener: ListenerConfig, tls: ServerTLS | None, note: str | None, now: datetime.datetime
+) -> list[str]:
     kind = "plain TCP" if listener.tls is None else _describe_tls(listener.tls)
     lines = [f"  {listener.endpoint}  ({kind})"]
     if note:
@@ -64,11 +70,17 @@ def _listener_lines(listener: ListenerConfig, tls: ServerTLS | None, note: str |
 
 
 def _limit_changes(limits: Limits, base: Limits) -> str:
-    changed = [f"{f.name}={getattr(limits, f.name)}" for f in dataclasses.fields(Limits) if getattr(limits, f.name) != getattr(base, f.name)]
+    changed = [
+        f"{f.name}={getattr(limits, f.name)}"
+        for f in dataclasses.fields(Limits)
+        if getattr(limits, f.name) != getattr(base, f.name)
+    ]
     return ", ".join(changed)
 
 
-def report(config: Config, tls: Mapping[str, ServerTLS], notes: Mapping[str, str], now: datetime.datetime) -> tuple[list[str], list[str]]:
+def report(
+    config: Config, tls: Mapping[str, ServerTLS], notes: Mapping[str, str], now: datetime.datetime
+) -> tuple[list[str], list[str]]:
     """The printed report and the warnings (certificates near expiry)."""
     lines = [f"wsdaemon: configuration OK: {config.source or '(built-in defaults)'}", "listeners:"]
     for listener in config.listeners:
@@ -77,7 +89,9 @@ def report(config: Config, tls: Mapping[str, ServerTLS], notes: Mapping[str, str
     lines.append("endpoints:")
     for endpoint in config.endpoints:
         origins = ", ".join(endpoint.allowed_origins) or "same origin as Host"
-        lines.append(f"  {endpoint.path}  handler={endpoint.handler}  subprotocols=[{', '.join(endpoint.subprotocols)}]  origins={origins}")
+        lines.append(
+            f"  {endpoint.path}  handler={endpoint.handler}  subprotocols=[{', '.join(endpoint.subprotocols)}]  origins={origins}"
+        )
         if endpoint.options:
             lines.append(f"    options: {dict(endpoint.options)}")
         changes = _limit_changes(endpoint.limits, config.limits)

@@ -99,7 +99,6 @@ class LifecycleService(Service):
         self.install_signal = install_signal
         self.now = now
         self.stopping = False
-        self._previous_handlers: dict[int, Any] = {}
         self._timers: list[LoopingCall] = []
         self._last_status = ""
 
@@ -111,22 +110,25 @@ class LifecycleService(Service):
         self.reactor.callWhenRunning(self._running)
 
     def stopService(self) -> None:
-        """Tell systemd we are stopping, stop the timers and give the signals back."""
+        """Tell systemd we are stopping and stop the timers.
+
+        The signal handlers stay: during the drain a second SIGTERM changes nothing and a
+        SIGHUP is ignored, where the default action would kill the process mid-drain.
+        """
         super().stopService()
         self._announce_stopping()
         for timer in self._timers:
             if timer.running:
                 timer.stop()
         self._timers = []
-        for number, previous in self._previous_handlers.items():
-            self.install_signal(number, previous)
-        self._previous_handlers = {}
 
     def _running(self) -> None:
-        for number, handler in ((signal.SIGTERM, self._on_sigterm), (signal.SIGHUP, self._on_sighup)):
-            self._previous_handlers[number] = self.install_signal(number, handler)
+        self.install_signal(signal.SIGTERM, self._on_sigterm)
+        self.install_signal(signal.SIGHUP, self._on_sighup)
         self._warn_expiring()
-        listening = [listener.listening for listener in self.listeners if getattr(listener, "listening", None) is not None]
+        listening = [
+            listener.listening for listener in self.listeners if getattr(listener, "listening", None) is not None
+        ]
         DeferredList(listening).addCallback(lambda _: self._ready())
 
     def _ready(self) -> None:
@@ -200,6 +202,9 @@ class LifecycleService(Service):
 
     def reload(self) -> bool:
         """SIGHUP: re-read the config and the certificates; True if everything applied."""
+        if self.stopping:
+            self.log.info("SIGHUP ignored: shutting down")
+            return False
         self.log.info("SIGHUP: reloading configuration and certificates")
         self.notifier.reloading()
         config = self._load()
@@ -209,7 +214,9 @@ class LifecycleService(Service):
         ok = certificates_ok and config_ok
         status = self.status_text() if ok else f"{self.status_text()}; last reload failed (see the log)"
         self.notifier.ready(status)
-        self.log.info("reload {outcome}", outcome="done" if ok else "done with errors; the failed parts kept their old settings")
+        self.log.info(
+            "reload {outcome}", outcome="done" if ok else "done with errors; the failed parts kept their old settings"
+        )
         return ok
 
     def _load(self) -> Config | None:
@@ -241,7 +248,9 @@ class LifecycleService(Service):
                     error=str(error),
                 )
             else:
-                served = "; ".join(f"{item.server_name or 'default'} {item.describe(self.now())}" for item in tls.served)
+                served = "; ".join(
+                    f"{item.server_name or 'default'} {item.describe(self.now())}" for item in tls.served
+                )
                 self.log.info("reload: {endpoint} now serves {served}", endpoint=endpoint, served=served)
         return ok
 
@@ -279,5 +288,9 @@ class LifecycleService(Service):
             same = before.get(endpoint.path) == _handler_key(endpoint) and endpoint.path in self.factories
             factories[endpoint.path] = self.factories[endpoint.path] if same else fresh[endpoint.path]
             if not same:
-                self.log.info("reload: {path} now uses handler {handler} with new options", path=endpoint.path, handler=endpoint.handler)
+                self.log.info(
+                    "reload: {path} now uses handler {handler} with new options",
+                    path=endpoint.path,
+                    handler=endpoint.handler,
+                )
         return factories

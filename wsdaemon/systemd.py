@@ -85,7 +85,9 @@ class Notifier:
         except OSError as error:
             if not self._warned:
                 self._warned = True
-                self.log.warn("cannot notify the service manager at {address}: {error}", address=self.address, error=error)
+                self.log.warn(
+                    "cannot notify the service manager at {address}: {error}", address=self.address, error=error
+                )
 
     def ready(self, status: str) -> None:
         """Startup (or a reload) finished: we are serving."""

@@ -11,8 +11,6 @@ by memory, and time is a ``MemoryReactorClock`` that moves when the test says.
         client = connect(ShoutFactory(), "/shout")
         client.send_text("hello")
         assert client.received() == ["HELLO"]
-        client.close()
-        assert client.close_code == 1000
 
 Everything happens synchronously: each call delivers what the client sends,
 and every property reads what the daemon wrote so far. A client can stop
@@ -22,10 +20,8 @@ buffer and pauses the handler's producer as a slow peer would.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import itertools
-import os
 import types
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
@@ -48,9 +44,9 @@ from wsdaemon.core import (
     Side,
     State,
     TextMessage,
-    accept_key,
 )
-from wsdaemon.core.http import find_head_end, parse_response_head, serialize_request
+from wsdaemon.core.handshake import ClientRequest, build_request, check_response
+from wsdaemon.core.http import find_head_end, parse_response_head
 from wsdaemon.interfaces import WebSocketServerFactory
 from wsdaemon.web.site import build_factory
 
@@ -100,12 +96,8 @@ class MemoryTransport(StringTransport):
         return data
 
     def _maybe_pause(self) -> None:
-        if (
-            self.producer is not None
-            and self.streaming
-            and not self.producer_paused
-            and self.io.tell() > self.bufferSize
-        ):
+        full = self.io.tell() > self.bufferSize
+        if full and self.producer is not None and self.streaming and not self.producer_paused:
             self.producer_paused = True
             self.producer.pauseProducing()
 
@@ -199,15 +191,13 @@ class MemoryClient:
         self.subprotocol: str | None = None
         self.pongs: list[bytes] = []
         self._core: Connection | None = None
-        self._key = ""
+        self._request: ClientRequest | None = None
         self._buffer = b""
         self._messages: list[str | bytes] = []
         self._outgoing: list[bytes] = []
         self._reading = True
         self._tcp_closed = False
         self._close: tuple[int, str] | None = None
-
-    # --- the answer to the upgrade ------------------------------------------------------
 
     @property
     def status(self) -> int:
@@ -227,8 +217,6 @@ class MemoryClient:
         """The handler the factory built for this connection (None if the upgrade was refused)."""
         upgraded = self.protocol.upgraded
         return getattr(upgraded, "handler", None)
-
-    # --- sending ------------------------------------------------------------------------------
 
     def send_text(self, text: str) -> None:
         """Send a text message."""
@@ -263,8 +251,6 @@ class MemoryClient:
         if not self._tcp_closed:
             self._tcp_closed = True
             self.protocol.connectionLost(Failure(ConnectionLost("the client went away")))
-
-    # --- receiving ----------------------------------------------------------------------------
 
     def received(self) -> list[str | bytes]:
         """The messages received since the last call, in order."""
@@ -303,24 +289,12 @@ class MemoryClient:
         self._pump()
         return self._tcp_closed
 
-    # --- internals -------------------------------------------------------------------------------
-
     def _upgrade(
         self, path: str, headers: Sequence[tuple[str, str]], subprotocols: Sequence[str], origin: str | None
     ) -> None:
-        self._key = base64.b64encode(os.urandom(16)).decode("ascii")
-        head = [
-            ("Host", HOST),
-            ("Upgrade", "websocket"),
-            ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Key", self._key),
-            ("Sec-WebSocket-Version", "13"),
-        ]
-        if subprotocols:
-            head.append(("Sec-WebSocket-Protocol", ", ".join(subprotocols)))
-        if origin is not None:
-            head.append(("Origin", origin))
-        self._outgoing.append(serialize_request(path, head + list(headers)))
+        self._request = build_request(HOST, path, tuple(subprotocols), origin)
+        extra = "".join(f"{name}: {value}\r\n" for name, value in headers).encode("latin-1")
+        self._outgoing.append(self._request.data[:-2] + extra + b"\r\n")  # before the blank line
         self._pump()
 
     def _command(self) -> Connection:
@@ -376,9 +350,8 @@ class MemoryClient:
         if self.response.status != 101:
             self.body = rest
             return
-        if self.response.get("sec-websocket-accept") != accept_key(self._key):
-            raise AssertionError(f"wrong Sec-WebSocket-Accept in {self.response}")
-        self.subprotocol = self.response.get("sec-websocket-protocol")
+        assert self._request is not None
+        self.subprotocol = check_response(self.response, self._request)  # accept key, subprotocol...
         self._core = Connection(Side.CLIENT, _CLIENT_LIMITS)
         if rest:
             self._receive(rest)
@@ -420,10 +393,7 @@ def connect(
             ``allowed_origins``, ``reactor``) and :meth:`MemoryServer.connect`
             ones (``headers``, ``subprotocols``, ``origin``, ``peer``).
     """
-    server_keys = {"limits", "allowed_origins", "reactor"}
-    server_options = {key: value for key, value in options.items() if key in server_keys}
-    if "subprotocols" in options:
-        server_options["subprotocols"] = options["subprotocols"]
-    client_options = {key: value for key, value in options.items() if key not in server_keys}
+    server_options = {key: options.pop(key) for key in ("limits", "allowed_origins", "reactor") if key in options}
+    server_options["subprotocols"] = options.get("subprotocols", ())
     server = MemoryServer({endpoint or path.partition("?")[0]: factory}, **server_options)
-    return server.connect(path, **client_options)
+    return server.connect(path, **options)

@@ -151,7 +151,9 @@ def _dns_names(certificate: x509.Certificate) -> tuple[str, ...]:
 
 def _served(material: _Material, key: str, path: str, server_name: str | None) -> ServedCertificate:
     leaf = material.chain[0]
-    return ServedCertificate(key, path, server_name, leaf.subject.rfc4514_string(), _dns_names(leaf), leaf.not_valid_after_utc)
+    return ServedCertificate(
+        key, path, server_name, leaf.subject.rfc4514_string(), _dns_names(leaf), leaf.not_valid_after_utc
+    )
 
 
 def select_alpn(connection: SSL.Connection, offered: list[bytes]) -> bytes | Any:
@@ -224,7 +226,10 @@ class ServerTLS:
     def _build(self, settings: TLSConfig) -> _ContextSet:
         problems: list[Problem] = []
         default = load_material(settings.certificate, settings.private_key, "", problems)
-        extra = [(entry, load_material(entry.certificate, entry.private_key, f"sni[{i}].", problems)) for i, entry in enumerate(settings.sni)]
+        extra = [
+            (entry, load_material(entry.certificate, entry.private_key, f"sni[{i}].", problems))
+            for i, entry in enumerate(settings.sni)
+        ]
         client_cas = self._client_cas(settings, problems)
         if problems or default is None:
             raise TLSConfigError(problems)
@@ -265,7 +270,9 @@ class ServerTLS:
         try:
             context.set_cipher_list((settings.ciphers or MODERN_CIPHERS).encode("ascii"))
         except (SSL.Error, UnicodeEncodeError):
-            problems.append(Problem("ciphers", "an OpenSSL cipher list naming at least one usable suite", repr(settings.ciphers)))
+            problems.append(
+                Problem("ciphers", "an OpenSSL cipher list naming at least one usable suite", repr(settings.ciphers))
+            )
         context.use_certificate(material.chain[0])
         for certificate in material.chain[1:]:
             context.add_extra_chain_cert(certificate)
@@ -291,7 +298,9 @@ class ServerTLS:
             if left < 0:
                 lines.append(f"certificate {served.path} ({served.subject}) EXPIRED on {served.not_after:%Y-%m-%d}")
             elif left < days:
-                lines.append(f"certificate {served.path} ({served.subject}) expires on {served.not_after:%Y-%m-%d}, in {left:.1f} days")
+                lines.append(
+                    f"certificate {served.path} ({served.subject}) expires on {served.not_after:%Y-%m-%d}, in {left:.1f} days"
+                )
         return lines
 
 

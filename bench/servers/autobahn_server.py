@@ -1,11 +1,18 @@
 """Autobahn on Twisted: the classic WebSocket echo (autobahn.twisted.websocket).
 
-Options set through Autobahn's own configuration only (nothing patched):
-tcpNoDelay=True (Autobahn's default, set explicitly), no size limits. On the
-first connection it reports whether TCP_NODELAY is really on (getsockopt),
-since DESIGN.md §5 notes that Autobahn's option can fail silently.
+Options set through Autobahn's own configuration only (nothing patched): no
+size limits, and tcpNoDelay=True. On the first connection it reports whether
+TCP_NODELAY is really on (getsockopt).
 
-    python bench/servers/autobahn_server.py --port 9001
+Autobahn's factory option alone does not work: its connectionMade calls
+setTcpNoDelay(self.tcpNoDelay) before _connectionMade copies the factory's
+options onto the protocol, the AttributeError is swallowed, and Nagle stays on
+(getsockopt gives 0). Autobahn also takes options per protocol class ("only
+copy if not already set on protocol instance"), so the option is set there as
+well, which works. --factory-nodelay-only leaves it on the factory alone, to
+show the difference.
+
+    python bench/servers/autobahn_server.py --port 9001 [--factory-nodelay-only]
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from twisted.internet import reactor
 
 class Echo(WebSocketServerProtocol):
     reported = False
+    tcpNoDelay = True  # Autobahn's per-protocol configuration (see the module docstring)
 
     def onOpen(self) -> None:
         if not Echo.reported:
@@ -39,7 +47,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--factory-nodelay-only", action="store_true", help="set tcpNoDelay on the factory only (Nagle stays on)")
     args = parser.parse_args()
+    if args.factory_nodelay_only:
+        del Echo.tcpNoDelay
     factory = WebSocketServerFactory(f"ws://{args.host}:{args.port}")
     factory.protocol = Echo
     factory.setProtocolOptions(

@@ -29,7 +29,9 @@ class Peer:
         self.clock = MemoryReactorClock()
         self.handler = RecordingHandler()
         settings = Limits().replace(**limits)
-        self.protocol = WebSocketWireProtocol(self.handler, Connection(Side.SERVER, settings), self.clock, path="/t", keepalive=keepalive)
+        self.protocol = WebSocketWireProtocol(
+            self.handler, Connection(Side.SERVER, settings), self.clock, path="/t", keepalive=keepalive
+        )
         self.transport = StringTransport()
         self.protocol.makeConnection(self.transport)
         self.protocol.finishNegotiation()

@@ -295,3 +295,20 @@ class TestConnectionWithDeflate:
 def test_serialize_frame_rsv_is_on_the_wire() -> None:
     """serialize_frame writes the RSV1 bit it is given."""
     assert serialize_frame(Opcode.TEXT, b"x", rsv=RSV1)[0][0] == 0xC1
+
+
+def test_incompressible_message_at_the_limit_is_accepted() -> None:
+    """A max-size message that grows when deflated is accepted: the limit is on the inflated size."""
+    payload = os.urandom(1 << 16)
+    compressed = raw_deflate(payload)
+    assert len(compressed) > len(payload)
+    limits = Limits(max_message_bytes=1 << 16, max_frame_bytes=1 << 16)
+    events, _, _ = feed(make=lambda: deflate_connection(limits), data=client_frame(Opcode.BINARY, compressed, rsv=RSV1))
+    assert events == [BytesMessage(payload)]
+
+
+def test_uncompressed_message_on_a_deflate_connection_keeps_the_exact_limit() -> None:
+    """The compression allowance applies only to compressed messages."""
+    limits = Limits(max_message_bytes=1000, max_frame_bytes=2000)
+    events, _, _ = feed(make=lambda: deflate_connection(limits), data=client_frame(Opcode.BINARY, b"x" * 1001))
+    assert events[-1].code == 1009

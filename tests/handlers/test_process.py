@@ -334,7 +334,7 @@ def test_program_that_exits_on_sigterm_is_not_killed():
     process.exit(143)
     reactor.advance(10)
     assert process.signals == ["TERM"]
-    assert [call for call in reactor.getDelayedCalls() if call.active() and "_signal" in repr(call.func)] == []
+    assert [call for call in reactor.getDelayedCalls() if call.active() and "signal_program" in repr(call.func)] == []
 
 
 def test_output_after_the_peer_left_is_discarded():
@@ -355,6 +355,65 @@ def test_program_that_cannot_start_closes_with_1011_and_frees_its_slot():
     assert first.close_code == 1011
     reactor.fail_with = None
     assert server.connect("/run").accepted
+
+
+def test_daemon_shutdown_ends_the_programs_still_running():
+    """At shutdown the reactor waits while programs still running get SIGTERM, then SIGKILL after the timeout."""
+    server, reactor = serve({"kill_timeout_seconds": 2})
+    server.connect("/run")
+    server.connect("/run")
+    reactor.processes[1].exit(0)
+    [(end_all, args, kwargs)] = reactor.triggers["before"]["shutdown"]
+    waiting = end_all(*args, **kwargs)
+    assert [process.signals for process in reactor.processes] == [["TERM"], []]
+    reactor.advance(1.9)
+    assert not waiting.called
+    reactor.advance(0.1)
+    assert reactor.processes[0].signals == ["TERM", "KILL"]
+    assert waiting.called
+
+
+def test_shutdown_waits_only_until_the_programs_ended():
+    """Programs that end on SIGTERM let the shutdown go on at once, and get no SIGKILL."""
+    server, reactor = serve({"kill_timeout_seconds": 2})
+    server.connect("/run")
+    server.connect("/run")
+    [(end_all, args, kwargs)] = reactor.triggers["before"]["shutdown"]
+    waiting = end_all(*args, **kwargs)
+    reactor.processes[0].exit(143)
+    assert not waiting.called
+    reactor.processes[1].exit(143)
+    assert waiting.called
+    reactor.advance(5)
+    assert [process.signals for process in reactor.processes] == [["TERM"], ["TERM"]]
+
+
+def test_connections_closing_after_the_shutdown_wait_ended_break_nothing():
+    """Slots freed after the shutdown wait is over (a connection whose program never ran) do not fire it again."""
+    server, reactor = serve({"max_processes": 3})
+    first, second = server.connect("/run"), server.connect("/run")
+    [(end_all, args, kwargs)] = reactor.triggers["before"]["shutdown"]
+    waiting = end_all(*args, **kwargs)
+    reactor.processes[0].exit(143)
+    reactor.processes[1].exit(143)
+    assert waiting.called
+    first.close()
+    second.close()
+    reactor.fail_with = OSError("fork failed")
+    with capturedLogs() as events:
+        third = server.connect("/run")
+    assert third.close_code == 1011
+    failures = [event["log_failure"] for event in events if "log_failure" in event]
+    assert [failure.type for failure in failures] == [OSError]
+
+
+def test_shutdown_with_no_program_running_does_not_wait():
+    """With no program left, the shutdown trigger returns nothing to wait for."""
+    server, reactor = serve()
+    server.connect("/run")
+    reactor.processes[0].exit(0)
+    [(end_all, args, kwargs)] = reactor.triggers["before"]["shutdown"]
+    assert end_all(*args, **kwargs) is None
 
 
 # --- the cap ----------------------------------------------------------------------------------------------------

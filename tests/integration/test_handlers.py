@@ -189,20 +189,29 @@ def test_binary_mode_relays_bytes_unchanged(process_daemon):
     assert received == payload
 
 
+def program_gone(pid: int) -> bool:
+    """Whether ``pid`` no longer runs (a zombie waiting for a parent that is not ours counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_stopping_the_daemon_ends_the_programs_it_runs(process_daemon):
+    """A program still running when the daemon stops, even one ignoring SIGTERM, does not outlive the daemon."""
+    with ws(process_daemon.ws_url("/stubborn")) as client:
+        pid = int(client.recv(TIMEOUT))
+        assert process_daemon.stop() == 0
+    eventually(lambda: program_gone(pid), f"program {pid} ended with the daemon")
+
+
 def test_program_ignoring_sigterm_is_killed_after_the_timeout(process_daemon):
     """A program that ignores SIGTERM is SIGKILLed after kill_timeout_seconds and reaped once the peer left."""
     with ws(process_daemon.ws_url("/stubborn")) as client:
         pid = int(client.recv(TIMEOUT))
-        assert os.kill(pid, 0) is None  # it runs
-
-    def gone() -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
-    eventually(gone, f"program {pid} killed and reaped")
+        assert not program_gone(pid)
+    eventually(lambda: program_gone(pid), f"program {pid} killed")
 
 
 # --- tcp -----------------------------------------------------------------------------------------------------

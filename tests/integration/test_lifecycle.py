@@ -184,9 +184,19 @@ def run_plain_daemon(tmp_path: Path, *wsdaemon_args: str) -> tuple[subprocess.Po
 
     port = free_port()
     out = tmp_path / f"out-{port}.log"
-    command = [sys.executable, "-m", "twisted", "wsdaemon", "--listen", f"tcp:{port}:interface={LOOPBACK}", *wsdaemon_args]
+    command = [
+        sys.executable,
+        "-m",
+        "twisted",
+        "wsdaemon",
+        "--listen",
+        f"tcp:{port}:interface={LOOPBACK}",
+        *wsdaemon_args,
+    ]
     with out.open("wb") as stdout:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
@@ -214,7 +224,17 @@ def test_logs_are_text_by_default_even_off_a_terminal(tmp_path):
     lines = out.read_text().splitlines()
     assert lines and not any(line.startswith(("{", "\x1e")) for line in lines)
     (summary,) = [line for line in lines if "websocket closed" in line]
-    for field in ("peer=127.0.0.1:", "path=/echo", "subprotocol=None", "code=1000", "duration=", "bytes_in=", "bytes_out=", "messages_in=1", "messages_out=1"):
+    for field in (
+        "peer=127.0.0.1:",
+        "path=/echo",
+        "subprotocol=None",
+        "code=1000",
+        "duration=",
+        "bytes_in=",
+        "bytes_out=",
+        "messages_in=1",
+        "messages_out=1",
+    ):
         assert field in summary, summary
 
 
@@ -235,7 +255,15 @@ def check(tmp_path: Path, text: str, program: str = "twistd") -> subprocess.Comp
     config = tmp_path / "checked.toml"
     config.write_text(text)
     executable = str(Path(sys.executable).parent / program)
-    return subprocess.run([executable, "wsdaemon", "--config", str(config), "--check-config"], cwd=tmp_path, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    return subprocess.run(
+        [executable, "wsdaemon", "--config", str(config), "--check-config"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
 
 
 def test_twistd_check_config_passes_a_good_config_without_listening(tmp_path):
@@ -247,7 +275,10 @@ def test_twistd_check_config_passes_a_good_config_without_listening(tmp_path):
     text = f'[[listeners]]\nendpoint = "tcp:{port}:interface=127.0.0.1"\ntls = true\ncertificate = "{issued.cert_path}"\nprivate_key = "{issued.key_path}"\n'
     result = check(tmp_path, text)
     assert result.returncode == 0, result.stderr
-    assert f"tcp:{port}:interface=127.0.0.1  (TLS >= 1.2" in result.stdout and "max_message_bytes = 1048576" in result.stdout
+    assert (
+        f"tcp:{port}:interface=127.0.0.1  (TLS >= 1.2" in result.stdout
+        and "max_message_bytes = 1048576" in result.stdout
+    )
     with socket.socket() as sock:
         sock.bind((LOOPBACK, port))  # nothing is listening there (and nothing was left behind)
 

@@ -81,7 +81,13 @@ class Served:
     def websocket(self, port: int | None = None, client: Issued | None = None) -> ClientConnection:
         """A wss:// connection to /echo on 127.0.0.1 for the name localhost."""
         raw = socket.create_connection((LOOPBACK, port or self.tls_port), timeout=10)
-        return connect(f"wss://localhost:{port or self.tls_port}/echo", sock=raw, ssl=self.context(client), server_hostname="localhost", open_timeout=10)
+        return connect(
+            f"wss://localhost:{port or self.tls_port}/echo",
+            sock=raw,
+            ssl=self.context(client),
+            server_hostname="localhost",
+            open_timeout=10,
+        )
 
 
 def serial_of(connection: ssl.SSLSocket) -> int:
@@ -98,7 +104,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     workdir = tmp_path_factory.mktemp("tls")
     pki = Pki(workdir / "pki")
     http_port, tls_port, mtls_port = free_port(), free_port(), free_port()
-    with running_daemon(workdir, tls_config(pki, http_port, tls_port, mtls_port), port=http_port, listen=False) as daemon:
+    with running_daemon(
+        workdir, tls_config(pki, http_port, tls_port, mtls_port), port=http_port, listen=False
+    ) as daemon:
         yield Served(daemon, pki, tls_port, mtls_port)
 
 
@@ -149,10 +157,12 @@ def test_websocket_echo_over_tls(served):
 
 def test_mtls_refuses_a_client_without_certificate(served):
     """client_certs = "required": a client with no certificate gets no WebSocket."""
-    with pytest.raises((ssl.SSLError, ConnectionError, EOFError, TimeoutError, ConnectionClosed)):
-        with served.websocket(port=served.mtls_port) as ws:
-            ws.send("should not arrive")
-            ws.recv(timeout=10)
+    with (
+        pytest.raises((ssl.SSLError, ConnectionError, EOFError, TimeoutError, ConnectionClosed)),
+        served.websocket(port=served.mtls_port) as ws,
+    ):
+        ws.send("should not arrive")
+        ws.recv(timeout=10)
 
 
 def test_mtls_accepts_a_client_certificate_signed_by_client_ca(served):
@@ -173,6 +183,7 @@ def run_client(url: str, *args: str, text: str = "hello\n") -> subprocess.Comple
         text=True,
         timeout=30,
         cwd=REPO_ROOT,
+        check=False,
     )
 
 

@@ -77,8 +77,8 @@ class SwitchingProtocol(ProtocolWrapper):
         transport.write(head)
         self.upgraded = self.wrappedProtocol = protocol
         self._receive = protocol.dataReceived
+        transport.resumeProducing()  # before the protocol starts, so a pause it sets up stays
         protocol.makeConnection(transport)
-        transport.resumeProducing()
 
     def requestStarted(self) -> None:
         """A complete request head arrived: the handshake clock stops while it is served."""

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from enum import Enum
 
 from wsdaemon.core.close import CloseCode, is_valid_close_code, parse_close, serialize_close
-from wsdaemon.core.deflate import Extension
+from wsdaemon.core.deflate import Extension, compressed_size_bound
 from wsdaemon.core.errors import LocalProtocolError, MessageTooBig, ProtocolViolation
 from wsdaemon.core.events import (
     BytesMessage,
@@ -118,9 +118,12 @@ class Connection:
         self.close_reason = ""
         self.failure: Exception | None = None  # what made us fail the connection, for logs
         self.failed = False  # True once fail() ran: the close was not a clean handshake
+        # With compression a frame may be a little larger than what it inflates to.
+        wire_bound = compressed_size_bound if extension is not None else int
+        self._wire_message_limit = wire_bound(limits.max_message_bytes)
         self._parser = FrameParser(
             expect_masked=side is Side.SERVER,
-            max_frame_bytes=limits.max_frame_bytes,
+            max_frame_bytes=wire_bound(limits.max_frame_bytes),
             allowed_rsv=extension.rsv if extension is not None else 0,
         )
         self._mask = side is Side.CLIENT
@@ -318,7 +321,7 @@ class Connection:
         self.state = _next_state(self.state, Input.RECEIVE_DATA)
         if chunk.last and chunk.first and header.fin and self._msg_opcode is None and header.opcode:
             # The fast path: a whole message in one frame that arrived at once.
-            if header.length > self.limits.max_message_bytes:
+            if header.length > (self._wire_message_limit if header.rsv else self.limits.max_message_bytes):
                 raise MessageTooBig(f"message over the limit of {self.limits.max_message_bytes} bytes")
             if header.rsv:  # the parser lets RSV bits through only for a negotiated extension
                 self._msg_inflated = 0
@@ -368,7 +371,7 @@ class Connection:
         self._msg_frames += 1
         self._msg_bytes += length
         limits = self.limits
-        if self._msg_bytes > limits.max_message_bytes:
+        if self._msg_bytes > (self._wire_message_limit if self._msg_compressed else limits.max_message_bytes):
             raise MessageTooBig(f"message over the limit of {limits.max_message_bytes} bytes")
         if self._msg_frames > limits.max_fragments:
             raise MessageTooBig(f"message in more than {limits.max_fragments} frames")

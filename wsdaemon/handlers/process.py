@@ -11,7 +11,7 @@ Rules for this file:
   read, and messages are written to stdin unchanged. stderr goes to the log.
 * The program exiting closes the connection: 1000 after a zero exit status,
   1011 otherwise. The connection closing ends the program: SIGTERM, then
-  SIGKILL after ``kill_timeout_seconds``.
+  SIGKILL after ``kill_timeout_seconds``; so does stopping the daemon.
 * Backpressure both ways: a peer that does not read pauses the reading of
   stdout (the program blocks on its writes); a full stdin pipe pauses the
   reading of the peer's messages.
@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone, ProcessExitedAlready
 from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.internet.protocol import ProcessProtocol
@@ -187,8 +188,6 @@ class ProcessHandler:
         self._stderr = b""
         self._kill_call: IDelayedCall | None = None
 
-    # --- WebSocketProtocol -----------------------------------------------------------
-
     def negotiationStarted(self, transport: WebSocketTransport) -> None:
         """Start the program and wire backpressure both ways."""
         self.transport = transport
@@ -239,10 +238,8 @@ class ProcessHandler:
             return
         self.process.resumeProducing()  # keep reading, or the pipes' end would never be seen
         self.process.closeStdin()
-        self._signal("TERM")
-        self._kill_call = self.reactor.callLater(self.settings.kill_timeout_seconds, self._signal, "KILL")
-
-    # --- the program's side --------------------------------------------------------------
+        self.signal_program("TERM")
+        self._kill_call = self.reactor.callLater(self.settings.kill_timeout_seconds, self.signal_program, "KILL")
 
     def program_output(self, data: bytes) -> None:
         """stdout: each line a text message, or each chunk a binary message."""
@@ -255,11 +252,8 @@ class ProcessHandler:
         for line in lines:
             self._send_line(line)
         if len(self._line) > self.settings.max_line_bytes:
-            self.log.warn(  # noqa: G010 (twisted.logger.Logger has warn, not warning)
-                "{command!r} wrote a line over max_line_bytes ({limit}); closing the connection",
-                command=self.settings.command,
-                limit=self.settings.max_line_bytes,
-            )
+            message = "{command!r} wrote a line over max_line_bytes; closing the connection"
+            self.log.warn(message, command=self.settings.command)  # noqa: G010 (twisted's Logger has no warning)
             self._line = b""
             self.transport.loseConnection(1011, "program output line too long")  # type: ignore[call-arg]
 
@@ -295,12 +289,10 @@ class ProcessHandler:
         )
         self.transport.loseConnection(1011, "program failed")  # type: ignore[call-arg]
 
-    # --- internals -------------------------------------------------------------------------
-
     def _release(self) -> None:
         if self.holds_slot:
             self.holds_slot = False
-            self.factory.release()
+            self.factory.release(self)
 
     def _to_program(self, data: bytes) -> None:
         if self.running:
@@ -319,7 +311,8 @@ class ProcessHandler:
             line=line.decode("utf-8", "replace"),
         )
 
-    def _signal(self, name: str) -> None:
+    def signal_program(self, name: str) -> None:
+        """Send SIG``name`` to the program, unless it is gone already."""
         try:
             self.process.signalProcess(name)
         except ProcessExitedAlready:
@@ -338,6 +331,9 @@ class ProcessFactory:
         self.endpoint = endpoint
         self.base_environment = dict(base_environment)
         self.slots = 0  # programs running or about to start
+        self.handlers: set[ProcessHandler] = set()  # the connections holding those slots
+        self._reactor: Any = None
+        self._all_ended: Deferred[None] | None = None  # fired at shutdown once no program runs
 
     def buildProtocol(self, request: Request) -> ProcessHandler:
         """A handler for ``request``, or 503 when the endpoint runs ``max_processes`` already.
@@ -350,12 +346,46 @@ class ProcessFactory:
                 503, "too many programs running; try again later", [("Retry-After", str(RETRY_AFTER_SECONDS))]
             )
         environment = cgi_environment(request, self.endpoint, self.base_environment)
+        reactor = request.site.reactor  # type: ignore[union-attr]
+        if self._reactor is None:
+            self._reactor = reactor
+            # "before": the reactor waits for it (in "during" it stops at once).
+            reactor.addSystemEventTrigger("before", "shutdown", self.end_all)
         self.slots += 1
-        return ProcessHandler(self, environment, request.site.reactor)  # type: ignore[union-attr]
+        handler = ProcessHandler(self, environment, reactor)
+        self.handlers.add(handler)
+        return handler
 
-    def release(self) -> None:
+    def release(self, handler: ProcessHandler) -> None:
         """A program ended (or never started): its slot is free."""
         self.slots -= 1
+        self.handlers.discard(handler)
+        ended = self._all_ended
+        if ended is not None and not ended.called and not any(other.running for other in self.handlers):
+            ended.callback(None)
+
+    def end_all(self) -> Deferred[None] | None:
+        """At shutdown: SIGTERM every program, SIGKILL those left after ``kill_timeout_seconds``.
+
+        The reactor waits for the returned Deferred (until all ended, or the
+        SIGKILL), so no program outlives the daemon.
+        """
+        running = [handler for handler in self.handlers if handler.running]
+        if not running:
+            return None
+        self._all_ended = ended = Deferred()
+        for handler in running:
+            handler.signal_program("TERM")
+
+        def kill() -> None:
+            for handler in running:
+                if handler.running:
+                    handler.signal_program("KILL")
+            if not ended.called:
+                ended.callback(None)
+
+        killer = self._reactor.callLater(self.settings.kill_timeout_seconds, kill)
+        return ended.addBoth(lambda result: killer.cancel() if killer.active() else None)
 
 
 def build_factory(options: Mapping[str, Any], endpoint: str) -> ProcessFactory:
