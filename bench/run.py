@@ -30,7 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -98,7 +98,13 @@ SERVERS = [
     Server("autobahn", "Autobahn (Twisted)", "ws", ("autobahn.twisted.websocket",), ("autobahn",)),
     Server("twisted-ws", "twisted.web.websocket", "ws", ("twisted.web.websocket", "wsproto"), ("wsproto",)),
     Server("websockets", "websockets (asyncio)", "ws", ("websockets.asyncio.server",), ("websockets",)),
-    Server("websockets-uvloop", "websockets (uvloop)", "ws", ("websockets.asyncio.server", "uvloop"), ("websockets", "uvloop")),
+    Server(
+        "websockets-uvloop",
+        "websockets (uvloop)",
+        "ws",
+        ("websockets.asyncio.server", "uvloop"),
+        ("websockets", "uvloop"),
+    ),
     Server("tcp", "plain Twisted TCP echo", "raw", ("twisted",), ("twisted",)),
     # Not a competitor: a C epoll echo that shows what the load generator itself can drive.
     Server("c-tcp", "C epoll TCP echo (load generator check)", "raw", (), ()),
@@ -136,15 +142,11 @@ IDLE_TITLE = "(5) memory per idle connection"
 # ------------------------------------------------------------------------------ process helpers
 
 
-def pin(core: int | None) -> Any:
-    """A preexec_fn that pins the child to one core (None: leave it)."""
+def pinned(cmd: list[str], core: int | None) -> list[str]:
+    """The command run on one core only, through taskset (None: as it is)."""
     if core is None:
-        return None
-
-    def preexec() -> None:
-        os.sched_setaffinity(0, {core})
-
-    return preexec
+        return cmd
+    return ["taskset", "-c", str(core), *cmd]
 
 
 def free_port() -> int:
@@ -246,16 +248,15 @@ class RunningServer:
         self.log_path = LOGS / f"{server.name}-round{round_no}.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            server.command(self.port, options, self.log_path),
+            pinned(server.command(self.port, options, self.log_path), core),
             stdout=self.log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=pin(core),
             cwd=BUILD,
         )
         try:
             wait_listening(self.port, self.proc)
-        except Exception:
+        except BaseException:
             self.stop()
             raise
 
@@ -298,7 +299,7 @@ class LoadgenError(RuntimeError):
 def run_loadgen(exe: Path, port: int, mode: str, args: list[str], core: int | None, timeout: float) -> dict[str, Any]:
     cmd = [str(exe), "--host", HOST, "--port", str(port), "--mode", mode, *args]
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=pin(core), check=False)
+        out = subprocess.run(pinned(cmd, core), capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as error:
         raise LoadgenError(f"load generator timed out after {timeout:.0f} s: {' '.join(cmd)}") from error
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
@@ -320,7 +321,9 @@ def measure_idle(exe: Path, running: RunningServer, conns: int, core: int | None
         str(exe), "--host", HOST, "--port", str(running.port), "--mode", running.server.mode,
         "--scenario", "idle", "--conns", str(conns), "--concurrency", "100", "--setup-timeout", "120",
     ]  # fmt: skip
-    gen = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=pin(core))
+    gen = subprocess.Popen(
+        pinned(cmd, core), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert gen.stdout is not None and gen.stdin is not None
     started = time.monotonic()
     ready: dict[str, Any] = {}
@@ -377,7 +380,13 @@ def disturbed(figures: dict[str, Any]) -> bool:
     return float(figures.get("foreign_cpu") or 0.0) >= DISTURBED
 
 
-def run_scenario(exe: Path, running: RunningServer, scenario: Scenario, options: argparse.Namespace, cores: tuple[int | None, int | None]) -> dict[str, Any]:
+def run_scenario(
+    exe: Path,
+    running: RunningServer,
+    scenario: Scenario,
+    options: argparse.Namespace,
+    cores: tuple[int | None, int | None],
+) -> dict[str, Any]:
     """One measured run of one scenario, with the server's CPU, both cores' load and other processes' CPU."""
     server_core, gen_core = cores
     ours = {os.getpid(), running.pid}
@@ -386,7 +395,9 @@ def run_scenario(exe: Path, running: RunningServer, scenario: Scenario, options:
     foreign0 = process_cpu(ours)
     wall0 = time.monotonic()
     args = [*scenario.args, "--duration", str(options.duration), "--warmup", str(options.warmup)]
-    figures = run_loadgen(exe, running.port, running.server.mode, args, gen_core, options.duration + options.warmup + 60)
+    figures = run_loadgen(
+        exe, running.port, running.server.mode, args, gen_core, options.duration + options.warmup + 60
+    )
     wall = time.monotonic() - wall0
     cpu = cpu_seconds(running.pid) - cpu0
     ticks1 = core_ticks()
@@ -401,12 +412,14 @@ def run_scenario(exe: Path, running: RunningServer, scenario: Scenario, options:
     return figures
 
 
-def run_server_round(server: Server, options: argparse.Namespace, exe: Path, round_no: int, cores: tuple[int | None, int | None]) -> dict[str, Any]:
+def run_server_round(
+    server: Server, options: argparse.Namespace, exe: Path, round_no: int, cores: tuple[int | None, int | None]
+) -> dict[str, Any]:
     server_core, gen_core = cores
     result: dict[str, Any] = {"server": server.name, "round": round_no, "scenarios": {}, "errors": []}
     try:
         running = RunningServer(server, options, round_no, server_core)
-    except Exception as error:
+    except (OSError, RuntimeError) as error:
         result["errors"].append(f"start: {error}")
         return result
     result["log"] = str(running.log_path.relative_to(BENCH))
@@ -414,13 +427,20 @@ def run_server_round(server: Server, options: argparse.Namespace, exe: Path, rou
         # Warm-up: touch every code path once so lazy imports and caches are done before memory is measured.
         warm = ["--duration", "0.3", "--warmup", "0"]
         run_loadgen(exe, running.port, server.mode, ["--scenario", "echo", "--conns", "20", *warm], gen_core, 60)
-        run_loadgen(exe, running.port, server.mode, ["--scenario", "echo", "--conns", "2", "--size", "1048576", "--binary", *warm], gen_core, 60)
+        run_loadgen(
+            exe,
+            running.port,
+            server.mode,
+            ["--scenario", "echo", "--conns", "2", "--size", "1048576", "--binary", *warm],
+            gen_core,
+            60,
+        )
         run_loadgen(exe, running.port, server.mode, ["--scenario", "handshake", "--conns", "10", *warm], gen_core, 60)
         # (5) idle memory first, on a fresh process (not for the C echo: it only checks the generator).
         if server.name not in CHECK_ONLY:
             try:
                 result["scenarios"]["idle"] = measure_idle(exe, running, options.idle_conns, gen_core, options.settle)
-            except Exception as error:
+            except (OSError, RuntimeError, ValueError) as error:  # LoadgenError is a RuntimeError
                 result["errors"].append(f"idle: {error}")
         for scenario in SCENARIOS:
             if running.proc.poll() is not None:
@@ -459,7 +479,13 @@ def log_problems(path: Path) -> list[str]:
     for chunk in [text, *(p.read_text(errors="replace") for p in extra)]:
         for line in chunk.splitlines():
             low = line.lower()
-            if "traceback" in low or '"name": "error"' in low or '"name": "critical"' in low or "error:" in low or "unhandled" in low:
+            if (
+                "traceback" in low
+                or '"name": "error"' in low
+                or '"name": "critical"' in low
+                or "error:" in low
+                or "unhandled" in low
+            ):
                 found.append(line[:300])
     return found[:20]
 
@@ -574,7 +600,12 @@ def markdown(summary: dict[str, Any], names: list[str]) -> str:
     return "\n".join(lines)
 
 
-HEADROOM = (("echo64", "msgs_per_s", "msgs/s"), ("pipe64", "msgs_per_s", "msgs/s"), ("big", "mb_per_s", "MB/s"), ("handshake", "handshakes_per_s", "handshakes/s"))
+HEADROOM = (
+    ("echo64", "msgs_per_s", "msgs/s"),
+    ("pipe64", "msgs_per_s", "msgs/s"),
+    ("big", "mb_per_s", "MB/s"),
+    ("handshake", "handshakes_per_s", "handshakes/s"),
+)
 
 
 def headroom(rounds: list[dict[str, Any]]) -> list[str]:
@@ -589,12 +620,17 @@ def headroom(rounds: list[dict[str, Any]]) -> list[str]:
         quiet = [run for run in runs if not disturbed(run[1])]
         return max(quiet or runs, key=lambda run: run[0]) if runs else None
 
+    def star(run: tuple[float, dict[str, Any], str] | None) -> str:
+        return "*" if run and disturbed(run[1]) else ""
+
     def pct(value: float | None) -> str:
         return f"{value * 100:.0f}%" if value is not None else "—"
 
     lines = [
-        "| scenario | C echo (load generator's reach) | load generator core busy | plain Twisted TCP echo "
-        "| fastest WebSocket server | its server core / load generator core busy | reach / fastest WebSocket |",
+        (
+            "| scenario | C echo (load generator's reach) | load generator core busy | plain Twisted TCP echo "
+            "| fastest WebSocket server | its server core / load generator core busy | reach / fastest WebSocket |"
+        ),
         "|---|---|---|---|---|---|---|",
     ]
     for scenario, key, unit in HEADROOM:
@@ -604,7 +640,6 @@ def headroom(rounds: list[dict[str, Any]]) -> list[str]:
         if not (reach or tcp or ws):
             continue
         cells = [TITLES[scenario]]
-        star = lambda run: "*" if run and disturbed(run[1]) else ""  # noqa: E731
         cells.append(f"{reach[0]:,.0f} {unit}{star(reach)}" if reach else "—")
         cells.append(pct(reach[1].get("loadgen_core_busy")) if reach else "—")
         cells.append(f"{tcp[0]:,.0f} {unit}{star(tcp)}" if tcp else "—")
@@ -615,8 +650,26 @@ def headroom(rounds: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def wsdaemon_source() -> str:
+    """The commit wsdaemon was measured at, and whether its files differed from it."""
+    repo = BENCH.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--", "wsdaemon", "twisted"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}{' + uncommitted changes' if dirty else ''}"
+
+
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
+    out = {"python": platform.python_version(), "wsdaemon commit": wsdaemon_source()}
     for dist in ("wsdaemon", "Twisted", "autobahn", "websockets", "uvloop", "wsproto"):
         try:
             out[dist] = metadata.version(dist)
@@ -634,15 +687,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="rounds, interleaved across servers (default 2; --quick 1)")
     parser.add_argument("--duration", type=float, help="measured seconds per scenario (default 5; --quick 1)")
     parser.add_argument("--warmup", type=float, help="unmeasured seconds before each scenario (default 1; --quick 0.3)")
-    parser.add_argument("--idle-conns", type=int, help="connections held for the memory figure (default 10000; --quick 500)")
+    parser.add_argument(
+        "--idle-conns", type=int, help="connections held for the memory figure (default 10000; --quick 500)"
+    )
     parser.add_argument("--only", help="comma-separated servers: " + ",".join(BY_NAME))
-    parser.add_argument("--stat", choices=("best", "median"), default="best", help="how rounds are combined (default best)")
-    parser.add_argument("--wsdaemon-log-level", default="info", help="twist --log-level for wsdaemon (default info, as deployed)")
-    parser.add_argument("--wait-quiet", type=float, help="wait up to this long for other work to leave the cores before each server (default 15 s; --quick 3 s)")
-    parser.add_argument("--retries", type=int, default=2, help="reruns of a scenario disturbed by other processes (default 2)")
-    parser.add_argument("--budget", type=float, help="minutes after which disturbed scenarios are no longer rerun (default 12; --quick 1)")
+    parser.add_argument(
+        "--stat", choices=("best", "median"), default="best", help="how rounds are combined (default best)"
+    )
+    parser.add_argument(
+        "--wsdaemon-log-level", default="info", help="twist --log-level for wsdaemon (default info, as deployed)"
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        help="wait up to this long for other work to leave the cores before each server (default 15 s; --quick 0)",
+    )
+    parser.add_argument(
+        "--retries", type=int, help="reruns of a scenario disturbed by other processes (default 2; --quick 0)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        help="minutes after which disturbed scenarios are no longer rerun (default 12; --quick 1)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to cores 0 and 1")
-    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="JSON results (default bench/results/latest.json)")
+    parser.add_argument(
+        "--output", type=Path, default=RESULTS / "latest.json", help="JSON results (default bench/results/latest.json)"
+    )
     options = parser.parse_args(argv)
     quick = options.quick
     options.rounds = options.rounds or (1 if quick else 2)
@@ -650,7 +721,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     options.warmup = options.warmup if options.warmup is not None else (0.3 if quick else 1.0)
     options.idle_conns = options.idle_conns or (500 if quick else 10000)
     options.settle = 0.3 if quick else 1.0
-    options.wait_quiet = options.wait_quiet if options.wait_quiet is not None else (3.0 if quick else 15.0)
+    options.wait_quiet = options.wait_quiet if options.wait_quiet is not None else (0.0 if quick else 15.0)
+    options.retries = options.retries if options.retries is not None else (0 if quick else 2)
     options.budget = options.budget if options.budget is not None else (1.0 if quick else 12.0)
     options.deadline = time.monotonic() + options.budget * 60
     return options
@@ -677,16 +749,19 @@ def main(argv: list[str] | None = None) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = options.idle_conns + 1000
     if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(want, soft)) if hard != resource.RLIM_INFINITY else want, hard))
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (min(hard, max(want, soft)) if hard != resource.RLIM_INFINITY else want, hard)
+        )
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft < want:
         print(f"bench: RLIMIT_NOFILE is {soft}; using {soft - 1000} idle connections", file=sys.stderr)
         options.idle_conns = max(100, soft - 1000)
 
     cpus = sorted(os.sched_getaffinity(0))
-    if options.no_pin or len(cpus) < 2:
+    if options.no_pin or len(cpus) < 2 or not shutil.which("taskset"):
         if not options.no_pin:
-            print("bench: fewer than 2 cores available: not pinning (figures will be noisy)", file=sys.stderr)
+            why = "fewer than 2 cores available" if len(cpus) < 2 else "no taskset (Debian: util-linux)"
+            print(f"bench: {why}: not pinning (figures will be noisy)", file=sys.stderr)
         cores: tuple[int | None, int | None] = (None, None)
     else:
         cores = (cpus[SERVER_CORE], cpus[LOADGEN_CORE])
@@ -708,7 +783,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in order:
             quiet = wait_quiet(options.wait_quiet)
             if quiet >= 0.10:
-                print(f"bench:   the machine is busy with other work ({quiet * 100:.0f}% of both cores); figures may be low", file=sys.stderr)
+                print(
+                    f"bench:   the machine is busy with other work ({quiet * 100:.0f}% of both cores); figures may be low",
+                    file=sys.stderr,
+                )
             t0 = time.monotonic()
             print(f"bench: round {round_no}/{options.rounds}: {name} ...", file=sys.stderr, flush=True)
             result = run_server_round(BY_NAME[name], options, exe, round_no, cores)
@@ -723,18 +801,26 @@ def main(argv: list[str] | None = None) -> int:
     notes = notes_for(rounds, names)
     elapsed = time.monotonic() - started
     cmd = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    print(f"## wsdaemon benchmark ({options.stat} of {options.rounds} round(s), {options.duration:g} s per scenario, "
-          f"{options.idle_conns} idle connections)\n")
+    print(
+        f"## wsdaemon benchmark ({options.stat} of {options.rounds} round(s), {options.duration:g} s per scenario, "
+        f"{options.idle_conns} idle connections)\n"
+    )
     print(table)
     print()
-    print("Ratios are wsdaemon's figure divided by the other server's: above 1.00× is better where "
-          "\"better\" says higher, below 1.00× where it says lower.")
+    print(
+        "Ratios are wsdaemon's figure divided by the other server's: above 1.00× is better where "
+        '"better" says higher, below 1.00× where it says lower.'
+    )
     if "tcp" in names:
         print("† plain TCP echo: connect + 1-byte echo + close (no WebSocket handshake), as a ceiling.")
+    if any(entry.get("disturbed") for per in summary.values() for entry in per.values()):
+        print("* only runs disturbed by other processes on the machine were available (see the notes): rerun.")
     print()
-    print("Load generator headroom: the same generator against a C echo shows how far it reaches; a server is the "
-          "bottleneck when its core is ~100% busy while the generator's core is not. Core figures are from "
-          "/proc/stat and include the kernel's softirq time, where loopback TCP is processed.")
+    print(
+        "Load generator headroom: the same generator against a C echo shows how far it reaches; a server is the "
+        "bottleneck when its core is ~100% busy while the generator's core is not. Core figures are from "
+        "/proc/stat and include the kernel's softirq time, where loopback TCP is processed."
+    )
     print()
     for line in headroom(rounds):
         print(line)
@@ -744,8 +830,10 @@ def main(argv: list[str] | None = None) -> int:
         for line in notes:
             print(f"- {line}")
     print()
-    print(f"_{cmd.strip()} — {elapsed:.0f} s; server on core {cores[0]}, load generator on core {cores[1]}; "
-          f"{', '.join(f'{k} {v}' for k, v in versions().items())}_")
+    print(
+        f"_{cmd.strip()} — {elapsed:.0f} s; server on core {cores[0]}, load generator on core {cores[1]}; "
+        f"{', '.join(f'{k} {v}' for k, v in versions().items())}_"
+    )
 
     options.output.parent.mkdir(parents=True, exist_ok=True)
     options.output.write_text(
@@ -764,6 +852,20 @@ def main(argv: list[str] | None = None) -> int:
             indent=2,
         )
     )
+    # Exit 1 when something could not be measured or an echo went wrong, so a smoke test can rely on the status.
+    failed = [r["server"] for r in rounds if r["errors"] or any(f.get("errors") for f in r["scenarios"].values())]
+    missing = [
+        r["server"]
+        for r in rounds
+        if {s.key for s in SCENARIOS} - set(r["scenarios"])
+        or (r["server"] not in CHECK_ONLY and "idle" not in r["scenarios"])
+    ]
+    if failed or missing:
+        print(
+            f"bench: errors or missing figures for: {', '.join(sorted(set(failed + missing)))} (see the notes)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -782,7 +884,9 @@ def notes_for(rounds: list[dict[str, Any]], names: list[str]) -> list[str]:
             notes.append(f"{where}: other processes on the machine were busy during " + ", ".join(shaken))
         for key, figures in result["scenarios"].items():
             if figures.get("errors"):
-                notes.append(f"{where} {key}: {figures['errors']} load-generator error(s), first: {figures.get('first_error')}")
+                notes.append(
+                    f"{where} {key}: {figures['errors']} load-generator error(s), first: {figures.get('first_error')}"
+                )
             if key == "idle" and figures.get("open", 0) < figures.get("conns", 0):
                 notes.append(f"{where} idle: only {figures['open']} of {figures['conns']} connections opened")
         for line in result.get("server_log_problems", [])[:3]:

@@ -36,7 +36,7 @@ class Echo(WebSocketServerProtocol):
                 handle = self.transport.getHandle()
                 nodelay = handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
                 print(f"autobahn: TCP_NODELAY on accepted socket = {nodelay}", file=sys.stderr, flush=True)
-            except Exception as error:  # report only
+            except (OSError, AttributeError) as error:  # report only
                 print(f"autobahn: cannot read TCP_NODELAY: {error!r}", file=sys.stderr, flush=True)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -47,7 +47,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--factory-nodelay-only", action="store_true", help="set tcpNoDelay on the factory only (Nagle stays on)")
+    parser.add_argument(
+        "--factory-nodelay-only", action="store_true", help="set tcpNoDelay on the factory only (Nagle stays on)"
+    )
     args = parser.parse_args()
     if args.factory_nodelay_only:
         del Echo.tcpNoDelay

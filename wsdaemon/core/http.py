@@ -20,6 +20,7 @@ REASONS = {
     400: "Bad Request",
     403: "Forbidden",
     404: "Not Found",
+    405: "Method Not Allowed",
     426: "Upgrade Required",
     500: "Internal Server Error",
     503: "Service Unavailable",

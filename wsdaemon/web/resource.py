@@ -17,7 +17,6 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
 from wsdaemon.adapter.switching import SwitchingProtocol, peer_host
-from wsdaemon.core.http import REASONS
 from wsdaemon.core import (
     Connection,
     EndpointPolicy,
@@ -28,6 +27,7 @@ from wsdaemon.core import (
     Side,
     accept_request,
 )
+from wsdaemon.core.http import REASONS
 from wsdaemon.interfaces import ConnectionRejected, WebSocketServerFactory
 
 
@@ -78,6 +78,12 @@ class WebSocketResource(Resource):
         self.policy = policy or EndpointPolicy()
         self.limits = limits or Limits()
         self.path = path
+
+    def render(self, request: Request) -> bytes | int:
+        """GET (and HEAD, answered from GET) upgrade; any other method gets 405 with ``Allow``."""
+        if request.method in (b"GET", b"HEAD"):
+            return super().render(request)  # type: ignore[no-any-return]
+        return refuse(request, 405, [("Allow", "GET, HEAD")], "a WebSocket endpoint answers GET only")
 
     def render_GET(self, request: Request) -> bytes | int:
         """Upgrade, or answer 400/403/426/503 (a plain GET gets 426)."""
