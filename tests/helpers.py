@@ -7,10 +7,8 @@ what the result must be.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from wsdaemon.core.connection import EOF, Connection, Side
 from wsdaemon.core.events import Event

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from wsdaemon.core.deflate import DeflateSettings
 from wsdaemon.config import (
     DEFAULT_LISTEN,
     LISTENER_LIMITS,
@@ -25,6 +24,7 @@ from wsdaemon.config import (
     load_config,
     parse_config,
 )
+from wsdaemon.core.deflate import DeflateSettings
 from wsdaemon.core.limits import Limits, limit_help, limit_ranges
 
 SOURCE = "/etc/wsdaemon/wsdaemon.toml"
@@ -459,19 +459,28 @@ def test_endpoint_handler_must_be_a_name(handler: str, got: str) -> None:
 def test_duplicate_endpoint_path_is_rejected() -> None:
     """Two endpoints cannot share a path."""
     error = config_error(ECHO + ECHO)
-    assert_reported(error, "endpoints[1].path", "a path not equal to, inside or above the one used by endpoints[0].path", "'/echo'")
+    assert_reported(
+        error, "endpoints[1].path", "a path not equal to, inside or above the one used by endpoints[0].path", "'/echo'"
+    )
 
 
 def test_endpoint_cannot_take_healthz() -> None:
     """/healthz belongs to the health check."""
     error = config_error('[[endpoints]]\npath = "/healthz"\nhandler = "echo"\n')
-    assert_reported(error, "endpoints[0].path", "a path not equal to, inside or above the one used by the health check", "'/healthz'")
+    assert_reported(
+        error,
+        "endpoints[0].path",
+        "a path not equal to, inside or above the one used by the health check",
+        "'/healthz'",
+    )
 
 
 def test_endpoint_cannot_take_root_while_demo_page_on() -> None:
     """ "/" belongs to the demo page unless [http] demo_page = false."""
     text = '[[endpoints]]\npath = "/"\nhandler = "echo"\n'
-    assert_reported(config_error(text), "endpoints[0].path", "a path not equal to, inside or above the one used by the demo page")
+    assert_reported(
+        config_error(text), "endpoints[0].path", "a path not equal to, inside or above the one used by the demo page"
+    )
     assert parse_config("[http]\ndemo_page = false\n" + text, SOURCE).endpoints[0].path == "/"
 
 
@@ -688,13 +697,20 @@ def test_tls_listener_is_parsed_with_its_defaults() -> None:
 
     (listener,) = parse_config(TLS_LISTENER, SOURCE).listeners
     assert listener == ListenerConfig("tcp:8443", TLSConfig("/etc/ws/chain.pem", "/etc/ws/key.pem"))
-    assert (listener.tls.min_tls_version, listener.tls.client_certs, listener.tls.expiry_warning_days) == ("1.2", "none", 14)
+    assert (listener.tls.min_tls_version, listener.tls.client_certs, listener.tls.expiry_warning_days) == (
+        "1.2",
+        "none",
+        14,
+    )
 
 
 def test_plain_and_tls_listeners_side_by_side() -> None:
     """A plain and a TLS listener can be declared together; only the TLS one has tls settings."""
     config = parse_config('[[listeners]]\nendpoint = "tcp:8080"\n' + TLS_LISTENER, SOURCE)
-    assert [(listener.endpoint, listener.tls is not None) for listener in config.listeners] == [("tcp:8080", False), ("tcp:8443", True)]
+    assert [(listener.endpoint, listener.tls is not None) for listener in config.listeners] == [
+        ("tcp:8080", False),
+        ("tcp:8443", True),
+    ]
 
 
 def test_sni_entries_and_mutual_tls_are_parsed() -> None:
@@ -750,7 +766,11 @@ def test_bad_sni_server_name_is_reported(name: str) -> None:
 def test_duplicate_sni_server_name_is_reported() -> None:
     """The same server name twice on one listener is reported (which certificate would win?)."""
     entry = '[[listeners.sni]]\nserver_name = "ws.example.com"\ncertificate = "/c.pem"\nprivate_key = "/k.pem"\n'
-    assert_reported(config_error(TLS_LISTENER + entry + entry), "listeners[0].sni[1].server_name", "a server name not already listed")
+    assert_reported(
+        config_error(TLS_LISTENER + entry + entry),
+        "listeners[0].sni[1].server_name",
+        "a server name not already listed",
+    )
 
 
 # Static file mounts ([[static]])
@@ -773,8 +793,10 @@ def test_static_mount_is_parsed_with_its_trailing_slash_dropped(tmp_path: Path) 
 
 
 def test_static_mount_at_root_needs_the_demo_page_off(tmp_path: Path) -> None:
-    """"/" is the demo page's unless [http] demo_page = false."""
-    assert_reported(config_error(static_toml("/", str(tmp_path))), "static[0].path", "a path not already used by the demo page")
+    """ "/" is the demo page's unless [http] demo_page = false."""
+    assert_reported(
+        config_error(static_toml("/", str(tmp_path))), "static[0].path", "a path not already used by the demo page"
+    )
     config = parse_config("[http]\ndemo_page = false\n" + static_toml("/", str(tmp_path)), SOURCE)
     assert config.static == (StaticMount("/", str(tmp_path)),)
 
@@ -805,7 +827,9 @@ def test_static_paths_must_be_distinct(tmp_path: Path) -> None:
 
 def test_static_mount_may_hold_an_endpoint_below_it(tmp_path: Path) -> None:
     """An endpoint under a mounted path (/app/ws under /app) is fine: the endpoint answers at its own path."""
-    config = parse_config('[[endpoints]]\npath = "/app/ws"\nhandler = "echo"\n' + static_toml("/app", str(tmp_path)), SOURCE)
+    config = parse_config(
+        '[[endpoints]]\npath = "/app/ws"\nhandler = "echo"\n' + static_toml("/app", str(tmp_path)), SOURCE
+    )
     assert config.static == (StaticMount("/app", str(tmp_path)),)
 
 

@@ -238,7 +238,7 @@ def test_broken_plugin_module_is_named_in_one_line(monkeypatch):
         path = "/opt/site/twisted/plugins/vendor_handlers.py"
         try:
             # A frame "in" a plugin file, as a real failed plugin import has.
-            exec(compile("import no_such_dependency_xyz", path, "exec"), {})  # noqa: S102
+            exec(compile("import no_such_dependency_xyz", path, "exec"), {})
         except ImportError:
             legacy_log.err()  # what twisted.plugin does for a module that fails to import
         return iter([echo])
@@ -277,7 +277,13 @@ def test_list_handlers_names_a_broken_plugin_module_and_still_lists_the_rest(tmp
     (plugins / "vendor_broken.py").write_text("import no_such_dependency_xyz\n")
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
     result = subprocess.run(
-        [sys.executable, "-m", "twisted", "wsdaemon", "--list-handlers"], check=False, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "twisted", "wsdaemon", "--list-handlers"],
+        check=False,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     ours = [line for line in result.stderr.splitlines() if line.startswith("wsdaemon: ")]

@@ -41,7 +41,7 @@ def check_listeners(config: Config, reactor: Any, problems: list[Problem]) -> di
                     Problem(f"listeners[{index}].endpoint", f"{_ENDPOINT_EXPECTED} ({error})", repr(listener.endpoint))
                 )
             notes[listener.endpoint] = _NOT_PASSED
-        except Exception as error:  # serverFromString raises ValueError, TypeError, AttributeError...
+        except Exception as error:  # noqa: BLE001 - serverFromString raises ValueError, TypeError, AttributeError...
             problems.append(
                 Problem(f"listeners[{index}].endpoint", f"{_ENDPOINT_EXPECTED} ({error})", repr(listener.endpoint))
             )

@@ -74,12 +74,16 @@ class InputLines(LineReceiver):
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line: the URL and a few handshake options."""
-    parser = argparse.ArgumentParser(prog="python -m wsdaemon.client", description="Talk to a WebSocket server from the terminal.")
+    parser = argparse.ArgumentParser(
+        prog="python -m wsdaemon.client", description="Talk to a WebSocket server from the terminal."
+    )
     parser.add_argument("url", help="ws://host:port/path or wss://host:port/path")
     parser.add_argument("--subprotocol", "-s", action="append", default=[], help="offer this subprotocol (repeatable)")
     parser.add_argument("--origin", help="send this Origin header")
     parser.add_argument("--cafile", help="PEM file of the CA to trust for wss:// (default: the system's)")
-    parser.add_argument("--max-message-bytes", type=int, default=Limits().max_message_bytes, help="largest message accepted")
+    parser.add_argument(
+        "--max-message-bytes", type=int, default=Limits().max_message_bytes, help="largest message accepted"
+    )
     parser.add_argument("--no-deflate", action="store_true", help="do not offer permessage-deflate compression")
     return parser.parse_args(argv)
 
@@ -89,11 +93,20 @@ async def session(reactor: Any, args: argparse.Namespace) -> int:
     handler = PrintingHandler(sys.stdout)
     limits = Limits(max_message_bytes=args.max_message_bytes, max_frame_bytes=args.max_message_bytes)
     try:
-        wire = await connect(reactor, args.url, handler, limits=limits, subprotocols=tuple(args.subprotocol), origin=args.origin, cafile=args.cafile, deflate=not args.no_deflate)
+        wire = await connect(
+            reactor,
+            args.url,
+            handler,
+            limits=limits,
+            subprotocols=tuple(args.subprotocol),
+            origin=args.origin,
+            cafile=args.cafile,
+            deflate=not args.no_deflate,
+        )
     except (HandshakeFailed, ValueError) as error:
         print(f"wsdaemon.client: {error}", file=sys.stderr)
         return 1
-    except Exception as error:  # connection refused, DNS, TLS verification...
+    except Exception as error:  # noqa: BLE001 - connection refused, DNS, TLS verification...
         print(f"wsdaemon.client: cannot connect to {args.url}: {error}", file=sys.stderr)
         return 1
     stdio.StandardIO(InputLines(wire))

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from wsdaemon.core.http import is_token
 from wsdaemon.core.deflate import DEFLATE_RANGES, DeflateSettings
+from wsdaemon.core.http import is_token
 from wsdaemon.core.limits import Limits, limit_ranges
 
 DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
@@ -153,7 +153,7 @@ class EndpointConfig:
     subprotocols: tuple[str, ...]
     allowed_origins: tuple[str, ...]
     limits: Limits
-    deflate: DeflateSettings = DeflateSettings()
+    deflate: DeflateSettings = field(default_factory=DeflateSettings)
 
 
 @dataclass(frozen=True)
@@ -432,7 +432,9 @@ def _endpoints(value: Any, limits: Limits, demo_page: bool, report: _Report) -> 
             continue
         clash = next((owner for path, owner in seen.items() if _paths_overlap(path, endpoint.path)), None)
         if clash is not None:
-            report.add(f"{key}.path", f"a path not equal to, inside or above the one used by {clash}", repr(endpoint.path))
+            report.add(
+                f"{key}.path", f"a path not equal to, inside or above the one used by {clash}", repr(endpoint.path)
+            )
         seen.setdefault(endpoint.path, f"{key}.path")
         endpoints.append(endpoint)
     return tuple(endpoints)
@@ -468,7 +470,9 @@ def _endpoint(value: Any, key: str, limits: Limits, report: _Report) -> Endpoint
     origins = _strings(table.get("allowed_origins", []), f"{key}.allowed_origins", _is_origin, _ORIGIN_EXPECTED, report)
     endpoint_limits = _limits(table.get("limits"), f"{key}.limits", limits, _ENDPOINT_LIMIT_KEYS, report)
     deflate = _deflate(table.get("deflate", {}), f"{key}.deflate", report)
-    return EndpointConfig(path, handler, types.MappingProxyType(options), subprotocols, origins, endpoint_limits, deflate)
+    return EndpointConfig(
+        path, handler, types.MappingProxyType(options), subprotocols, origins, endpoint_limits, deflate
+    )
 
 
 def _deflate(value: Any, key: str, report: _Report) -> DeflateSettings:
@@ -529,14 +533,20 @@ def _listener_tls(table: dict[str, Any], key: str, report: _Report) -> TLSConfig
     if not enabled:
         for name in _TLS_KEYS:
             if name in table:
-                report.bad(f"{key}.{name}", "tls = true in the same [[listeners]] table (TLS settings need it)", table[name])
+                report.bad(
+                    f"{key}.{name}", "tls = true in the same [[listeners]] table (TLS settings need it)", table[name]
+                )
         return None
     certificate = _path(table, "certificate", key, "a PEM certificate chain file (leaf first)", report)
     private_key = _path(table, "private_key", key, "a PEM private key file", report)
-    client_ca = _path(table, "client_ca", key, "a PEM file of the CAs that sign client certificates", report, required=False)
+    client_ca = _path(
+        table, "client_ca", key, "a PEM file of the CAs that sign client certificates", report, required=False
+    )
     client_certs = _choice(table, "client_certs", key, _CLIENT_CERTS, report)
     if (client_ca is None) != (client_certs == "none"):
-        report.bad(f"{key}.client_certs", 'a client_ca file with "optional" or "required", or "none" without one', client_certs)
+        report.bad(
+            f"{key}.client_certs", 'a client_ca file with "optional" or "required", or "none" without one', client_certs
+        )
     ciphers = table.get("ciphers")
     if ciphers is not None and (not isinstance(ciphers, str) or not ciphers.strip()):
         report.bad(f"{key}.ciphers", 'an OpenSSL cipher list such as "ECDHE+AESGCM"', ciphers)
@@ -600,10 +610,14 @@ def _sni(value: Any, key: str, report: _Report) -> tuple[SNIConfig, ...]:
 
 _STATIC_KEYS = ("path", "directory")
 _STATIC_PATH = re.compile(r"/|(/[^/?#\s\x00-\x1f\x7f-\x9f]+)+")
-_STATIC_PATH_EXPECTED = 'a URL path such as "/files": starting with "/", no empty, "." or ".." segments, no "?", "#" or spaces'
+_STATIC_PATH_EXPECTED = (
+    'a URL path such as "/files": starting with "/", no empty, "." or ".." segments, no "?", "#" or spaces'
+)
 
 
-def _static_mounts(value: Any, endpoints: Sequence[EndpointConfig], demo_page: bool, report: _Report) -> tuple[StaticMount, ...]:
+def _static_mounts(
+    value: Any, endpoints: Sequence[EndpointConfig], demo_page: bool, report: _Report
+) -> tuple[StaticMount, ...]:
     """The ``[[static]]`` tables; ``static = []`` (the default) serves no files."""
     if not isinstance(value, list):
         report.bad("static", "an array of tables ([[static]])", value)
@@ -650,6 +664,8 @@ def _static_path(value: Any, key: str, taken: Mapping[str, str], leaves: Sequenc
         return None
     for leaf in leaves:
         if path.startswith(leaf + "/"):
-            report.add(key, f"a path outside {leaf} ({taken[leaf]}), which answers for everything under it", repr(value))
+            report.add(
+                key, f"a path outside {leaf} ({taken[leaf]}), which answers for everything under it", repr(value)
+            )
             return None
     return path

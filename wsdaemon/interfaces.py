@@ -114,7 +114,9 @@ class ConnectionRejected(Exception):
         headers: extra response headers, e.g. ``[("Retry-After", "10")]``.
     """
 
-    def __init__(self, status: int = 403, reason: str = "connection rejected", headers: list[tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self, status: int = 403, reason: str = "connection rejected", headers: list[tuple[str, str]] | None = None
+    ) -> None:
         super().__init__(status, reason)
         self.status = status
         self.reason = reason
@@ -148,4 +150,3 @@ class IHandlerPlugin(IPlugin):  # type: ignore[misc]
         Raises:
             HandlerOptionsError: an option is unknown, missing or of the wrong type.
         """
-

@@ -46,7 +46,9 @@ class HandlerPlugin:
         """
         unknown = sorted(set(options) - set(self.options))
         if unknown:
-            raise HandlerOptionsError(unknown[0], f"one of: {', '.join(sorted(self.options)) or '(no options)'}", options[unknown[0]])
+            raise HandlerOptionsError(
+                unknown[0], f"one of: {', '.join(sorted(self.options)) or '(no options)'}", options[unknown[0]]
+            )
         implementation = importlib.import_module(self.module)
         return implementation.build_factory(options, endpoint)  # type: ignore[no-any-return]
 
@@ -96,7 +98,9 @@ def discover_handlers(broken: list[BrokenPlugin] | None = None) -> dict[str, Any
             broken.append(module)
     for plugin in plugins:
         if plugin.name in found:
-            raise DuplicateHandler(f"handler name {plugin.name!r} is provided twice: {found[plugin.name]!r} and {plugin!r}")
+            raise DuplicateHandler(
+                f"handler name {plugin.name!r} is provided twice: {found[plugin.name]!r} and {plugin!r}"
+            )
         found[plugin.name] = plugin
     return found
 

@@ -68,7 +68,9 @@ class ListenerService(Service):
         self.log.info("listening on {description} ({address})", description=self.description, address=port.getHost())
 
     def _listen_failed(self, failure: Failure) -> None:
-        self.log.critical("cannot listen on {description}: {error}", description=self.description, error=failure.getErrorMessage())
+        self.log.critical(
+            "cannot listen on {description}: {error}", description=self.description, error=failure.getErrorMessage()
+        )
         self.reactor.addSystemEventTrigger("after", "shutdown", _exit_after_shutdown)
         self.reactor.callWhenRunning(self.reactor.stop)
 
@@ -89,18 +91,24 @@ class DrainService(Service):
         return self.factory.drain(CloseCode.GOING_AWAY, "server shutting down", self.timeout_seconds)
 
 
-def resolve_factories(config: Config, handlers: Mapping[str, Any], problems: list[Problem]) -> dict[str, WebSocketServerFactory[Any]]:
+def resolve_factories(
+    config: Config, handlers: Mapping[str, Any], problems: list[Problem]
+) -> dict[str, WebSocketServerFactory[Any]]:
     """Build each endpoint's handler factory, recording unknown handlers and bad options."""
     factories: dict[str, WebSocketServerFactory[Any]] = {}
     for index, endpoint in enumerate(config.endpoints):
         plugin = handlers.get(endpoint.handler)
         if plugin is None:
             known = ", ".join(sorted(handlers)) or "(none installed)"
-            problems.append(Problem(f"endpoints[{index}].handler", f"an installed handler: {known}", repr(endpoint.handler)))
+            problems.append(
+                Problem(f"endpoints[{index}].handler", f"an installed handler: {known}", repr(endpoint.handler))
+            )
             continue
         unknown = sorted(set(endpoint.options) - set(plugin.options))
         for name in unknown:
-            expected = f"an option of handler {endpoint.handler!r}: {', '.join(sorted(plugin.options)) or '(it has none)'}"
+            expected = (
+                f"an option of handler {endpoint.handler!r}: {', '.join(sorted(plugin.options)) or '(it has none)'}"
+            )
             problems.append(Problem(f"endpoints[{index}].options.{name}", expected, repr(endpoint.options[name])))
         if unknown:
             continue
@@ -117,7 +125,7 @@ def parse_listeners(config: Config, reactor: Any, problems: list[Problem]) -> li
     for index, listener in enumerate(config.listeners):
         try:
             endpoints.append((listener.endpoint, serverFromString(reactor, listener.endpoint)))
-        except Exception as error:  # serverFromString raises ValueError, KeyError, TypeError...
+        except Exception as error:  # noqa: BLE001 - serverFromString raises ValueError, KeyError, TypeError...
             expected = "a Twisted server endpoint string such as tcp:8080:interface=127.0.0.1"
             problems.append(Problem(f"listeners[{index}].endpoint", f"{expected} ({error})", repr(listener.endpoint)))
     return endpoints

@@ -106,12 +106,14 @@ def makeService(options: Options) -> IService:
         if options["check-config"]:
             from wsdaemon.check import check_config
 
-            raise SystemExit(check_config(options["config"], options["listen"], discover_handlers(), reactor, sys.stdout, sys.stderr))
+            raise SystemExit(
+                check_config(options["config"], options["listen"], discover_handlers(), reactor, sys.stdout, sys.stderr)
+            )
         config = reload_config()
-        return build_service(config, discover_handlers(), reactor, load_config=reload_config, notifier=Notifier.from_environment())
+        return build_service(
+            config, discover_handlers(), reactor, load_config=reload_config, notifier=Notifier.from_environment()
+        )
     except ConfigError as error:
         fail(str(error))
     except DuplicateHandler as error:
         fail(str(error))
-
-

@@ -11,8 +11,8 @@ import pytest
 from tests.helpers import client_frame, feed
 from wsdaemon.core import (
     BytesMessage,
-    ConnectionFailed,
     Connection,
+    ConnectionFailed,
     Limits,
     MessageTooBig,
     ProtocolViolation,
@@ -102,13 +102,18 @@ class TestNegotiation:
 
     def test_quoted_window_bits_are_accepted(self) -> None:
         """A quoted token value counts the same as a bare one (RFC 6455 §9.1)."""
-        assert response_for('permessage-deflate; server_max_window_bits="10"') == "permessage-deflate; server_max_window_bits=10"
+        assert (
+            response_for('permessage-deflate; server_max_window_bits="10"')
+            == "permessage-deflate; server_max_window_bits=10"
+        )
 
     @pytest.mark.parametrize(
         ("server_reset", "client_reset", "server_bits", "client_bits"),
         list(itertools.product([False, True], [False, True], [None, 9, 12, 15], [None, "", 9, 15])),
     )
-    def test_every_parameter_combination(self, server_reset: bool, client_reset: bool, server_bits: int | None, client_bits: int | str | None) -> None:
+    def test_every_parameter_combination(
+        self, server_reset: bool, client_reset: bool, server_bits: int | None, client_bits: int | str | None
+    ) -> None:
         """Each combination of the four parameters is accepted and answered as RFC 7692 §7.1 says."""
         params = []
         if server_reset:
@@ -144,8 +149,13 @@ class TestNegotiation:
 
     def test_settings_can_ask_for_no_context_takeover(self) -> None:
         """An endpoint configured without context takeover says so in the response."""
-        settings = DeflateSettings(server_no_context_takeover=True, client_no_context_takeover=True, server_max_window_bits=15)
-        assert response_for("permessage-deflate", settings) == "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        settings = DeflateSettings(
+            server_no_context_takeover=True, client_no_context_takeover=True, server_max_window_bits=15
+        )
+        assert (
+            response_for("permessage-deflate", settings)
+            == "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        )
 
     def test_client_side_reads_the_server_response(self) -> None:
         """The client's codec compresses with the client window and inflates with the server's."""
@@ -246,24 +256,33 @@ class TestConnectionWithDeflate:
         """A 1 KiB-ish frame that inflates past max_message_bytes fails with 1009."""
         bomb = raw_deflate(b"A" * (2 << 20))
         assert len(bomb) < 4 * 1024
-        events, output, connection = feed(make=lambda: deflate_connection(Limits(max_message_bytes=1 << 20)), data=client_frame(Opcode.BINARY, bomb, rsv=RSV1))
+        events, _, connection = feed(
+            make=lambda: deflate_connection(Limits(max_message_bytes=1 << 20)),
+            data=client_frame(Opcode.BINARY, bomb, rsv=RSV1),
+        )
         assert events == [ConnectionFailed(1009, "message inflates past the size limit")]
         assert connection.close_code == 1009
 
     def test_invalid_utf8_inside_compressed_text_is_1007(self) -> None:
         """Inflated text is validated like any other: invalid UTF-8 is 1007."""
-        events, _, _ = feed(make=lambda: deflate_connection(), data=client_frame(Opcode.TEXT, raw_deflate(b"\xff\xfe"), rsv=RSV1))
+        events, _, _ = feed(
+            make=lambda: deflate_connection(), data=client_frame(Opcode.TEXT, raw_deflate(b"\xff\xfe"), rsv=RSV1)
+        )
         assert events[-1].code == 1007
 
     def test_rsv1_on_continuation_is_1002(self) -> None:
         """RSV1 on a continuation frame fails the connection with 1002 (RFC 7692 §6.1)."""
-        data = client_frame(Opcode.TEXT, raw_deflate(b"ab"), fin=False, rsv=RSV1) + client_frame(Opcode.CONTINUATION, b"", rsv=RSV1)
+        data = client_frame(Opcode.TEXT, raw_deflate(b"ab"), fin=False, rsv=RSV1) + client_frame(
+            Opcode.CONTINUATION, b"", rsv=RSV1
+        )
         events, _, _ = feed(make=lambda: deflate_connection(), data=data)
         assert events[-1].code == 1002
 
     def test_rsv1_without_deflate_is_1002(self) -> None:
         """Without a negotiated extension, RSV1 is a protocol error."""
-        events, _, _ = feed(make=lambda: Connection(Side.SERVER), data=client_frame(Opcode.TEXT, raw_deflate(b"ab"), rsv=RSV1))
+        events, _, _ = feed(
+            make=lambda: Connection(Side.SERVER), data=client_frame(Opcode.TEXT, raw_deflate(b"ab"), rsv=RSV1)
+        )
         assert events[-1].code == 1002
 
     def test_outgoing_messages_are_compressed_with_rsv1_on_the_first_frame(self) -> None:
@@ -282,7 +301,9 @@ class TestConnectionWithDeflate:
     def test_round_trip_between_client_and_server_codecs(self) -> None:
         """Messages compressed by our client inflate on our server and back, with takeover."""
         server = Connection(Side.SERVER, Limits(), (server_codec(local_max_window_bits=12),))
-        client = Connection(Side.CLIENT, Limits(), (client_params(offers("permessage-deflate; server_max_window_bits=12")[0]),))
+        client = Connection(
+            Side.CLIENT, Limits(), (client_params(offers("permessage-deflate; server_max_window_bits=12")[0]),)
+        )
         for text in ["first message " * 10, "second message " * 10, "x"]:
             client.send_text(text)
             server.receive_data(b"".join(client.data_to_send()))

@@ -130,7 +130,10 @@ class TestServerAccepts:
         """Parsed offers come back, and permessage-deflate is accepted with the frugal server window."""
         accepted, head = accept(request(sec_websocket_extensions="permessage-deflate; client_max_window_bits"))
         assert accepted.extension_offers == (ExtensionOffer("permessage-deflate", (("client_max_window_bits", None),)),)
-        assert head.get("sec-websocket-extensions") == "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+        assert (
+            head.get("sec-websocket-extensions")
+            == "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+        )
         assert len(accepted.extensions) == 1
 
     def test_unknown_extension_is_not_accepted(self) -> None:

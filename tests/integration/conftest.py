@@ -48,7 +48,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def daemon_command(port: int, config_path: Path | None = None, extra_args: Sequence[str] = (), listen: bool = True) -> list[str]:
+def daemon_command(
+    port: int, config_path: Path | None = None, extra_args: Sequence[str] = (), listen: bool = True
+) -> list[str]:
     """The argv that starts the daemon on ``127.0.0.1:port`` (``listen=False``: on the config's listeners)."""
     command = [sys.executable, "-m", "twisted", "--log-format=text", "wsdaemon"]
     if listen:

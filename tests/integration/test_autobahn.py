@@ -64,7 +64,7 @@ def kosoku_command() -> list[str]:
 
 def run_kosoku(url: str, cases: tuple[str, ...], outdir: Path) -> tuple[dict, str, float]:
     """Run kosoku to completion; returns (index.json's cases, its output, seconds)."""
-    command = kosoku_command() + [url, "-o", str(outdir), "-p", str(PARALLELISM)]
+    command = [*kosoku_command(), url, "-o", str(outdir), "-p", str(PARALLELISM)]
     for pattern in cases:
         command += ["-i", pattern]
     started = time.monotonic()

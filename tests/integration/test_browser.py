@@ -8,7 +8,6 @@ a skip, so a broken CI image cannot pass silently.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Iterator
 from pathlib import Path
 

@@ -20,7 +20,7 @@ broadcast = HandlerPlugin(
         "queue_max_bytes": "integer 1024-1073741824 (default 1048576): bytes kept for a member that is not keeping up",
         "overflow": '"close" (default), "drop-oldest" or "latest" (keep only the newest message): '
         "what happens to a member whose queue is full",
-        "overflow_close_code": "1008 (default) or 1013: the close code of overflow = \"close\"",
+        "overflow_close_code": '1008 (default) or 1013: the close code of overflow = "close"',
     },
 )
 

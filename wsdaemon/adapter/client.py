@@ -136,7 +136,9 @@ class WebSocketClientProtocol(Protocol):
             return
         self._deadlines.cancel("handshake")
         connection = Connection(Side.CLIENT, self.limits, extensions)
-        self.wire = WebSocketWireProtocol(self.handler, connection, self.reactor, path=self.target.resource, subprotocol=subprotocol)
+        self.wire = WebSocketWireProtocol(
+            self.handler, connection, self.reactor, path=self.target.resource, subprotocol=subprotocol
+        )
         self.wire.makeConnection(self.transport)
         self.wire.finishNegotiation()
         self.ready.callback(self.wire)
@@ -150,7 +152,10 @@ class WebSocketClientProtocol(Protocol):
             self.wire.connectionLost(reason)
         elif not self.ready.called:
             tls_error = tls_failure(reason, self.target.host) if self.target.secure else None
-            self.ready.errback(tls_error or HandshakeFailed(f"connection closed before the handshake finished: {reason.getErrorMessage()}"))
+            self.ready.errback(
+                tls_error
+                or HandshakeFailed(f"connection closed before the handshake finished: {reason.getErrorMessage()}")
+            )
 
     def _fail(self, error: Exception) -> None:
         if not self.ready.called:
@@ -191,7 +196,9 @@ def trust_from_cafile(cafile: str) -> Any:
         raise ValueError(f"cannot read --cafile {cafile}: {error.strerror or error}") from None
     except ValueError:
         raise ValueError(f"--cafile {cafile} holds no PEM certificate") from None
-    return trustRootFromCertificates([Certificate.loadPEM(authority.public_bytes(Encoding.PEM)) for authority in authorities])
+    return trustRootFromCertificates(
+        [Certificate.loadPEM(authority.public_bytes(Encoding.PEM)) for authority in authorities]
+    )
 
 
 def connect(

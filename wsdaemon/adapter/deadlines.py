@@ -15,7 +15,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 class Deadlines:
     """A set of named, cancellable one-shot timers."""
 
-    __slots__ = ("_clock", "_calls")
+    __slots__ = ("_calls", "_clock")
 
     def __init__(self, clock: IReactorTime) -> None:
         self._clock = clock

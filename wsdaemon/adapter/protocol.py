@@ -280,8 +280,13 @@ class WebSocketWireProtocol(Protocol):
                     if not self._keepalive_answered(event.payload):
                         handler.pongReceived(event.payload)
                 elif kind is ConnectionFailed:
-                    self.log.info("failing WebSocket connection from {peer}: {code} {reason}", peer=self._peer(), code=event.code, reason=event.reason)
-        except Exception:
+                    self.log.info(
+                        "failing WebSocket connection from {peer}: {code} {reason}",
+                        peer=self._peer(),
+                        code=event.code,
+                        reason=event.reason,
+                    )
+        except Exception:  # noqa: BLE001 - any handler bug closes only its connection, with 1011
             self.log.failure("handler {handler!r} raised; closing its connection with 1011", handler=handler)
             self.connection.fail(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
@@ -295,8 +300,12 @@ class WebSocketWireProtocol(Protocol):
         """
         try:
             getattr(self.handler, name)(*args)
-        except Exception:
-            self.log.failure("handler {handler!r} raised in {name}; closing its connection with 1011", handler=self.handler, name=name)
+        except Exception:  # noqa: BLE001 - any handler bug closes only its connection, with 1011
+            self.log.failure(
+                "handler {handler!r} raised in {name}; closing its connection with 1011",
+                handler=self.handler,
+                name=name,
+            )
             self.connection.fail(CloseCode.INTERNAL_ERROR, "internal error")
 
     def _flush(self) -> None:
@@ -398,7 +407,11 @@ class WebSocketWireProtocol(Protocol):
         """No pong in time: the peer is gone (often a NAT that forgot us); fail with 1011 to free it."""
         if self.connection.state is not State.OPEN:
             return
-        self.log.info("keepalive timeout for {peer}: no pong within {seconds} s", peer=self._peer(), seconds=self.limits.pong_timeout_seconds)
+        self.log.info(
+            "keepalive timeout for {peer}: no pong within {seconds} s",
+            peer=self._peer(),
+            seconds=self.limits.pong_timeout_seconds,
+        )
         self.connection.fail(CloseCode.INTERNAL_ERROR, "keepalive timeout")
         self._flush()
 
@@ -424,4 +437,3 @@ class WebSocketWireProtocol(Protocol):
             messages_in=self.messages_in,
             messages_out=self.messages_out,
         )
-

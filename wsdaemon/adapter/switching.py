@@ -122,7 +122,11 @@ class SwitchingFactory(WrappingFactory):
     def buildProtocol(self, addr: IAddress) -> Protocol | None:  # type: ignore[override]
         """Refuse the connection (close at once) when ``max_connections`` are open."""
         if len(self.protocols) >= self.limits.max_connections:
-            self.log.warn("refusing connection from {addr}: max_connections={limit} reached", addr=addr, limit=self.limits.max_connections)
+            self.log.warn(
+                "refusing connection from {addr}: max_connections={limit} reached",
+                addr=addr,
+                limit=self.limits.max_connections,
+            )
             return None
         return super().buildProtocol(addr)  # type: ignore[no-any-return]
 

@@ -26,9 +26,7 @@ class CloseCode(IntEnum):
 
 
 #: Codes below 3000 that an endpoint may put in a close frame.
-_SENDABLE_RESERVED = frozenset(
-    {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
-)
+_SENDABLE_RESERVED = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
 
 #: Longest close reason in bytes: a control payload is at most 125 bytes, 2 go to the code.
 MAX_REASON_BYTES = 123

@@ -277,7 +277,9 @@ class Connection:
             fin = start + size >= len(payload)
             first = start == 0  # RFC 7692 §6.1: RSV1 only on the first frame
             self._output.extend(
-                serialize_frame(opcode if first else Opcode.CONTINUATION, piece, fin=fin, rsv=rsv if first else 0, mask=self._mask)
+                serialize_frame(
+                    opcode if first else Opcode.CONTINUATION, piece, fin=fin, rsv=rsv if first else 0, mask=self._mask
+                )
             )
 
     def _send_control(self, opcode: Opcode, payload: bytes) -> None:
@@ -326,7 +328,9 @@ class Connection:
             if header.rsv:  # the parser lets RSV bits through only for a negotiated extension
                 self._msg_inflated = 0
                 payload = self._inflate(payload) + self._inflate_end()
-            self._events.append(TextMessage(decode_text(payload)) if header.opcode == Opcode.TEXT else BytesMessage(payload))
+            self._events.append(
+                TextMessage(decode_text(payload)) if header.opcode == Opcode.TEXT else BytesMessage(payload)
+            )
             return
         if chunk.first:
             self._start_frame(header.opcode, header.length, header.rsv)

@@ -126,7 +126,9 @@ class PerMessageDeflate:
             return 0, payload
         compressor = self._compressor
         if compressor is None:
-            compressor = zlib.compressobj(params.compression_level, zlib.DEFLATED, -params.local_max_window_bits, params.memory_level)
+            compressor = zlib.compressobj(
+                params.compression_level, zlib.DEFLATED, -params.local_max_window_bits, params.memory_level
+            )
         data = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
         self._compressor = None if params.local_no_context_takeover else compressor
         if data.endswith(_TAIL):
@@ -184,7 +186,12 @@ def _window_bits(value: str | None, *, optional: bool) -> int | None:
 
 def _offer_params(offer: ExtensionOffer) -> dict[str, str | None]:
     """The offer's parameters by name; repeated or unknown ones decline it."""
-    known = ("server_no_context_takeover", "client_no_context_takeover", "server_max_window_bits", "client_max_window_bits")
+    known = (
+        "server_no_context_takeover",
+        "client_no_context_takeover",
+        "server_max_window_bits",
+        "client_max_window_bits",
+    )
     params: dict[str, str | None] = {}
     for name, value in offer.params:
         if name not in known:
@@ -201,7 +208,11 @@ def _accept_offer(offer: ExtensionOffer, settings: DeflateSettings) -> tuple[str
     """The response header value and the server-side parameters for one offer."""
     params = _offer_params(offer)
     server_bits = settings.server_max_window_bits
-    requested = _window_bits(params.get("server_max_window_bits"), optional=False) if "server_max_window_bits" in params else None
+    requested = (
+        _window_bits(params.get("server_max_window_bits"), optional=False)
+        if "server_max_window_bits" in params
+        else None
+    )
     if requested is not None:
         if requested == 8:
             raise _Declined("zlib cannot compress with an 8-bit window")
@@ -233,7 +244,9 @@ def _accept_offer(offer: ExtensionOffer, settings: DeflateSettings) -> tuple[str
     return "; ".join(response), agreed
 
 
-def negotiate(offers: tuple[ExtensionOffer, ...] | list[ExtensionOffer], settings: DeflateSettings) -> tuple[str, PerMessageDeflate] | None:
+def negotiate(
+    offers: tuple[ExtensionOffer, ...] | list[ExtensionOffer], settings: DeflateSettings
+) -> tuple[str, PerMessageDeflate] | None:
     """Accept the first acceptable permessage-deflate offer (RFC 7692 §5).
 
     Returns:
@@ -267,8 +280,16 @@ def client_params(response: ExtensionOffer) -> PerMessageDeflate:
     """
     try:
         params = _offer_params(response)
-        server_bits = _window_bits(params.get("server_max_window_bits"), optional=False) if "server_max_window_bits" in params else 15
-        client_bits = _window_bits(params.get("client_max_window_bits"), optional=False) if "client_max_window_bits" in params else 15
+        server_bits = (
+            _window_bits(params.get("server_max_window_bits"), optional=False)
+            if "server_max_window_bits" in params
+            else 15
+        )
+        client_bits = (
+            _window_bits(params.get("client_max_window_bits"), optional=False)
+            if "client_max_window_bits" in params
+            else 15
+        )
     except _Declined as error:
         raise ProtocolViolation(f"invalid permessage-deflate response: {error}") from None
     return PerMessageDeflate(

@@ -94,11 +94,11 @@ class FrameParser:
 
     __slots__ = (
         "_buf",
+        "_first_byte_errors",
         "_header",
         "_offset",
         "_pos",
         "_remaining",
-        "_first_byte_errors",
         "_started",
         "allowed_rsv",
         "expect_masked",
@@ -185,7 +185,9 @@ class FrameParser:
         length = b1 & 0x7F
         masked = b1 >= 0x80
         if masked is not self.expect_masked:
-            raise ProtocolViolation("client frames must be masked" if self.expect_masked else "server frames must not be masked")
+            raise ProtocolViolation(
+                "client frames must be masked" if self.expect_masked else "server frames must not be masked"
+            )
         if length > 125 and b0 & 0x08:
             raise ProtocolViolation("control frame payload over 125 bytes")
         cursor = pos + 2
@@ -285,7 +287,9 @@ def encode_message(opcode: int, payload: bytes, fragment_bytes: int) -> list[byt
     view = memoryview(payload)
     for start in range(0, len(payload), fragment_bytes):
         fin = start + fragment_bytes >= len(payload)
-        frames += serialize_frame(opcode if start == 0 else Opcode.CONTINUATION, bytes(view[start : start + fragment_bytes]), fin=fin)
+        frames += serialize_frame(
+            opcode if start == 0 else Opcode.CONTINUATION, bytes(view[start : start + fragment_bytes]), fin=fin
+        )
     return frames
 
 

@@ -33,11 +33,12 @@ class Limits:
         1 * MIB, 1, 2**40, "largest message accepted, after reassembly (and after inflate); bigger -> close 1009"
     )
     max_frame_bytes: int = _limit(
-        1 * MIB, 125, 2**40, "largest single frame payload accepted, checked on the declared length; bigger -> close 1009"
+        1 * MIB,
+        125,
+        2**40,
+        "largest single frame payload accepted, checked on the declared length; bigger -> close 1009",
     )
-    max_fragments: int = _limit(
-        4096, 1, 2**32, "most frames one message may be split into; more -> close 1009"
-    )
+    max_fragments: int = _limit(4096, 1, 2**32, "most frames one message may be split into; more -> close 1009")
     fragment_outgoing_bytes: int = _limit(
         1 * MIB, 125, 2**40, "outgoing messages larger than this are sent as several frames of this size"
     )
@@ -92,7 +93,7 @@ class Limits:
             allowed = (int,) if isinstance(f.default, int) else (int, float)
             if isinstance(value, bool) or not isinstance(value, allowed):
                 # ValueError, like a range error: callers handle one "bad value" exception.
-                raise ValueError(f"{name} must be a number of type {type(f.default).__name__}, got {value!r}")  # noqa: TRY004
+                raise ValueError(f"{name} must be a number of type {type(f.default).__name__}, got {value!r}")
             if not minimum <= value <= maximum:
                 raise ValueError(f"{name} must be between {minimum} and {maximum}, got {value!r}")
 

@@ -253,7 +253,7 @@ class ProcessHandler:
             self._send_line(line)
         if len(self._line) > self.settings.max_line_bytes:
             message = "{command!r} wrote a line over max_line_bytes; closing the connection"
-            self.log.warn(message, command=self.settings.command)  # noqa: G010 (twisted's Logger has no warning)
+            self.log.warn(message, command=self.settings.command)
             self._line = b""
             self.transport.loseConnection(1011, "program output line too long")  # type: ignore[call-arg]
 

@@ -46,7 +46,9 @@ def request_head(request: Request) -> RequestHead:
     )
 
 
-def refuse(request: Request, status: int, headers: list[tuple[str, str]] | tuple[tuple[str, str], ...], text: str) -> bytes:
+def refuse(
+    request: Request, status: int, headers: list[tuple[str, str]] | tuple[tuple[str, str], ...], text: str
+) -> bytes:
     """Answer a refused upgrade with ``status``, ``headers`` and a short plain-text reason."""
     phrase = REASONS[status].encode("ascii") if status in REASONS else http.RESPONSES.get(status, b"Error")
     request.setResponseCode(status, phrase)

@@ -147,8 +147,12 @@ def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[An
     for endpoint in config.endpoints:
         # A factory may offer subprotocols (tcp: "binary", for noVNC) when the endpoint lists none.
         subprotocols = endpoint.subprotocols or tuple(getattr(factories[endpoint.path], "defaultSubprotocols", ()))
-        policy = EndpointPolicy(subprotocols=subprotocols, allowed_origins=endpoint.allowed_origins, deflate=endpoint.deflate)
-        resource = WebSocketResource(factories[endpoint.path], reactor, policy=policy, limits=endpoint.limits, path=endpoint.path)
+        policy = EndpointPolicy(
+            subprotocols=subprotocols, allowed_origins=endpoint.allowed_origins, deflate=endpoint.deflate
+        )
+        resource = WebSocketResource(
+            factories[endpoint.path], reactor, policy=policy, limits=endpoint.limits, path=endpoint.path
+        )
         _mount(root, endpoint.path, resource)
     if config.static:
         from wsdaemon.web.mounts import static_directory  # twisted.web.static only when used (DESIGN §4)
@@ -158,7 +162,9 @@ def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[An
     return root
 
 
-def build_factory(config: Config, factories: Mapping[str, WebSocketServerFactory[Any]], reactor: IReactorTime) -> SwitchingFactory:
+def build_factory(
+    config: Config, factories: Mapping[str, WebSocketServerFactory[Any]], reactor: IReactorTime
+) -> SwitchingFactory:
     """The protocol factory every listener serves: Site wrapped for the WebSocket switch."""
     site = DaemonSite(build_root(config, factories, reactor), config, reactor)
     return SwitchingFactory(site, config.limits, reactor)
