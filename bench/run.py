@@ -721,9 +721,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     options.warmup = options.warmup if options.warmup is not None else (0.3 if quick else 1.0)
     options.idle_conns = options.idle_conns or (500 if quick else 10000)
     options.settle = 0.3 if quick else 1.0
-    options.wait_quiet = options.wait_quiet if options.wait_quiet is not None else (0.0 if quick else 15.0)
+    options.wait_quiet = options.wait_quiet if options.wait_quiet is not None else (0.0 if quick else 10.0)
     options.retries = options.retries if options.retries is not None else (0 if quick else 2)
-    options.budget = options.budget if options.budget is not None else (1.0 if quick else 12.0)
+    options.budget = options.budget if options.budget is not None else (1.0 if quick else 8.0)
     options.deadline = time.monotonic() + options.budget * 60
     return options
 

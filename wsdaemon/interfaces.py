@@ -133,7 +133,7 @@ class HandlerOptionsError(Exception):
         self.got = got
 
 
-class IHandlerPlugin(IPlugin):  # type: ignore[misc]
+class IHandlerPlugin(IPlugin):
     """A named kind of WebSocket endpoint, discoverable with ``twisted.plugin``.
 
     Install a module in any package's ``twisted/plugins/`` that creates a
@@ -144,7 +144,7 @@ class IHandlerPlugin(IPlugin):  # type: ignore[misc]
     description = Attribute("One line saying what the handler does.")
     options = Attribute("Mapping of option name to a one-line description (type and default).")
 
-    def buildFactory(options: Mapping[str, Any], endpoint: str) -> WebSocketServerFactory[Any]:  # type: ignore[misc]
+    def buildFactory(options: Mapping[str, Any], endpoint: str) -> WebSocketServerFactory[Any]:
         """Validate ``options`` and return the factory for the endpoint at path ``endpoint``.
 
         Raises:

@@ -106,7 +106,7 @@ class LifecycleService(Service):
 
     def startService(self) -> None:
         """Once the reactor runs: take the signals, then say READY when every listener listens."""
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self.reactor.callWhenRunning(self._running)
 
     def stopService(self) -> None:
@@ -115,7 +115,7 @@ class LifecycleService(Service):
         The signal handlers stay: during the drain a second SIGTERM changes nothing and a
         SIGHUP is ignored, where the default action would kill the process mid-drain.
         """
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self._announce_stopping()
         for timer in self._timers:
             if timer.running:

@@ -15,8 +15,7 @@ from typing import Any
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
-from twisted.internet.protocol import Factory
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -42,7 +41,9 @@ class ListenerService(Service):
 
     log = Logger()
 
-    def __init__(self, description: str, endpoint: IStreamServerEndpoint, factory: Factory, reactor: Any) -> None:
+    def __init__(
+        self, description: str, endpoint: IStreamServerEndpoint, factory: IProtocolFactory, reactor: Any
+    ) -> None:
         self.description = description
         self.endpoint = endpoint
         self.factory = factory
@@ -52,12 +53,12 @@ class ListenerService(Service):
 
     def startService(self) -> None:
         """Start listening; a failure is logged with the endpoint and stops the daemon."""
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self.listening = self.endpoint.listen(self.factory).addCallbacks(self._listening, self._listen_failed)
 
     def stopService(self) -> Any:
         """Stop accepting new connections."""
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]  # super(): mypy#16653
         if self.port is not None:
             port, self.port = self.port, None
             return port.stopListening()
@@ -87,7 +88,7 @@ class DrainService(Service):
 
     def stopService(self) -> Deferred[None]:
         """Start the drain; the reactor waits for the returned Deferred before it stops."""
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]  # super(): mypy#16653
         return self.factory.drain(CloseCode.GOING_AWAY, "server shutting down", self.timeout_seconds)
 
 

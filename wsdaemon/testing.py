@@ -24,7 +24,7 @@ import dataclasses
 import itertools
 import types
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -68,22 +68,22 @@ class MemoryTransport(StringTransport):
     bufferSize = 64 * 1024
 
     def __init__(self, host: IPv4Address, peer: IPv4Address) -> None:
-        super().__init__(host, peer, lenient=True)
+        super().__init__(host, peer, lenient=True)  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self.producer_paused = False
 
     def write(self, data: bytes) -> None:
         """Buffer ``data`` for the client."""
-        super().write(data)
+        super().write(data)  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self._maybe_pause()
 
     def writeSequence(self, data: Sequence[bytes]) -> None:
         """Buffer each piece for the client."""
-        super().writeSequence(data)
+        super().writeSequence(data)  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self._maybe_pause()
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         """A new producer starts unpaused."""
-        super().registerProducer(producer, streaming)
+        super().registerProducer(producer, streaming)  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self.producer_paused = False
 
     def read(self) -> bytes:
@@ -155,7 +155,7 @@ class MemoryServer:
             raise ConnectionRefusedError("the listener refused the connection (max_connections)")
         transport = MemoryTransport(IPv4Address("TCP", "127.0.0.1", 8080), address)
         protocol.makeConnection(transport)
-        client = MemoryClient(self, cast(SwitchingProtocol, protocol), transport)
+        client = MemoryClient(self, protocol, transport)
         self.clients.append(client)
         client._upgrade(path, headers, subprotocols, origin)
         return client
@@ -393,7 +393,9 @@ def connect(
             ``allowed_origins``, ``reactor``) and :meth:`MemoryServer.connect`
             ones (``headers``, ``subprotocols``, ``origin``, ``peer``).
     """
-    server_options = {key: options.pop(key) for key in ("limits", "allowed_origins", "reactor") if key in options}
+    server_options: dict[str, Any] = {
+        key: options.pop(key) for key in ("limits", "allowed_origins", "reactor") if key in options
+    }
     server_options["subprotocols"] = options.get("subprotocols", ())
     server = MemoryServer({endpoint or path.partition("?")[0]: factory}, **server_options)
     return server.connect(path, **options)

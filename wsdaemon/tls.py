@@ -320,7 +320,7 @@ class TLSServerFactory(TLSMemoryBIOFactory):
     """TLS around the daemon's factory; a connection the inner factory refuses is refused here too."""
 
     def __init__(self, tls: ServerTLS, wrappedFactory: IProtocolFactory, reactor: IReactorTime) -> None:
-        super().__init__(tls, False, wrappedFactory, clock=reactor)  # type: ignore[arg-type]  # @implementer is invisible to mypy
+        super().__init__(tls, False, wrappedFactory, clock=reactor)
         self.tls = tls
 
     def buildProtocol(self, addr: IAddress | None) -> TLSMemoryBIOProtocol | None:  # type: ignore[override]

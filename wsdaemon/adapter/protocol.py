@@ -16,7 +16,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from wsdaemon.adapter.deadlines import Deadlines
+from wsdaemon.adapter.deadlines import Deadlines, Ticker
+from wsdaemon.adapter.transport import IStreamTransport
 from wsdaemon.core import (
     EOF,
     BytesMessage,
@@ -59,6 +60,7 @@ class WebSocketWireProtocol(Protocol):
     """
 
     log = Logger()
+    transport: IStreamTransport | None
 
     def __init__(
         self,
@@ -69,6 +71,7 @@ class WebSocketWireProtocol(Protocol):
         path: str = "",
         subprotocol: str | None = None,
         keepalive: bool = False,
+        ticker: Ticker | None = None,
     ) -> None:
         self.handler = handler
         self.connection = connection
@@ -84,10 +87,16 @@ class WebSocketWireProtocol(Protocol):
         self._receiving_paused = False  # the handler asked us to stop reading (pauseReceiving)
         self._started = 0.0
         self.bytes_in = self.bytes_out = self.messages_in = self.messages_out = 0
-        self._idle_seen = (0, 0)  # (messages_in, messages_out) at the last idle check
+        # Idle and keepalive deadlines are plain numbers checked by a shared
+        # ticker (one timer for all connections), not a timer each.
+        self._ticker = ticker if ticker is not None else Ticker(reactor)
+        self._idle_seen = (0, 0)  # (messages_in, messages_out) at the last tick
+        self._idle_since = 0.0
         self.keepalive = keepalive  # the server pings; the client only answers
         self._keepalive_payload: bytes | None = None  # the ping awaiting its pong
         self._keepalive_count = 0
+        self._next_ping_at = 0.0
+        self._pong_deadline = 0.0
 
     # --- IProtocol ---------------------------------------------------------
 
@@ -97,11 +106,10 @@ class WebSocketWireProtocol(Protocol):
         assert transport is not None
         if getattr(transport, "bufferSize", None) is not None:
             transport.bufferSize = self.limits.write_buffer_high_bytes  # type: ignore[attr-defined]
-        transport.registerProducer(self, True)  # type: ignore[attr-defined]
-        self._started = self._reactor.seconds()
-        self._arm_idle_check()
-        if self.keepalive:
-            self._arm_keepalive_ping()
+        transport.registerProducer(self, True)
+        self._started = self._idle_since = now = self._reactor.seconds()
+        self._next_ping_at = now + self.limits.ping_interval_seconds
+        self._ticker.add(self)
         self._call_handler("negotiationStarted", self)
         self._flush()
 
@@ -124,6 +132,7 @@ class WebSocketWireProtocol(Protocol):
         connection = self.connection
         connection.receive_eof()
         self._deadlines.cancel_all()
+        self._ticker.discard(self)
         code = connection.close_code or CloseCode.ABNORMAL_CLOSURE
         clean = not connection.failed and code != CloseCode.ABNORMAL_CLOSURE
         error = WebSocketClosed if clean else WebSocketLost
@@ -222,7 +231,7 @@ class WebSocketWireProtocol(Protocol):
         transport = self.transport
         if transport is None or not ISSLTransport.providedBy(transport):
             return None
-        return transport.getPeerCertificate()  # type: ignore[attr-defined]
+        return transport.getPeerCertificate()
 
     @property
     def peerCertificateSubject(self) -> str | None:
@@ -269,17 +278,16 @@ class WebSocketWireProtocol(Protocol):
         self._dispatching = True
         try:
             while (event := next_event()) is not None:
-                kind = type(event)
-                if kind is TextMessage:
+                if type(event) is TextMessage:
                     self.messages_in += 1
                     handler.textMessageReceived(event.data)
-                elif kind is BytesMessage:
+                elif type(event) is BytesMessage:
                     self.messages_in += 1
                     handler.bytesMessageReceived(event.data)
-                elif kind is Pong:
+                elif type(event) is Pong:
                     if not self._keepalive_answered(event.payload):
                         handler.pongReceived(event.payload)
-                elif kind is ConnectionFailed:
+                elif type(event) is ConnectionFailed:
                     self.log.info(
                         "failing WebSocket connection from {peer}: {code} {reason}",
                         peer=self._peer(),
@@ -322,7 +330,7 @@ class WebSocketWireProtocol(Protocol):
             self._write(chunks)
         if eof:
             # Done producing: a TLS transport only starts its close once no producer is registered.
-            transport.unregisterProducer()  # type: ignore[attr-defined]
+            transport.unregisterProducer()
             transport.loseConnection()
         if self.connection.close_expected() and not self._deadlines.is_set("close"):
             self._deadlines.set("close", self.limits.close_timeout_seconds, self._close_timed_out)
@@ -361,34 +369,39 @@ class WebSocketWireProtocol(Protocol):
         self.log.info("close timeout for {peer}; dropping the connection", peer=self._peer())
         self.transport.abortConnection()  # type: ignore[union-attr]
 
-    def _arm_idle_check(self) -> None:
-        self._deadlines.set("idle", self.limits.idle_timeout_seconds, self._idle_check)
+    def tick(self, now: float) -> None:
+        """The shared ticker's once-a-second look at the idle and keepalive deadlines."""
+        if self.connection.state is not State.OPEN:
+            return
+        seen = (self.messages_in, self.messages_out)
+        if seen != self._idle_seen:
+            self._idle_seen, self._idle_since = seen, now
+        elif now - self._idle_since >= self.limits.idle_timeout_seconds:
+            self._close_idle()
+            return
+        if not self.keepalive:
+            return
+        if self._keepalive_payload is None:
+            if now >= self._next_ping_at:
+                self._send_keepalive_ping(now)
+        elif now >= self._pong_deadline:
+            self._keepalive_timed_out()
 
-    def _idle_check(self) -> None:
+    def _close_idle(self) -> None:
         """Close a connection that exchanged no message for a whole idle period (1001).
 
         Pings and pongs do not count, or the keepalive would keep every connection busy.
         """
-        seen = (self.messages_in, self.messages_out)
-        if seen != self._idle_seen:
-            self._idle_seen = seen
-            self._arm_idle_check()
-        elif self.connection.state is State.OPEN:
-            self.connection.send_close(CloseCode.GOING_AWAY, "idle timeout")
-            self._flush()
+        self.connection.send_close(CloseCode.GOING_AWAY, "idle timeout")
+        self._flush()
 
-    def _arm_keepalive_ping(self) -> None:
-        self._deadlines.set("ping", self.limits.ping_interval_seconds, self._send_keepalive_ping)
-
-    def _send_keepalive_ping(self) -> None:
+    def _send_keepalive_ping(self, now: float) -> None:
         """Ping the peer; it has ``pong_timeout_seconds`` to answer (RFC 6455 §5.5.2)."""
-        if self.connection.state is not State.OPEN:
-            return
         self._keepalive_count += 1
         self._keepalive_payload = b"keepalive %d" % self._keepalive_count
+        self._pong_deadline = now + self.limits.pong_timeout_seconds
         self.connection.send_ping(self._keepalive_payload)
         self._flush()
-        self._deadlines.set("pong", self.limits.pong_timeout_seconds, self._keepalive_timed_out)
 
     def _keepalive_answered(self, payload: bytes) -> bool:
         """Whether ``payload`` answers our keepalive ping; if so the next ping is scheduled.
@@ -399,14 +412,11 @@ class WebSocketWireProtocol(Protocol):
         if self._keepalive_payload is None or payload != self._keepalive_payload:
             return False
         self._keepalive_payload = None
-        self._deadlines.cancel("pong")
-        self._arm_keepalive_ping()
+        self._next_ping_at = self._reactor.seconds() + self.limits.ping_interval_seconds
         return True
 
     def _keepalive_timed_out(self) -> None:
         """No pong in time: the peer is gone (often a NAT that forgot us); fail with 1011 to free it."""
-        if self.connection.state is not State.OPEN:
-            return
         self.log.info(
             "keepalive timeout for {peer}: no pong within {seconds} s",
             peer=self._peer(),

@@ -17,14 +17,15 @@ from collections import Counter
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress, IProtocol, IReactorTime, ITCPTransport
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory, IReactorTime, ITCPTransport
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 
 from wsdaemon.adapter.deadlines import Deadlines
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
+from wsdaemon.adapter.transport import IStreamTransport
 from wsdaemon.core import Limits
 
 
@@ -39,6 +40,7 @@ class SwitchingProtocol(ProtocolWrapper):
 
     log = Logger()
     factory: SwitchingFactory
+    transport: IStreamTransport | None
 
     def __init__(self, factory: SwitchingFactory, wrappedProtocol: IProtocol) -> None:
         super().__init__(factory, wrappedProtocol)
@@ -52,7 +54,7 @@ class SwitchingProtocol(ProtocolWrapper):
         """Turn off Nagle (small frames must not wait) and start the handshake clock."""
         if ITCPTransport.providedBy(transport):
             transport.setTcpNoDelay(True)
-        super().makeConnection(transport)
+        super().makeConnection(transport)  # type: ignore[no-untyped-call]  # super(): mypy#16653
         if self.upgraded is None and not self._in_request:
             self._arm_handshake_deadline()
 
@@ -73,6 +75,7 @@ class SwitchingProtocol(ProtocolWrapper):
         """
         self._deadlines.cancel("handshake")
         transport = self.transport
+        assert transport is not None  # a request arrived on it
         transport.unregisterProducer()
         transport.write(head)
         self.upgraded = self.wrappedProtocol = protocol
@@ -91,11 +94,11 @@ class SwitchingProtocol(ProtocolWrapper):
         if self.upgraded is None and not self._lost and not self.disconnecting:
             self._arm_handshake_deadline()
 
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         """Tell whichever protocol owns the connection: the HTTPChannel, or the WebSocket after a switch."""
         self._lost = True
         self._deadlines.cancel_all()
-        super().connectionLost(reason)
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]  # super(): mypy#16653
 
     def _arm_handshake_deadline(self) -> None:
         self._deadlines.set("handshake", self.factory.limits.handshake_timeout_seconds, self._handshake_timed_out)
@@ -106,20 +109,21 @@ class SwitchingProtocol(ProtocolWrapper):
         self.loseConnection()
 
 
-class SwitchingFactory(WrappingFactory):
+class SwitchingFactory(WrappingFactory[SwitchingProtocol]):
     """Wraps the ``Site``; counts connections in total and per peer address."""
 
-    protocol = SwitchingProtocol  # type: ignore[assignment]
+    protocol = SwitchingProtocol
     log = Logger()
 
-    def __init__(self, wrappedFactory: Factory, limits: Limits, reactor: IReactorTime) -> None:
-        super().__init__(wrappedFactory)
+    def __init__(self, wrappedFactory: IProtocolFactory, limits: Limits, reactor: IReactorTime) -> None:
+        super().__init__(wrappedFactory)  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self.limits = limits
         self.reactor = reactor
         self.per_host: Counter[str] = Counter()
         self._drained: list[Deferred[None]] = []
 
-    def buildProtocol(self, addr: IAddress) -> Protocol | None:  # type: ignore[override]
+    # Twisted's WrappingFactory never refuses a connection, so its types leave out None.
+    def buildProtocol(self, addr: IAddress | None) -> SwitchingProtocol | None:  # type: ignore[override]
         """Refuse the connection (close at once) when ``max_connections`` are open."""
         if len(self.protocols) >= self.limits.max_connections:
             self.log.warn(
@@ -128,16 +132,16 @@ class SwitchingFactory(WrappingFactory):
                 limit=self.limits.max_connections,
             )
             return None
-        return super().buildProtocol(addr)  # type: ignore[no-any-return]
+        return super().buildProtocol(addr)
 
     def registerProtocol(self, p: Protocol) -> None:
         """Count a new connection against its peer address."""
-        super().registerProtocol(p)
+        super().registerProtocol(p)  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self.per_host[peer_host(p)] += 1
 
     def unregisterProtocol(self, p: Protocol) -> None:
         """Uncount a closed connection."""
-        super().unregisterProtocol(p)
+        super().unregisterProtocol(p)  # type: ignore[no-untyped-call]  # super(): mypy#16653
         host = peer_host(p)
         self.per_host[host] -= 1
         if self.per_host[host] <= 0:

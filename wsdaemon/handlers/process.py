@@ -346,7 +346,8 @@ class ProcessFactory:
                 503, "too many programs running; try again later", [("Retry-After", str(RETRY_AFTER_SECONDS))]
             )
         environment = cgi_environment(request, self.endpoint, self.base_environment)
-        reactor = request.site.reactor  # type: ignore[union-attr]
+        # Twisted types Site.reactor as IReactorTime; it is the reactor, which spawns and has triggers too.
+        reactor: Any = request.site.reactor  # type: ignore[union-attr]  # set once the request is processed
         if self._reactor is None:
             self._reactor = reactor
             # "before": the reactor waits for it (in "during" it stops at once).
@@ -373,7 +374,8 @@ class ProcessFactory:
         running = [handler for handler in self.handlers if handler.running]
         if not running:
             return None
-        self._all_ended = ended = Deferred()
+        ended: Deferred[None] = Deferred()
+        self._all_ended = ended
         for handler in running:
             handler.signal_program("TERM")
 

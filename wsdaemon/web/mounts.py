@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, ClassVar
+from typing import Any
 
 from twisted.web import pages
 from twisted.web.resource import IResource
@@ -34,9 +34,10 @@ _FORBIDDEN = pages.forbidden("Forbidden", "This file cannot be read.")
 class ConfinedFile(File):
     """A ``File`` that serves only what lies inside ``root`` (a real, symlink-free path)."""
 
-    indexNames: ClassVar[list[str]] = ["index.html", "index.htm"]
-    childNotFound = _NOT_FOUND
-    forbidden = _FORBIDDEN
+    indexNames = ["index.html", "index.htm"]
+    # Twisted documents these as any resource; mypy infers the deprecated defaults' classes.
+    childNotFound = _NOT_FOUND  # type: ignore[assignment]
+    forbidden = _FORBIDDEN  # type: ignore[assignment]
 
     def __init__(self, path: str, *args: Any, root: str | None = None, **kwargs: Any) -> None:
         super().__init__(path, *args, **kwargs)
@@ -69,7 +70,7 @@ class ConfinedFile(File):
     def render(self, request: Any) -> Any:
         """Serve the file, unless this very path leads outside (the mount root itself is checked too)."""
         if not self.inside(self.path):
-            return _NOT_FOUND.render(request)  # type: ignore[no-untyped-call]
+            return _NOT_FOUND.render(request)
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
         return super().render(request)  # type: ignore[no-untyped-call]
 

@@ -15,6 +15,7 @@ from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from wsdaemon.adapter.deadlines import Ticker
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
 from wsdaemon.adapter.switching import SwitchingProtocol, peer_host
 from wsdaemon.core import (
@@ -74,17 +75,18 @@ class WebSocketResource(Resource):
         limits: Limits | None = None,
         path: str = "",
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self.factory = factory
         self.reactor = reactor
         self.policy = policy or EndpointPolicy()
         self.limits = limits or Limits()
         self.path = path
+        self.ticker = Ticker(reactor)  # the idle and keepalive clock of every connection here
 
     def render(self, request: Request) -> bytes | int:
         """GET (and HEAD, answered from GET) upgrade; any other method gets 405 with ``Allow``."""
         if request.method in (b"GET", b"HEAD"):
-            return super().render(request)  # type: ignore[no-any-return]
+            return super().render(request)  # type: ignore[no-untyped-call,no-any-return]  # super(): mypy#16653
         return refuse(request, 405, [("Allow", "GET, HEAD")], "a WebSocket endpoint answers GET only")
 
     def render_GET(self, request: Request) -> bytes | int:
@@ -110,6 +112,7 @@ class WebSocketResource(Resource):
             path=self.path,
             subprotocol=accepted.subprotocol,
             keepalive=True,
+            ticker=self.ticker,
         )
         wrapper.switchTo(protocol, accepted.response)
         protocol.finishNegotiation()

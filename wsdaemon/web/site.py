@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.web import pages
@@ -24,6 +24,9 @@ from wsdaemon.core import EndpointPolicy
 from wsdaemon.interfaces import WebSocketServerFactory
 from wsdaemon.web.resource import WebSocketResource
 
+if TYPE_CHECKING:
+    from wsdaemon.web.mounts import ConfinedFile  # twisted.web.static only when used (DESIGN §4)
+
 #: The demo page talks only to its own origin; nothing else may load or run.
 _DEMO_CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; img-src 'self' data:"
 
@@ -34,7 +37,7 @@ class StaticBytes(Resource):
     isLeaf = True
 
     def __init__(self, body: bytes, content_type: str, extra_headers: Mapping[str, str] | None = None) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self.body = body
         self.content_type = content_type
         self.extra_headers = dict(extra_headers or {})
@@ -52,15 +55,15 @@ class PathNode(Resource):
     """A path segment that holds children; anything else under it is 404, or a static mount's file."""
 
     #: A ``[[static]]`` directory mounted here: it answers for this path and unknown children.
-    fallback: IResource | None = None
+    fallback: ConfinedFile | None = None
 
     def getChild(self, path: bytes, request: Request) -> IResource:
         """Unknown children are 404, not twisted.web's default page (or files of a mount)."""
         if self.fallback is not None:
-            return self.fallback.getChild(path, request)  # type: ignore[no-any-return]
+            return self.fallback.getChild(path, request)
         return pages.notFound("Not Found", "No such resource.")
 
-    def render(self, request: Request) -> bytes:
+    def render(self, request: Request) -> bytes | int:
         """The segment itself is not a page either (unless a directory is mounted here)."""
         if self.fallback is not None:
             return self.fallback.render(request)  # type: ignore[no-any-return]
@@ -76,30 +79,31 @@ class DaemonRequest(Request):
         if isinstance(wrapper, SwitchingProtocol):
             wrapper.requestStarted()
             self.notifyFinish().addBoth(lambda _: wrapper.requestFinished())
-        super().process()
+        super().process()  # type: ignore[no-untyped-call]  # super(): mypy#16653
 
     def write(self, data: bytes) -> None:
         """Drop twisted.web's ``Server: TwistedWeb/x.y`` before the head goes out."""
         if not self.startedWriting:
             self.responseHeaders.removeHeader(b"server")
-        super().write(data)
+        super().write(data)  # type: ignore[no-untyped-call]  # super(): mypy#16653
 
 
 class DaemonSite(Site):
     """A Site with wsdaemon's request class and HTTP limits, HTTP/1.1 only."""
 
     requestFactory = DaemonRequest
-    protocol = HTTPChannel  # no h2: a WebSocket upgrade needs HTTP/1.1
+    # No h2: a WebSocket upgrade needs HTTP/1.1. Twisted types HTTPFactory for its HTTP/1.1-or-h2 proxy only.
+    protocol = HTTPChannel  # type: ignore[assignment]
 
     def __init__(self, resource: IResource, config: Config, reactor: IReactorTime) -> None:
         # The wrapper's handshake deadline replaces twisted.web's idle timeout.
-        super().__init__(resource, reactor=reactor, timeout=None)
+        super().__init__(resource, reactor=reactor, timeout=None)  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self.limits = config.limits
         self.displayTracebacks = False
 
-    def buildProtocol(self, addr: Any) -> HTTPChannel:
+    def buildProtocol(self, addr: Any) -> HTTPChannel:  # type: ignore[override]  # see protocol
         """A channel with this daemon's header count and size limits."""
-        channel: HTTPChannel = super().buildProtocol(addr)
+        channel: HTTPChannel = super().buildProtocol(addr)  # type: ignore[no-untyped-call]  # super(): mypy#16653
         channel.maxHeaders = self.limits.http_max_headers
         channel.totalHeadersSize = self.limits.http_max_header_bytes
         return channel
