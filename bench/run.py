@@ -40,6 +40,7 @@ BUILD = BENCH / "build"
 LOGS = BUILD / "logs"
 RESULTS = BENCH / "results"
 HOST = "127.0.0.1"
+TIMES = "\u00d7"  # the multiplication sign of "3 conns x 1" and of ratios
 SERVER_CORE = 0
 LOADGEN_CORE = 1
 
@@ -131,9 +132,9 @@ class Scenario:
 
 
 SCENARIOS = [
-    Scenario("echo64", "(1) echo 64 B text, 100 conns × 1 in flight", ("--scenario", "echo", "--conns", "100", "--inflight", "1", "--size", "64")),
-    Scenario("pipe64", "(2) echo 64 B text, 10 conns × 32 in flight", ("--scenario", "echo", "--conns", "10", "--inflight", "32", "--size", "64")),
-    Scenario("big", "(3) echo 1 MiB binary, 4 conns × 1 in flight", ("--scenario", "echo", "--conns", "4", "--inflight", "1", "--size", "1048576", "--binary")),
+    Scenario("echo64", f"(1) echo 64 B text, 100 conns {TIMES} 1 in flight", ("--scenario", "echo", "--conns", "100", "--inflight", "1", "--size", "64")),
+    Scenario("pipe64", f"(2) echo 64 B text, 10 conns {TIMES} 32 in flight", ("--scenario", "echo", "--conns", "10", "--inflight", "32", "--size", "64")),
+    Scenario("big", f"(3) echo 1 MiB binary, 4 conns {TIMES} 1 in flight", ("--scenario", "echo", "--conns", "4", "--inflight", "1", "--size", "1048576", "--binary")),
     Scenario("handshake", "(4) open + handshake + close, 50 at once", ("--scenario", "handshake", "--conns", "50")),
 ]  # fmt: skip
 IDLE_TITLE = "(5) memory per idle connection"
@@ -246,7 +247,7 @@ class RunningServer:
         self.server = server
         self.port = free_port()
         self.log_path = LOGS / f"{server.name}-round{round_no}.log"
-        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.log = open(self.log_path, "wb")  # closed in stop()
         self.proc = subprocess.Popen(
             pinned(server.command(self.port, options, self.log_path), core),
             stdout=self.log,
@@ -595,7 +596,7 @@ def markdown(summary: dict[str, Any], names: list[str]) -> str:
             mine = summary[base].get(metric.scenario, {}).get(metric.key)
             for other in others:
                 theirs = summary[other].get(metric.scenario, {}).get(metric.key)
-                cells.append(f"{mine / theirs:.2f}×" if mine is not None and theirs else "—")
+                cells.append(f"{mine / theirs:.2f}{TIMES}" if mine is not None and theirs else "—")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -645,7 +646,7 @@ def headroom(rounds: list[dict[str, Any]]) -> list[str]:
         cells.append(f"{tcp[0]:,.0f} {unit}{star(tcp)}" if tcp else "—")
         cells.append(f"{ws[0]:,.0f} {unit}{star(ws)} ({ws[2]})" if ws else "—")
         cells.append(f"{pct(ws[1].get('server_core_busy'))} / {pct(ws[1].get('loadgen_core_busy'))}" if ws else "—")
-        cells.append(f"{reach[0] / ws[0]:.1f}×" if reach and ws and ws[0] else "—")
+        cells.append(f"{reach[0] / ws[0]:.1f}{TIMES}" if reach and ws and ws[0] else "—")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -808,8 +809,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     print()
     print(
-        "Ratios are wsdaemon's figure divided by the other server's: above 1.00× is better where "
-        '"better" says higher, below 1.00× where it says lower.'
+        f"Ratios are wsdaemon's figure divided by the other server's: above 1.00{TIMES} is better where "
+        f'"better" says higher, below 1.00{TIMES} where it says lower.'
     )
     if "tcp" in names:
         print("† plain TCP echo: connect + 1-byte echo + close (no WebSocket handshake), as a ceiling.")

@@ -28,11 +28,11 @@ def run(command: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def ruff() -> str:
-    """The ruff executable next to this Python (a venv's bin/), else on PATH; skips when there is none."""
+    """The ruff executable next to this Python (a venv's bin/), else on PATH; fails when there is none."""
     here = Path(sys.executable).with_name("ruff")
     found = str(here) if here.exists() else shutil.which("ruff")
     if found is None:
-        pytest.skip("ruff is not installed (pip install -e '.[test]')")
+        pytest.fail("ruff is not installed (pip install -e '.[test]')")
     return found
 
 
@@ -40,7 +40,7 @@ def test_mypy_strict_passes():
     """mypy, as configured in pyproject.toml (strict, mypy-zope, packages = wsdaemon), finds nothing."""
     for module in ("mypy", "mypy_zope"):
         if importlib.util.find_spec(module) is None:
-            pytest.skip(f"{module} is not installed (pip install -e '.[test]')")
+            pytest.fail(f"{module} is not installed (pip install -e '.[test]')")
     result = run([sys.executable, "-m", "mypy"])
     assert result.returncode == 0, result.stdout
 

@@ -10,6 +10,8 @@ library itself is not patched.
 from __future__ import annotations
 
 import argparse
+import socket
+import sys
 
 from twisted.internet import reactor
 from twisted.python.failure import Failure
@@ -48,12 +50,18 @@ class EchoFactory:
 class NoDelaySite(Site):
     """A Site whose connections have Nagle off (twisted.web has no option for it)."""
 
+    reported = False
+
     def buildProtocol(self, addr):  # type: ignore[no-untyped-def]
         channel = super().buildProtocol(addr)
         make = channel.makeConnection
 
         def makeConnection(transport):  # type: ignore[no-untyped-def]
             transport.setTcpNoDelay(True)
+            if not NoDelaySite.reported:
+                NoDelaySite.reported = True
+                nodelay = transport.getHandle().getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                print(f"twisted.web.websocket: TCP_NODELAY on accepted socket = {nodelay}", file=sys.stderr, flush=True)
             make(transport)
 
         channel.makeConnection = makeConnection

@@ -27,7 +27,13 @@ LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ACTIVATE = shutil.which("systemd-socket-activate")
 ANALYZE = shutil.which("systemd-analyze")
-needs_activate = pytest.mark.skipif(ACTIVATE is None, reason="systemd-socket-activate missing: apt-get install systemd")
+
+
+def require(tool: str | None, name: str) -> str:
+    """The tool's path; CI installs Debian's systemd package, so a missing tool is a failure."""
+    if tool is None:
+        pytest.fail(f"{name} missing: apt-get install systemd")
+    return tool
 
 
 def free_port() -> int:
@@ -84,7 +90,7 @@ class Activated:
         ]
         self.log = workdir / "daemon.log"
         command = [
-            ACTIVATE,
+            require(ACTIVATE, "systemd-socket-activate"),
             f"--listen={LOOPBACK}:{self.http_port}",
             f"--listen={LOOPBACK}:{self.tls_port}",
             "--fdname=wsdaemon-http:wsdaemon-https",
@@ -160,7 +166,6 @@ def activated(activate: Callable[..., Activated]) -> Activated:
     return activate()
 
 
-@needs_activate
 def test_socket_activation_serves_http_websocket_and_wss(activated, notify):
     """On sockets passed by systemd, the daemon serves /healthz, ws:// and wss:// (TLS on an adopted socket)."""
     assert activated.healthz().startswith(b"HTTP/1.1 200 ")
@@ -180,7 +185,6 @@ def test_socket_activation_serves_http_websocket_and_wss(activated, notify):
         assert ws.recv(timeout=10) == "over adopted TLS"
 
 
-@needs_activate
 def test_notify_ready_reload_and_stopping(activated, notify):
     """READY=1 once listening, RELOADING=1 then READY=1 on SIGHUP, STOPPING=1 on SIGTERM, then exit 0."""
     messages = notify.wait_for("READY=1")
@@ -196,7 +200,6 @@ def test_notify_ready_reload_and_stopping(activated, notify):
     notify.wait_for("STOPPING=1")
 
 
-@needs_activate
 def test_watchdog_pings_from_the_reactor(activate, notify):
     """With WATCHDOG_USEC=1 s the daemon sends WATCHDOG=1 about every 0.5 s."""
     activate(WATCHDOG_USEC="1000000")
@@ -211,8 +214,7 @@ def test_watchdog_pings_from_the_reactor(activate, notify):
 
 def test_unit_files_pass_systemd_analyze_verify(tmp_path: Path):
     """etc/wsdaemon.service and etc/wsdaemon.socket pass systemd-analyze verify (ExecStart pointed at this venv)."""
-    if ANALYZE is None:
-        pytest.skip("systemd-analyze missing: apt-get install systemd")
+    require(ANALYZE, "systemd-analyze")
     twist = Path(sys.executable).parent / "twist"
     assert twist.exists(), f"{twist} (installed with the package) is what the unit runs"
     service = (REPO_ROOT / "etc" / "wsdaemon.service").read_text().replace("/opt/wsdaemon/bin/twist", str(twist))
