@@ -143,23 +143,15 @@ class WebSocketWireProtocol(Protocol):
 
     def sendTextMessage(self, text: str) -> None:
         """Send a text message; dropped (with a debug log) once closing has begun."""
-        if self.connection.state is State.OPEN:
-            self.messages_out += 1
+        if self._may_send("text"):
             self.connection.send_text(text)
-            if not self._dispatching:
-                self._flush()
-        else:
-            self.log.debug("text message dropped: connection is {state}", state=self.connection.state.value)
+            self._sent()
 
     def sendBytesMessage(self, data: bytes) -> None:
         """Send a binary message; dropped (with a debug log) once closing has begun."""
-        if self.connection.state is State.OPEN:
-            self.messages_out += 1
+        if self._may_send("bytes"):
             self.connection.send_binary(data)
-            if not self._dispatching:
-                self._flush()
-        else:
-            self.log.debug("bytes message dropped: connection is {state}", state=self.connection.state.value)
+            self._sent()
 
     def ping(self, payload: bytes = b"") -> None:
         """Send a Ping (at most 125 bytes); the Pong arrives as ``pongReceived``."""
@@ -270,6 +262,19 @@ class WebSocketWireProtocol(Protocol):
             self._producer = None
 
     # --- internals -------------------------------------------------------------
+
+    def _may_send(self, kind: str) -> bool:
+        """Whether a message may go out now (RFC 6455 §5.5.1: nothing after our Close); counts it."""
+        if self.connection.state is State.OPEN:
+            self.messages_out += 1
+            return True
+        self.log.debug("{kind} message dropped: connection is {state}", kind=kind, state=self.connection.state.value)
+        return False
+
+    def _sent(self) -> None:
+        """Write now, unless inside dispatch, where one write at the end covers every answer."""
+        if not self._dispatching:
+            self._flush()
 
     def _dispatch(self) -> None:
         """Hand each event to the handler; a handler exception fails only this connection."""

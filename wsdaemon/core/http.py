@@ -27,13 +27,9 @@ REASONS = {
 }
 
 
-@dataclass(frozen=True)
-class RequestHead:
-    """An HTTP request line and headers; header names are kept lower-case."""
+class _HeaderLookup:
+    """Header access shared by request and response heads; names are kept lower-case."""
 
-    method: str
-    target: str
-    version: str
     headers: tuple[tuple[str, str], ...]
 
     def get_all(self, name: str) -> list[str]:
@@ -47,21 +43,22 @@ class RequestHead:
 
 
 @dataclass(frozen=True)
-class ResponseHead:
+class RequestHead(_HeaderLookup):
+    """An HTTP request line and headers; header names are kept lower-case."""
+
+    method: str
+    target: str
+    version: str
+    headers: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class ResponseHead(_HeaderLookup):
     """An HTTP status line and headers; header names are kept lower-case."""
 
     status: int
     reason: str
     headers: tuple[tuple[str, str], ...]
-
-    def get_all(self, name: str) -> list[str]:
-        """Every value of the header ``name`` (lower-case), in order."""
-        return [value for key, value in self.headers if key == name]
-
-    def get(self, name: str) -> str | None:
-        """The single value of ``name``, or None; several values are joined by commas."""
-        values = self.get_all(name)
-        return ", ".join(values) if values else None
 
 
 def split_outside_quotes(value: str, separator: str) -> list[str]:
