@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """wsdaemon benchmark: one command that runs every server against the same C load generator.
 
-    python bench/run.py                         # full run (about 8 minutes)
+    python bench/run.py                         # full run (about 7 minutes on a quiet machine)
     python bench/run.py --quick                 # smoke run (< 60 s)
     python bench/run.py --quick --only wsdaemon,tcp   # < 30 s
 
@@ -424,6 +424,8 @@ def run_server_round(
         result["errors"].append(f"start: {error}")
         return result
     result["log"] = str(running.log_path.relative_to(BENCH))
+    if server.name == "wsdaemon":
+        result["wsdaemon_commit"] = wsdaemon_source()  # the tree may change between rounds
     try:
         # Warm-up: touch every code path once so lazy imports and caches are done before memory is measured.
         warm = ["--duration", "0.3", "--warmup", "0"]
@@ -468,6 +470,19 @@ def run_server_round(
     return result
 
 
+# Tracebacks, and warn/error/critical events in twist's text ("#warn]") and JSON log formats.
+LOG_MARKERS = (
+    "traceback",
+    "unhandled",
+    "error:",
+    '"name": "error"',
+    '"name": "critical"',
+    "#error]",
+    "#critical]",
+    "#warn]",
+)
+
+
 def log_problems(path: Path) -> list[str]:
     """Lines of a server log that look like errors (tracebacks, critical/error levels)."""
     found = []
@@ -480,13 +495,7 @@ def log_problems(path: Path) -> list[str]:
     for chunk in [text, *(p.read_text(errors="replace") for p in extra)]:
         for line in chunk.splitlines():
             low = line.lower()
-            if (
-                "traceback" in low
-                or '"name": "error"' in low
-                or '"name": "critical"' in low
-                or "error:" in low
-                or "unhandled" in low
-            ):
+            if any(marker in low for marker in LOG_MARKERS):
                 found.append(line[:300])
     return found[:20]
 
