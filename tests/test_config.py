@@ -367,19 +367,21 @@ def test_write_buffer_high_above_default_max_is_rejected() -> None:
 def test_write_buffer_cross_check_blames_the_key_written() -> None:
     """Lowering only the hard cap below the high-water mark is reported on the cap, the key the user wrote."""
     error = config_error("[limits]\nwrite_buffer_max_bytes = 2048\n")
-    assert_reported(error, "limits.write_buffer_max_bytes", "at least write_buffer_high_bytes (65536)", "2048")
+    assert_reported(error, "limits.write_buffer_max_bytes", "at least write_buffer_high_bytes (262144)", "2048")
 
 
 def test_write_buffer_cross_check_applies_per_endpoint() -> None:
     """An endpoint override that lowers the hard cap below the global high-water mark is rejected."""
     error = config_error(ECHO + "[endpoints.limits]\nwrite_buffer_max_bytes = 2048\n")
-    assert_reported(error, "endpoints[0].limits.write_buffer_max_bytes", "at least write_buffer_high_bytes (65536)")
+    assert_reported(error, "endpoints[0].limits.write_buffer_max_bytes", "at least write_buffer_high_bytes (262144)")
 
 
 def test_write_buffer_override_checked_against_global_values() -> None:
     """An endpoint raising its high-water mark above the global hard cap is rejected on that endpoint."""
     text = (
-        "[limits]\nwrite_buffer_max_bytes = 131072\n" + ECHO + "[endpoints.limits]\nwrite_buffer_high_bytes = 262144\n"
+        "[limits]\nwrite_buffer_high_bytes = 65536\nwrite_buffer_max_bytes = 131072\n"
+        + ECHO
+        + "[endpoints.limits]\nwrite_buffer_high_bytes = 262144\n"
     )
     error = config_error(text)
     assert_reported(error, "endpoints[0].limits.write_buffer_high_bytes", "at most write_buffer_max_bytes (131072)")

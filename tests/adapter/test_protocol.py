@@ -15,7 +15,7 @@ import pytest
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.logger import capturedLogs
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 
 from tests.adapter.recording import SECRET, HandlerBug, RecordingHandler, RecordingProducer
@@ -405,9 +405,11 @@ def test_connection_lost_logs_one_summary_line():
     wire.send_frame(CLOSE, close_payload(1000))
     with capturedLogs() as events:
         wire.lose()
-    summaries = [event for event in events if event.get("log_format", "").startswith("websocket closed")]
+    summaries = [event for event in events if str(event.get("summary", "")).startswith("websocket closed")]
     assert len(summaries) == 1
     summary = summaries[0]
+    assert formatEvent(summary).startswith("websocket closed peer=")
+    assert "path=/test" in formatEvent(summary) and "code=1000" in formatEvent(summary)
     assert (summary["path"], summary["code"], summary["messages_in"], summary["messages_out"]) == ("/test", 1000, 1, 1)
     assert summary["bytes_out"] == len(b"\x81\x05hello") + 4
 

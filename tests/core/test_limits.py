@@ -16,7 +16,7 @@ DOCUMENTED_DEFAULTS = {
     "handshake_timeout_seconds": 10.0,
     "close_timeout_seconds": 10.0,
     "idle_timeout_seconds": 600.0,
-    "write_buffer_high_bytes": 64 * KIB,
+    "write_buffer_high_bytes": 256 * KIB,
     "write_buffer_max_bytes": 4 * MIB,
     "http_max_headers": 100,
     "http_max_header_bytes": 16 * KIB,

@@ -61,7 +61,10 @@ class Limits:
         20.0, 1.0, 3600.0, "time the peer has to answer a keepalive ping; no pong -> close 1011 keepalive timeout"
     )
     write_buffer_high_bytes: int = _limit(
-        64 * KIB, 1 * KIB, 2**32, "outgoing bytes queued in the transport above which the handler's producer is paused"
+        256 * KIB,
+        1 * KIB,
+        2**32,
+        "outgoing bytes queued in the transport above which reading and the handler's producer pause; also the read size",
     )
     write_buffer_max_bytes: int = _limit(
         4 * MIB, 1 * KIB, 2**40, "outgoing bytes queued above which a peer that does not read is closed with 1008"

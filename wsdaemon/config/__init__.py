@@ -1,0 +1,53 @@
+"""The daemon's configuration: one TOML file parsed into frozen dataclasses.
+
+Rules for this package:
+
+* Everything is validated up front; every problem (key, expected, got) is collected and raised
+  as one :class:`ConfigError`, so nothing is half-applied.
+* A file overrides only what it names; a list (``[[listeners]]``, ``[[endpoints]]``) that is
+  present replaces the default list whole.
+* ``[limits]`` keys and ranges are those of :class:`~wsdaemon.core.limits.Limits`.
+* No Twisted here: listener endpoint strings are only checked for being non-empty strings;
+  Twisted parses them when the service is built.
+
+Modules: :mod:`~wsdaemon.config.model` (the dataclasses), :mod:`~wsdaemon.config.loader` (file,
+document, ``--listen``), one per part of the file (:mod:`~wsdaemon.config.listeners`,
+:mod:`~wsdaemon.config.limits`, :mod:`~wsdaemon.config.endpoints`, :mod:`~wsdaemon.config.static`),
+and :mod:`~wsdaemon.config.checks` (the generic value checks they share).
+"""
+
+from wsdaemon.config.loader import default_config, load_config, parse_config
+from wsdaemon.config.model import (
+    DEFAULT_LISTEN,
+    DEMO_PATH,
+    DEMO_STATIC_PATH,
+    HEALTH_PATH,
+    LISTENER_LIMITS,
+    Config,
+    ConfigError,
+    EndpointConfig,
+    ListenerConfig,
+    Problem,
+    SNIConfig,
+    StaticMount,
+    TLSConfig,
+)
+
+__all__ = [
+    "DEFAULT_LISTEN",
+    "DEMO_PATH",
+    "DEMO_STATIC_PATH",
+    "HEALTH_PATH",
+    "LISTENER_LIMITS",
+    "Config",
+    "ConfigError",
+    "EndpointConfig",
+    "ListenerConfig",
+    "Problem",
+    "SNIConfig",
+    "StaticMount",
+    "TLSConfig",
+    "default_config",
+    "load_config",
+    "parse_config",
+]

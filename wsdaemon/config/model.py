@@ -1,0 +1,121 @@
+"""The validated configuration as frozen dataclasses, and the constants other modules share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from wsdaemon.core.deflate import DeflateSettings
+from wsdaemon.core.limits import Limits
+
+DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
+
+#: Paths the site serves itself, which no endpoint may take.
+HEALTH_PATH = "/healthz"
+DEMO_PATH = "/"
+DEMO_STATIC_PATH = "/static"
+
+#: Limits that bound a whole listener (its accept loop or its HTTP side), so a
+#: per-endpoint override could never take effect: they belong in ``[limits]``.
+LISTENER_LIMITS = frozenset(
+    {
+        "handshake_timeout_seconds",
+        "max_connections",
+        "max_connections_per_ip",
+        "http_max_headers",
+        "http_max_header_bytes",
+        "drain_timeout_seconds",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a configuration, in words a person can act on."""
+
+    key: str
+    expected: str
+    got: str
+
+
+class ConfigError(Exception):
+    """Every problem in one configuration source; ``str()`` is the whole report, printable as is."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        super().__init__(source, problems)
+        self.source = source
+        self.problems = problems
+
+    def __str__(self) -> str:
+        lines = [f"invalid configuration in {self.source}:"]
+        lines.extend(f"  {p.key}: expected {p.expected}, got {p.got}" for p in self.problems)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class SNIConfig:
+    """One more certificate on a TLS listener, served to clients asking for ``server_name``."""
+
+    server_name: str  # lower case; "*.example.com" covers exactly one more label
+    certificate: str
+    private_key: str
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """A TLS listener's certificates and policy; files are read by :mod:`wsdaemon.tls`."""
+
+    certificate: str
+    private_key: str
+    sni: tuple[SNIConfig, ...] = ()
+    client_ca: str | None = None
+    client_certs: str = "none"  # "none", "optional" or "required"
+    min_tls_version: str = "1.2"
+    ciphers: str | None = None  # None: wsdaemon.tls.MODERN_CIPHERS
+    expiry_warning_days: int = 14
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """One listening socket, as a Twisted server endpoint string, with TLS on top if ``tls`` is set."""
+
+    endpoint: str
+    tls: TLSConfig | None = None
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """One WebSocket URL path, the handler behind it and its policy.
+
+    ``options`` is a read-only view of the handler's free-form table, which the
+    handler plugin validates. ``limits`` has this endpoint's overrides applied.
+    """
+
+    path: str
+    handler: str
+    options: Mapping[str, Any] = field(hash=False)
+    subprotocols: tuple[str, ...]
+    allowed_origins: tuple[str, ...]
+    limits: Limits
+    deflate: DeflateSettings = field(default_factory=DeflateSettings)
+
+
+@dataclass(frozen=True)
+class StaticMount:
+    """A directory served as plain files at a URL path (``[[static]]``); nothing outside it is served."""
+
+    path: str
+    directory: str
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration; ``source`` is None for the built-in defaults."""
+
+    source: str | None
+    listeners: tuple[ListenerConfig, ...]
+    limits: Limits
+    endpoints: tuple[EndpointConfig, ...]
+    demo_page: bool
+    static: tuple[StaticMount, ...] = ()
