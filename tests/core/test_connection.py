@@ -775,3 +775,16 @@ def test_default_limits() -> None:
 def test_frame_helper_round_trip() -> None:
     """The test helper's frames are what the connection reads (sanity check of the helpers)."""
     assert output_frames([server_frame(TEXT, b"a"), EOF], Side.SERVER) == ([(True, TEXT, b"a")], True)
+
+
+@given(
+    frames=st.lists(
+        st.tuples(st.sampled_from([Opcode.TEXT, Opcode.BINARY]), st.binary(max_size=140), st.booleans()),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_small_frame_fast_path_agrees_with_the_general_path(frames: list[tuple[Opcode, bytes, bool]]) -> None:
+    """Whole small frames take the fast path, byte-by-byte ones the general one: events and output match."""
+    stream = b"".join(client_frame(opcode, payload, fin=fin) for opcode, payload, fin in frames)
+    feed(stream, limits=Limits(max_message_bytes=100))

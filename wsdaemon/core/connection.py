@@ -234,8 +234,14 @@ class Connection:
         the protocol. Never raises for what the peer sent.
         """
         events = self._events
+        if events:
+            return events.pop(0)
         parser = self._parser
         try:
+            if self._msg_opcode is None and self.state is State.OPEN:
+                small = parser.next_small_frame()  # the common case, without per-chunk objects
+                if small is not None:
+                    return self._small_message(*small)
             while not events and self.state is not State.CLOSED:
                 chunk = parser.next_chunk()
                 if chunk is None:
@@ -247,6 +253,19 @@ class Connection:
         except ProtocolViolation as error:
             self.fail(error.close_code, str(error), error)
         return events.pop(0) if events else None
+
+    def _small_message(self, opcode: int, payload: bytes) -> Event:
+        """A whole message from :meth:`FrameParser.next_small_frame` (state OPEN stays OPEN).
+
+        Raises:
+            MessageTooBig: over ``max_message_bytes`` (which may be below 126).
+            InvalidUTF8: a text message that is not UTF-8.
+        """
+        if len(payload) > self.limits.max_message_bytes:
+            raise MessageTooBig(f"message over the limit of {self.limits.max_message_bytes} bytes")
+        if opcode == Opcode.TEXT:
+            return TextMessage(decode_text(payload))
+        return BytesMessage(payload)
 
     def receive_eof(self) -> None:
         """The TCP connection ended; without a completed close handshake that is 1006."""

@@ -129,6 +129,38 @@ class FrameParser:
         """Bytes received but not yet handed out."""
         return len(self._buf) - self._pos
 
+    def next_small_frame(self) -> tuple[int, bytes] | None:
+        """The fast path: a whole small unfragmented text or binary frame at the head of the buffer.
+
+        Returns ``(opcode, unmasked payload)`` only when the buffer starts with
+        a complete frame that every check of :meth:`next_chunk` would pass:
+        FIN set, no RSV bits (so not compressed, even with permessage-deflate),
+        opcode 0x1 or 0x2, the expected mask bit, a 7-bit length. Anything else (including a frame still arriving) returns
+        None and leaves the buffer for :meth:`next_chunk`, which gives the same
+        result for such a frame, only slower.
+        """
+        if self._header is not None:
+            return None
+        buf, pos = self._buf, self._pos
+        available = len(buf) - pos
+        if available < 2:
+            return None
+        b0, b1 = buf[pos], buf[pos + 1]
+        if b0 != 0x81 and b0 != 0x82:
+            return None
+        if self.expect_masked:
+            length = b1 - 0x80
+            if not 0 <= length < 126 or available < 6 + length:
+                return None
+            end = pos + 6 + length
+            self._pos = end
+            return b0 & 0x0F, apply_mask(buf[pos + 6 : end], buf[pos + 2 : pos + 6])
+        if b1 >= 126 or available < 2 + b1:
+            return None
+        end = pos + 2 + b1
+        self._pos = end
+        return b0 & 0x0F, buf[pos + 2 : end]
+
     def next_chunk(self) -> FrameChunk | None:
         """The next piece of payload, or None until more bytes arrive.
 
