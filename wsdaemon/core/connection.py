@@ -237,6 +237,8 @@ class Connection:
         if events:
             return events.pop(0)
         parser = self._parser
+        if not parser.buffered():
+            return None  # nothing to parse: the usual answer to the last call after a read
         try:
             if self._msg_opcode is None and self.state is State.OPEN:
                 small = parser.next_small_frame()  # the common case, without per-chunk objects
@@ -278,7 +280,8 @@ class Connection:
 
     def _send_message(self, opcode: Opcode, payload: bytes) -> None:
         """Frame a message, split at ``fragment_outgoing_bytes`` (RFC 6455 §5.4)."""
-        self.state = _next_state(self.state, Input.SEND_DATA)
+        if self.state is not State.OPEN:  # (OPEN, SEND_DATA) -> OPEN; the table judges the rest
+            self.state = _next_state(self.state, Input.SEND_DATA)
         rsv = 0
         if self.extension is not None:
             rsv, payload = self.extension.encode(payload)
