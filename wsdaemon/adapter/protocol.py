@@ -345,7 +345,12 @@ class WebSocketWireProtocol(Protocol):
         size = sum(map(len, chunks))
         self.bytes_out += size
         already_paused = self._paused
-        self.transport.writeSequence(chunks)  # type: ignore[union-attr]
+        transport = self.transport
+        assert transport is not None
+        if len(chunks) == 1:
+            transport.write(chunks[0])
+        else:
+            transport.writeSequence(chunks)
         if already_paused:
             self._note_queued(size)
 
