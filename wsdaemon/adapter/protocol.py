@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPushProducer, IReactorTime, ISSLTransport
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -17,6 +17,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from wsdaemon.adapter.deadlines import Deadlines, Ticker
+from wsdaemon.adapter.heartbeat import Due, Heartbeat
+from wsdaemon.adapter.outcome import WebSocketClosed, WebSocketLost, log_closed, peer_text
 from wsdaemon.adapter.transport import IStreamTransport
 from wsdaemon.core import (
     EOF,
@@ -31,24 +33,6 @@ from wsdaemon.core import (
 )
 from wsdaemon.core.frames import Opcode, SharedMessage
 from wsdaemon.interfaces import WebSocketProtocol
-
-
-class WebSocketClosed(ConnectionDone):
-    """The connection ended after a close handshake; ``code`` and ``reason`` say how."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(f"WebSocket closed with {code} {reason}".rstrip())
-        self.code = code
-        self.reason = reason
-
-
-class WebSocketLost(ConnectionLost):
-    """The connection ended without a completed close handshake (1006, or we failed it)."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(f"WebSocket lost: {code} {reason}".rstrip())
-        self.code = code
-        self.reason = reason
 
 
 @implementer(IPushProducer)
@@ -90,13 +74,8 @@ class WebSocketWireProtocol(Protocol):
         # Idle and keepalive deadlines are plain numbers checked by a shared
         # ticker (one timer for all connections), not a timer each.
         self._ticker = ticker if ticker is not None else Ticker(reactor)
-        self._idle_seen = (0, 0)  # (messages_in, messages_out) at the last tick
-        self._idle_since = 0.0
         self.keepalive = keepalive  # the server pings; the client only answers
-        self._keepalive_payload: bytes | None = None  # the ping awaiting its pong
-        self._keepalive_count = 0
-        self._next_ping_at = 0.0
-        self._pong_deadline = 0.0
+        self._heartbeat = Heartbeat(connection.limits, keepalive, 0.0)
 
     # --- IProtocol ---------------------------------------------------------
 
@@ -107,8 +86,8 @@ class WebSocketWireProtocol(Protocol):
         if getattr(transport, "bufferSize", None) is not None:
             transport.bufferSize = self.limits.write_buffer_high_bytes  # type: ignore[attr-defined]
         transport.registerProducer(self, True)
-        self._started = self._idle_since = now = self._reactor.seconds()
-        self._next_ping_at = now + self.limits.ping_interval_seconds
+        self._started = now = self._reactor.seconds()
+        self._heartbeat = Heartbeat(self.limits, self.keepalive, now)
         self._ticker.add(self)
         self._call_handler("negotiationStarted", self)
         self._flush()
@@ -290,7 +269,7 @@ class WebSocketWireProtocol(Protocol):
                     self.messages_in += 1
                     handler.bytesMessageReceived(event.data)
                 elif type(event) is Pong:
-                    if not self._keepalive_answered(event.payload):
+                    if not self._heartbeat.answered(event.payload, self._reactor.seconds()):
                         handler.pongReceived(event.payload)
                 elif type(event) is ConnectionFailed:
                     self.log.info(
@@ -383,47 +362,15 @@ class WebSocketWireProtocol(Protocol):
         """The shared ticker's once-a-second look at the idle and keepalive deadlines."""
         if self.connection.state is not State.OPEN:
             return
-        seen = (self.messages_in, self.messages_out)
-        if seen != self._idle_seen:
-            self._idle_seen, self._idle_since = seen, now
-        elif now - self._idle_since >= self.limits.idle_timeout_seconds:
-            self._close_idle()
-            return
-        if not self.keepalive:
-            return
-        if self._keepalive_payload is None:
-            if now >= self._next_ping_at:
-                self._send_keepalive_ping(now)
-        elif now >= self._pong_deadline:
+        due = self._heartbeat.due(now, (self.messages_in, self.messages_out))
+        if due is Due.CLOSE_IDLE:
+            self.connection.send_close(CloseCode.GOING_AWAY, "idle timeout")
+            self._flush()
+        elif due is Due.PING:
+            self.connection.send_ping(self._heartbeat.next_ping(now))
+            self._flush()
+        elif due is Due.KEEPALIVE_TIMEOUT:
             self._keepalive_timed_out()
-
-    def _close_idle(self) -> None:
-        """Close a connection that exchanged no message for a whole idle period (1001).
-
-        Pings and pongs do not count, or the keepalive would keep every connection busy.
-        """
-        self.connection.send_close(CloseCode.GOING_AWAY, "idle timeout")
-        self._flush()
-
-    def _send_keepalive_ping(self, now: float) -> None:
-        """Ping the peer; it has ``pong_timeout_seconds`` to answer (RFC 6455 §5.5.2)."""
-        self._keepalive_count += 1
-        self._keepalive_payload = b"keepalive %d" % self._keepalive_count
-        self._pong_deadline = now + self.limits.pong_timeout_seconds
-        self.connection.send_ping(self._keepalive_payload)
-        self._flush()
-
-    def _keepalive_answered(self, payload: bytes) -> bool:
-        """Whether ``payload`` answers our keepalive ping; if so the next ping is scheduled.
-
-        RFC 6455 §5.5.3: a Pong echoes the Ping's payload, so a handler's own
-        pings (any other payload) still reach ``pongReceived``.
-        """
-        if self._keepalive_payload is None or payload != self._keepalive_payload:
-            return False
-        self._keepalive_payload = None
-        self._next_ping_at = self._reactor.seconds() + self.limits.ping_interval_seconds
-        return True
 
     def _keepalive_timed_out(self) -> None:
         """No pong in time: the peer is gone (often a NAT that forgot us); fail with 1011 to free it."""
@@ -436,33 +383,20 @@ class WebSocketWireProtocol(Protocol):
         self._flush()
 
     def _peer(self) -> str:
-        transport = self.transport
-        peer = transport.getPeer() if transport is not None else None
-        host = getattr(peer, "host", None)
-        return f"{host}:{getattr(peer, 'port', '')}" if host is not None else str(peer)
+        return peer_text(self.transport)
 
     def _log_summary(self, code: int, reason: str) -> None:
-        """The one line per closed connection an operator greps for (DESIGN §4).
-
-        The text is formatted here once, which halves the cost of the line on
-        a busy server (twisted.logger would parse an eleven-field format for
-        every event); the fields stay in the event for ``--log-format json``.
-        """
-        fields: dict[str, Any] = {
-            "peer": self._peer(),
-            "path": self.path,
-            "subprotocol": self.subprotocol,
-            "code": int(code),
-            "reason": reason,
-            "duration": self._reactor.seconds() - self._started,
-            "bytes_in": self.bytes_in,
-            "bytes_out": self.bytes_out,
-            "messages_in": self.messages_in,
-            "messages_out": self.messages_out,
-        }
-        summary = (
-            "websocket closed peer={peer} path={path} subprotocol={subprotocol} code={code} reason={reason!r} "
-            "duration={duration:.3f}s bytes_in={bytes_in} bytes_out={bytes_out} "
-            "messages_in={messages_in} messages_out={messages_out}"
-        ).format(**fields)
-        self.log.info("{summary}", summary=summary, **fields)
+        """The one line per closed connection an operator greps for (DESIGN §4)."""
+        log_closed(
+            self.log,
+            peer=self._peer(),
+            path=self.path,
+            subprotocol=self.subprotocol,
+            code=int(code),
+            reason=reason,
+            duration=self._reactor.seconds() - self._started,
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
+            messages_in=self.messages_in,
+            messages_out=self.messages_out,
+        )
