@@ -6,18 +6,11 @@ import socket
 import struct
 import time
 
+from tests.integration.procfs import rss_bytes
+
 #: Per the README: at most write_buffer_high_bytes plus write_buffer_max_bytes queued per peer,
 #: and reading from the peer pauses meanwhile; allow the interpreter some slack on top.
 RSS_BOUND_BYTES = 24 * 1024 * 1024
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident memory of a process, from /proc."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 def upgraded_socket(port: int) -> socket.socket:

@@ -13,6 +13,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from tests.integration.procfs import rss_bytes
+
 #: The bomb test's limit: small, so a 1 KiB frame can inflate far past it.
 BOMB_CONFIG = """\
 [limits]
@@ -73,15 +75,6 @@ def test_endpoint_with_deflate_disabled_declines_the_offer(daemon_factory):
         assert "Sec-WebSocket-Extensions" not in ws.response.headers
         ws.send("still works")
         assert ws.recv() == "still works"
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident memory of a process, from /proc."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 def bomb_frame() -> bytes:
