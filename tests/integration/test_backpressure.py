@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import socket
-import struct
 import time
 
-from tests.integration.procfs import rss_bytes
+from tests.integration.rawclient import masked_binary_frame, rss_bytes
 
 #: Per the README: at most write_buffer_high_bytes plus write_buffer_max_bytes queued per peer,
 #: and reading from the peer pauses meanwhile; allow the interpreter some slack on top.
@@ -27,15 +26,6 @@ def upgraded_socket(port: int) -> socket.socket:
         head += sock.recv(1)
     assert head.startswith(b"HTTP/1.1 101"), head
     return sock
-
-
-def masked_binary_frame(payload: bytes) -> bytes:
-    """One client binary frame, masked with the all-zero key (valid, and the payload stays as it is)."""
-    if len(payload) > 65535:
-        header = struct.pack("!BBQ", 0x82, 0x80 | 127, len(payload))
-    else:
-        header = struct.pack("!BBH", 0x82, 0x80 | 126, len(payload))
-    return header + b"\x00\x00\x00\x00" + payload
 
 
 def test_client_that_never_reads_keeps_the_daemon_bounded(daemon_factory):
