@@ -261,3 +261,11 @@ def test_rejected_upgrade_over_iosim_keeps_the_connection_for_http():
     client.transport.write(http_request("/healthz"))
     pump.flush()
     assert parse_response(client.received).status == 200
+
+
+def test_paths_below_a_fixed_page_are_404():
+    """/healthz/anything and /static/demo.js/x are not the page itself: 404, while /healthz/ still answers."""
+    stack = Stack()
+    assert get(stack, "/healthz/anything").status == 404
+    assert get(stack, "/static/demo.js/x").status == 404
+    assert get(stack, "/healthz/").status == 200

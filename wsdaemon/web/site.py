@@ -43,7 +43,9 @@ class StaticBytes(Resource):
         self.extra_headers = dict(extra_headers or {})
 
     def render_GET(self, request: Request) -> bytes:
-        """Serve the body (HEAD is answered by twisted.web from this too)."""
+        """Serve the body (HEAD is answered by twisted.web from this too); paths below it are 404."""
+        if any(request.postpath or ()):
+            return pages.notFound("Not Found", "No such resource.").render(request)  # type: ignore[no-any-return]
         request.setHeader("Content-Type", self.content_type)
         request.setHeader("X-Content-Type-Options", "nosniff")
         for name, value in self.extra_headers.items():
