@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 
-from tests.integration.rawclient import masked_binary_frame, rss_bytes
+from tests.integration.support import masked_binary_frame, rss_bytes
 
 #: Per the README: at most write_buffer_high_bytes plus write_buffer_max_bytes queued per peer,
 #: and reading from the peer pauses meanwhile; allow the interpreter some slack on top.

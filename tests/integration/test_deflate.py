@@ -13,7 +13,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.integration.rawclient import rss_bytes
+from tests.integration.support import rss_bytes
 
 #: The bomb test's limit: small, so a 1 KiB frame can inflate far past it.
 BOMB_CONFIG = """\

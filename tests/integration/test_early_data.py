@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 
-from tests.integration.rawclient import masked_binary_frame
+from tests.integration.support import masked_binary_frame
 
 UPGRADE = (
     b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

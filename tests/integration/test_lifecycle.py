@@ -22,19 +22,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.certs import ThrowawayCA
+from tests.integration.support import wait_for_output
 
 LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for_output(daemon, text: str, count: int = 1, timeout: float = 15.0) -> None:
-    """Wait until ``text`` appeared ``count`` times in the daemon's output."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if daemon.output().count(text) >= count:
-            return
-        time.sleep(0.05)
-    pytest.fail(f"{text!r} not logged {count} times\n{daemon.output()}", pytrace=False)
 
 
 class RawClient:
@@ -163,7 +154,7 @@ def test_sighup_applies_new_limits_to_new_connections(daemon_factory):
 
 def test_sighup_with_changed_listeners_logs_that_a_restart_is_needed(daemon_factory):
     """Listener changes are not applied on SIGHUP; the log says a restart is needed, and serving goes on."""
-    from tests.integration.conftest import free_port
+    from tests.integration.support import free_port
 
     port = free_port()
     daemon = daemon_factory(f'[[listeners]]\nendpoint = "tcp:{port}:interface=127.0.0.1"\n', port=port, listen=False)
@@ -180,7 +171,8 @@ def test_sighup_with_changed_listeners_logs_that_a_restart_is_needed(daemon_fact
 
 def run_plain_daemon(tmp_path: Path, *wsdaemon_args: str) -> tuple[subprocess.Popen[bytes], int, Path]:
     """The daemon as systemd runs it: `twist wsdaemon ...` with stdout not a terminal, no twist-level options."""
-    from tests.integration.conftest import free_port, http_get
+    from tests.integration.conftest import http_get
+    from tests.integration.support import free_port
 
     port = free_port()
     out = tmp_path / f"out-{port}.log"
@@ -268,7 +260,7 @@ def check(tmp_path: Path, text: str, program: str = "twistd") -> subprocess.Comp
 
 def test_twistd_check_config_passes_a_good_config_without_listening(tmp_path):
     """`twistd wsdaemon --check-config` exits 0, prints listeners and limits, and binds nothing."""
-    from tests.integration.conftest import free_port
+    from tests.integration.support import free_port
 
     port = free_port()
     issued = ThrowawayCA(tmp_path / "pki").issue("localhost", ("localhost",))

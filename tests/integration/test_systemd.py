@@ -22,6 +22,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.certs import ThrowawayCA
+from tests.integration.support import free_port
 
 LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -34,12 +35,6 @@ def require(tool: str | None, name: str) -> str:
     if tool is None:
         pytest.fail(f"{name} missing: apt-get install systemd")
     return tool
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 class NotifySocket:

@@ -10,7 +10,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,15 +18,10 @@ from cryptography import x509
 from websockets.sync.client import ClientConnection, connect
 
 from tests.certs import Issued, ThrowawayCA
+from tests.integration.support import free_port, wait_for_output
 
 LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 class Pki:
@@ -210,16 +204,6 @@ def test_cli_client_refuses_an_untrusted_certificate(served):
 
 
 # --- reload on SIGHUP ----------------------------------------------------------------------------
-
-
-def wait_for_output(daemon, text: str, count: int = 1, timeout: float = 15.0) -> None:
-    """Wait until ``text`` appeared ``count`` times in the daemon's log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if daemon.output().count(text) >= count:
-            return
-        time.sleep(0.05)
-    pytest.fail(f"{text!r} not logged {count} times\n{daemon.output()}", pytrace=False)
 
 
 def test_sighup_serves_renewed_certificate_and_keeps_old_connections(tmp_path, daemon_factory):

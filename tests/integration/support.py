@@ -1,0 +1,47 @@
+"""Helpers shared by the integration tests: ports, the daemon's log, /proc readings, hand-made frames."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from typing import Any
+
+import pytest
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_output(daemon: Any, text: str, count: int = 1, timeout: float = 15.0) -> None:
+    """Wait until ``text`` appeared ``count`` times in the daemon's output."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemon.output().count(text) >= count:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"{text!r} not logged {count} times\n{daemon.output()}", pytrace=False)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process, from /proc."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def masked_binary_frame(payload: bytes) -> bytes:
+    """One client binary frame, masked with the all-zero key (valid, and the payload stays as it is)."""
+    if len(payload) > 65535:
+        header = struct.pack("!BBQ", 0x82, 0x80 | 127, len(payload))
+    else:
+        header = struct.pack("!BBH", 0x82, 0x80 | 126, len(payload))
+    return header + b"\x00\x00\x00\x00" + payload
