@@ -21,11 +21,10 @@ from twisted.internet.endpoints import serverFromString
 
 from wsdaemon.config import Config, ConfigError, ListenerConfig, Problem, TLSConfig, load_config
 from wsdaemon.core.limits import Limits
-from wsdaemon.service import resolve_factories
+from wsdaemon.service import endpoint_problem, resolve_factories
 from wsdaemon.tls import MODERN_CIPHERS, ServerTLS, build_listener_tls
 from wsdaemon.web.site import build_factory
 
-_ENDPOINT_EXPECTED = "a Twisted server endpoint string such as tcp:8080:interface=127.0.0.1"
 _NOT_PASSED = "socket passed by systemd at start (none here, so only its syntax was checked)"
 
 
@@ -37,14 +36,10 @@ def check_listeners(config: Config, reactor: Any, problems: list[Problem]) -> di
             serverFromString(reactor, listener.endpoint)
         except (KeyError, IndexError) as error:
             if not listener.endpoint.startswith("systemd:"):
-                problems.append(
-                    Problem(f"listeners[{index}].endpoint", f"{_ENDPOINT_EXPECTED} ({error})", repr(listener.endpoint))
-                )
+                problems.append(endpoint_problem(index, listener.endpoint, error))
             notes[listener.endpoint] = _NOT_PASSED
         except Exception as error:  # noqa: BLE001 - serverFromString raises ValueError, TypeError, AttributeError...
-            problems.append(
-                Problem(f"listeners[{index}].endpoint", f"{_ENDPOINT_EXPECTED} ({error})", repr(listener.endpoint))
-            )
+            problems.append(endpoint_problem(index, listener.endpoint, error))
     return notes
 
 

@@ -120,6 +120,12 @@ def resolve_factories(
     return factories
 
 
+def endpoint_problem(index: int, endpoint: str, error: Exception) -> Problem:
+    """The config problem for a listener endpoint string that ``serverFromString`` refused."""
+    expected = f"a Twisted server endpoint string such as tcp:8080:interface=127.0.0.1 ({error})"
+    return Problem(f"listeners[{index}].endpoint", expected, repr(endpoint))
+
+
 def parse_listeners(config: Config, reactor: Any, problems: list[Problem]) -> list[tuple[str, IStreamServerEndpoint]]:
     """Parse each listener's Twisted endpoint string, recording the ones that do not parse."""
     endpoints = []
@@ -127,8 +133,7 @@ def parse_listeners(config: Config, reactor: Any, problems: list[Problem]) -> li
         try:
             endpoints.append((listener.endpoint, serverFromString(reactor, listener.endpoint)))
         except Exception as error:  # noqa: BLE001 - serverFromString raises ValueError, KeyError, TypeError...
-            expected = "a Twisted server endpoint string such as tcp:8080:interface=127.0.0.1"
-            problems.append(Problem(f"listeners[{index}].endpoint", f"{expected} ({error})", repr(listener.endpoint)))
+            problems.append(endpoint_problem(index, listener.endpoint, error))
     return endpoints
 
 

@@ -340,7 +340,7 @@ class WebSocketWireProtocol(Protocol):
         connection's frames its own, so such a connection encodes shared
         messages itself.
         """
-        return getattr(self.connection, "extension", None) is None
+        return self.connection.extension is None
 
     def _note_queued(self, size: int) -> None:
         """Fail a peer that lets more than ``write_buffer_max_bytes`` pile up unread (1008).
