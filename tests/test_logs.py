@@ -9,7 +9,7 @@ import pytest
 from twisted.logger import Logger, LogLevel, textFileLogObserver
 from twisted.python.failure import Failure
 
-from wsdaemon.logs import event_as_record, json_lines_observer, observer_factory
+from wsdaemon.logs import ClassicText, event_as_record, json_lines_observer, observer_factory, text_lines_observer
 
 
 def emit(observer_factory_: object, **fields: object) -> str:
@@ -21,10 +21,65 @@ def emit(observer_factory_: object, **fields: object) -> str:
 
 
 def test_text_is_the_observer_for_text():
-    """ "text" gives Twisted's human-readable observer: a timestamp, the namespace and the message."""
-    assert observer_factory("text") is textFileLogObserver
+    """ "text" gives the human-readable observer: a timestamp, the namespace and the message."""
+    assert observer_factory("text") is text_lines_observer
     line = emit(observer_factory("text"), path="/echo", code=1000)
     assert "[wsdaemon.test#info] websocket closed path=/echo code=1000" in line
+
+
+def _failure() -> Failure:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        return Failure()
+
+
+CLASSIC_EVENTS = {
+    "fields with conversions and specs": {"log_format": "a={a!r} b={b:.3f}", "a": "x", "b": 1.5},
+    "no fields": {"log_format": "Starting reactor..."},
+    "log_system instead of namespace": {"log_format": "hi {who}", "who": "you", "log_system": "-"},
+    "no level": {"log_format": "plain", "log_level": None},
+    "no time": {"log_format": "plain", "log_time": None},
+    "attribute and index": {"log_format": "{p.real} {m[k]}", "p": 3, "m": {"k": "v"}},
+    "call syntax": {"log_format": "{f()}", "f": lambda: "called"},
+    "missing field": {"log_format": "{missing}"},
+    "multi-line": {"log_format": "one\ntwo {x}", "x": "three\nfour"},
+    "failure": {"log_format": "oops", "log_failure": _failure()},
+    "empty message": {"log_format": ""},
+    "no format": {},
+    "braces escaped": {"log_format": "{{literal}} {x}", "x": 1},
+}
+
+
+@pytest.mark.parametrize("name", sorted(CLASSIC_EVENTS))
+def test_text_lines_are_twisteds_classic_text(name):
+    """Each line is exactly what Twisted's own text observer writes for the same event.
+
+    The fast path (timestamp once per second, ``str.format_map``) must not
+    change a character; the unusual events take Twisted's formatter.
+    """
+    event = {"log_namespace": "wsdaemon.test", "log_level": LogLevel.warn, "log_time": 1_790_000_000.25}
+    event.update(CLASSIC_EVENTS[name])
+    ours, twisteds = io.StringIO(), io.StringIO()
+    text_lines_observer(ours)(dict(event))
+    textFileLogObserver(twisteds)(dict(event))
+    assert ours.getvalue() == twisteds.getvalue()
+
+
+def test_text_timestamp_follows_the_clock_across_seconds():
+    """The cached timestamp changes with the event's second (it is cached, not frozen)."""
+    formatter = ClassicText()
+    first = formatter({"log_format": "x", "log_time": 1_790_000_000.9})
+    second = formatter({"log_format": "x", "log_time": 1_790_000_001.1})
+    assert first is not None and second is not None
+    assert first.split()[0] != second.split()[0]
+    assert second == twisted_text_line({"log_format": "x", "log_time": 1_790_000_001.1})
+
+
+def twisted_text_line(event: dict[str, object]) -> str:
+    out = io.StringIO()
+    textFileLogObserver(out)(event)
+    return out.getvalue()
 
 
 def test_json_writes_one_object_per_line_with_the_fields():
@@ -91,7 +146,7 @@ def twist_options(*argv: str):
 def test_twist_wsdaemon_logs_text_by_default_even_off_a_terminal():
     """Under twist, wsdaemon's default --log-format text replaces twist's JSON default for non-terminals."""
     options = twist_options("wsdaemon")
-    assert options["fileLogObserverFactory"] is textFileLogObserver
+    assert options["fileLogObserverFactory"] is text_lines_observer
     assert options["logFormat"] == "text"
 
 
