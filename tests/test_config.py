@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from wsdaemon.allocator import DEFAULT_CACHE_BYTES
 from wsdaemon.config import (
     DEFAULT_LISTEN,
     LISTENER_LIMITS,
@@ -101,6 +102,25 @@ def test_float_limit_accepts_integer_as_float() -> None:
     config = parse_config("[limits]\nclose_timeout_seconds = 5\n", SOURCE)
     assert config.limits.close_timeout_seconds == 5.0
     assert isinstance(config.limits.close_timeout_seconds, float)
+
+
+def test_allocator_cache_defaults_and_can_be_set_or_turned_off() -> None:
+    """[memory] allocator_cache_bytes: 16 MiB by default, any value in range, 0 for glibc's own."""
+    assert default_config().allocator_cache_bytes == DEFAULT_CACHE_BYTES == 16 * 2**20
+    assert parse_config("[memory]\nallocator_cache_bytes = 4194304\n", SOURCE).allocator_cache_bytes == 4 * 2**20
+    assert parse_config("[memory]\nallocator_cache_bytes = 0\n", SOURCE).allocator_cache_bytes == 0
+
+
+@pytest.mark.parametrize("value", ["1024", "67108864", "-1", '"16M"', "1.5e7", "true"])
+def test_allocator_cache_out_of_range_is_reported(value: str) -> None:
+    """A size glibc would refuse (or not a whole number) names the key and the accepted range."""
+    error = config_error(f"[memory]\nallocator_cache_bytes = {value}\n")
+    assert_reported(error, "memory.allocator_cache_bytes", "0 or an integer from 131072 to 33554432")
+
+
+def test_unknown_memory_key_is_reported() -> None:
+    """A misspelt key in [memory] is an error, not ignored."""
+    assert "memory.allocator_cache" in str(config_error("[memory]\nallocator_cache = 1\n"))
 
 
 def test_demo_page_can_be_turned_off() -> None:
@@ -626,10 +646,11 @@ def test_sample_file_names_every_limit() -> None:
 def test_sample_file_shows_every_key() -> None:
     """The sample has every section and endpoint key, including empty options and limits tables."""
     document = tomllib.loads(SAMPLE.read_text(encoding="utf-8"))
-    assert list(document) == ["static", "listeners", "http", "limits", "endpoints"]
+    assert list(document) == ["static", "listeners", "http", "memory", "limits", "endpoints"]
     assert document["static"] == []
     assert list(document["listeners"][0]) == ["endpoint"]
     assert list(document["http"]) == ["demo_page"]
+    assert document["memory"] == {"allocator_cache_bytes": DEFAULT_CACHE_BYTES}
     endpoint = document["endpoints"][0]
     assert set(endpoint) == {"path", "handler", "subprotocols", "allowed_origins", "options", "limits", "deflate"}
     assert endpoint["options"] == {} and endpoint["limits"] == {}

@@ -234,6 +234,16 @@ def test_sighup_reloads_between_reloading_and_ready():
     assert daemon.lifecycle.factory.wrappedFactory.limits.max_connections == 7
 
 
+def test_allocator_cache_applies_at_start_and_on_reload(monkeypatch: pytest.MonkeyPatch):
+    """[memory] allocator_cache_bytes is handed to the allocator when the service starts and on reload."""
+    sizes: list[int] = []
+    monkeypatch.setattr("wsdaemon.lifecycle.keep_freed_memory", sizes.append)
+    daemon = Daemon(PLAIN + "[memory]\nallocator_cache_bytes = 0\n", reload_text=[PLAIN]).start()
+    assert sizes == [0]
+    assert daemon.lifecycle.reload()
+    assert sizes == [0, 16 * 2**20]
+
+
 def test_reload_applies_drain_timeout_and_endpoint_limits():
     """The drain timeout and per-endpoint limits of the new file apply after a reload."""
     new = (

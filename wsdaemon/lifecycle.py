@@ -34,6 +34,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 
 from wsdaemon.adapter.switching import SwitchingFactory
+from wsdaemon.allocator import keep_freed_memory
 from wsdaemon.config import Config, ConfigError, EndpointConfig, ListenerConfig, Problem
 from wsdaemon.interfaces import WebSocketServerFactory
 from wsdaemon.systemd import Notifier, watchdog_seconds
@@ -107,6 +108,7 @@ class LifecycleService(Service):
     def startService(self) -> None:
         """Once the reactor runs: take the signals, then say READY when every listener listens."""
         super().startService()  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        keep_freed_memory(self.config.allocator_cache_bytes)
         self.reactor.callWhenRunning(self._running)
 
     def stopService(self) -> None:
@@ -275,6 +277,7 @@ class LifecycleService(Service):
         site.resource = self.build_root(config, factories)
         site.limits = self.factory.limits = config.limits
         self.drain.timeout_seconds = config.limits.drain_timeout_seconds
+        keep_freed_memory(config.allocator_cache_bytes)
         self.factories = factories
         self.config = dataclasses.replace(config, listeners=self.config.listeners)  # those change on restart only
         self.log.info("reload: endpoints and limits apply to new connections; open ones keep theirs")

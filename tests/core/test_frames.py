@@ -266,15 +266,55 @@ class TestFrameSizeLimit:
 class TestChunks:
     """Data payloads stream out as they arrive; control payloads come whole."""
 
-    def test_data_payload_streams_in_chunks(self) -> None:
-        """Each read of a data frame's payload is handed out at once."""
-        parser = server_parser()
-        data = client_frame(Opcode.BINARY, b"abcdef")
+    @pytest.mark.parametrize(
+        ("opcode", "fin", "rsv"),
+        [(Opcode.TEXT, True, 0), (Opcode.BINARY, False, 0), (Opcode.BINARY, True, RSV1)],
+        ids=["text", "fragmented binary", "compressed binary"],
+    )
+    def test_data_payload_streams_in_chunks(self, opcode: Opcode, fin: bool, rsv: int) -> None:
+        """Each read of a text, fragmented or compressed frame's payload is handed out at once.
+
+        Text is validated as it arrives (RFC 6455 §8.1), and a compressed
+        payload is inflated as it arrives, within the message limit.
+        """
+        parser = server_parser(allowed_rsv=RSV1)
+        data = client_frame(opcode, b"abcdef", fin=fin, rsv=rsv)
         parser.feed(data[: 6 + 2])
         first = drain(parser)
         parser.feed(data[8:])
         rest = drain(parser)
         assert [(c.payload, c.first, c.last) for c in first + rest] == [(b"ab", True, False), (b"cdef", False, True)]
+
+    @pytest.mark.parametrize("make_parser", [server_parser, client_parser], ids=["masked", "unmasked"])
+    def test_whole_binary_message_frame_is_collected(self, make_parser: Callable[[], FrameParser]) -> None:
+        """A one-frame binary message arriving in pieces: the header at once, then the payload whole.
+
+        The empty first chunk lets the caller check the declared length before
+        anything is kept; the payload is unmasked once, when complete.
+        """
+        parser = make_parser()
+        payload = bytes(range(256)) * 41
+        data = (client_frame if make_parser is server_parser else server_frame)(Opcode.BINARY, payload)
+        chunks = []
+        for start in range(0, len(data), 997):
+            parser.feed(data[start : start + 997])
+            chunks += drain(parser)
+        assert [(c.payload, c.first, c.last) for c in chunks] == [(b"", True, False), (payload, False, True)]
+        assert type(chunks[1].payload) is bytes
+        parser.feed(
+            client_frame(Opcode.TEXT, b"next") if make_parser is server_parser else server_frame(Opcode.TEXT, b"next")
+        )
+        assert [c.payload for c in drain(parser)] == [b"next"]
+
+    def test_collected_binary_frame_byte_at_a_time(self) -> None:
+        """Fed one byte at a time, the collected payload still comes out once, unmasked."""
+        parser = server_parser()
+        payload = b"0123456789" * 7
+        chunks = []
+        for byte in client_frame(Opcode.BINARY, payload):
+            parser.feed(bytes([byte]))
+            chunks += drain(parser)
+        assert [(c.payload, c.first, c.last) for c in chunks] == [(b"", True, False), (payload, False, True)]
 
     def test_header_alone_yields_an_empty_first_chunk(self) -> None:
         """A data header with no payload yet still starts the frame, so size checks can run early."""

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import naive_mask
 from wsdaemon.core import speedups
-from wsdaemon.core.speedups import UTF8_ACCEPT, UTF8_REJECT, py_apply_mask, py_utf8_validate
+from wsdaemon.core.speedups import UTF8_ACCEPT, UTF8_REJECT, py_apply_mask, py_unmask_join, py_utf8_validate
 
 try:
     from wsdaemon.core import _speedups  # type: ignore[attr-defined]
@@ -20,9 +20,11 @@ except ImportError:  # pragma: no cover - the extension is optional
     _speedups = None
 
 MASKERS: list[Callable[[bytes, bytes], bytes]] = [py_apply_mask]
+JOINERS: list[Callable[[list[bytes | memoryview], bytes], bytes]] = [py_unmask_join]
 VALIDATORS: list[Callable[[int, bytes], int]] = [py_utf8_validate]
 if _speedups is not None:
     MASKERS.append(_speedups.apply_mask)
+    JOINERS.append(_speedups.unmask_join)
     VALIDATORS.append(_speedups.utf8_validate)
 
 #: Every sequence that starts a character or could: lead bytes alone, with each continuation, and longer prefixes.
@@ -104,6 +106,36 @@ class TestMask:
             _speedups.apply_mask(b"data", b"abc")
 
 
+class TestUnmaskJoin:
+    """One payload received in pieces, unmasked as if it had come whole."""
+
+    @given(
+        data=st.binary(max_size=200),
+        cuts=st.lists(st.integers(0, 200), max_size=8),
+        mask=st.binary(min_size=4, max_size=4),
+    )
+    def test_pieces_unmask_like_the_whole(self, data: bytes, cuts: list[int], mask: bytes) -> None:
+        """Cut anywhere (mid-word, mid-key, empty pieces, views), the result is the whole payload unmasked."""
+        bounds = [0, *sorted(min(cut, len(data)) for cut in cuts), len(data)]
+        pieces: list[bytes | memoryview] = [
+            memoryview(data)[start:end] if i % 2 else data[start:end] for i, (start, end) in enumerate(pairwise(bounds))
+        ]
+        assert {join(pieces, mask) for join in JOINERS} == {naive_mask(data, mask)}
+
+    def test_no_pieces_is_empty(self) -> None:
+        """Nothing to join gives b''."""
+        assert {join([], b"abcd") for join in JOINERS} == {b""}
+
+    def test_c_join_refuses_bad_arguments(self) -> None:
+        """A non-buffer piece, a short key or a non-sequence raise, as Python would."""
+        with pytest.raises(TypeError):
+            _speedups.unmask_join([b"ok", 3], b"abcd")
+        with pytest.raises(ValueError, match="4 bytes"):
+            _speedups.unmask_join([b"ok"], b"abc")
+        with pytest.raises(TypeError):
+            _speedups.unmask_join(5, b"abcd")
+
+
 class TestUtf8Validate:
     """RFC 6455 §8.1 validation, both implementations, against CPython's decoder."""
 
@@ -180,7 +212,7 @@ class TestLoading:
     def test_environment_switch_forces_pure_python(self, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
         """WSDAEMON_NO_SPEEDUPS=1 selects the pure-Python functions."""
         monkeypatch.setenv("WSDAEMON_NO_SPEEDUPS", value)
-        assert speedups._load() == (py_apply_mask, py_utf8_validate, False)
+        assert speedups._load() == (py_apply_mask, py_unmask_join, py_utf8_validate, False)
 
     def test_missing_extension_falls_back(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Without the compiled module, the pure-Python functions are used."""
@@ -189,7 +221,7 @@ class TestLoading:
         monkeypatch.delenv("WSDAEMON_NO_SPEEDUPS", raising=False)
         monkeypatch.delattr(wsdaemon.core, "_speedups", raising=False)
         monkeypatch.setitem(sys.modules, "wsdaemon.core._speedups", None)  # makes the import fail
-        assert speedups._load() == (py_apply_mask, py_utf8_validate, False)
+        assert speedups._load() == (py_apply_mask, py_unmask_join, py_utf8_validate, False)
 
     @pytest.mark.parametrize("value", [None, "", "0"])
     def test_extension_is_used_when_built(self, monkeypatch: pytest.MonkeyPatch, value: str | None) -> None:
@@ -198,7 +230,7 @@ class TestLoading:
             monkeypatch.delenv("WSDAEMON_NO_SPEEDUPS", raising=False)
         else:
             monkeypatch.setenv("WSDAEMON_NO_SPEEDUPS", value)
-        assert speedups._load() == (_speedups.apply_mask, _speedups.utf8_validate, True)
+        assert speedups._load() == (_speedups.apply_mask, _speedups.unmask_join, _speedups.utf8_validate, True)
 
 
 def test_accelerator_is_built_and_used() -> None:
@@ -206,3 +238,4 @@ def test_accelerator_is_built_and_used() -> None:
     assert _speedups is not None
     assert speedups.ACCELERATED
     assert speedups.apply_mask is _speedups.apply_mask
+    assert speedups.unmask_join is _speedups.unmask_join

@@ -7,6 +7,7 @@ import tomllib
 from collections.abc import Sequence
 from typing import Any
 
+from wsdaemon.allocator import DEFAULT_CACHE_BYTES, MAX_CACHE_BYTES, MIN_CACHE_BYTES
 from wsdaemon.config.checks import Report, checked_table
 from wsdaemon.config.endpoints import default_endpoints, parse_endpoints
 from wsdaemon.config.limits import LIMIT_KEYS, parse_limits
@@ -15,8 +16,9 @@ from wsdaemon.config.model import DEFAULT_LISTEN, Config, ConfigError, ListenerC
 from wsdaemon.config.static import static_mounts
 from wsdaemon.core.limits import Limits
 
-_TOP_KEYS = ("listeners", "http", "limits", "endpoints", "static")
+_TOP_KEYS = ("listeners", "http", "limits", "endpoints", "static", "memory")
 _HTTP_KEYS = ("demo_page",)
+_MEMORY_KEYS = ("allocator_cache_bytes",)
 
 
 def default_config() -> Config:
@@ -90,7 +92,7 @@ def _build_config(document: dict[str, Any], source: str, report: Report) -> Conf
     if "endpoints" in document:
         endpoints = parse_endpoints(document["endpoints"], limits, demo_page, report)
     static = static_mounts(document.get("static", []), endpoints, demo_page, report)
-    return Config(source, listeners, limits, endpoints, demo_page, static)
+    return Config(source, listeners, limits, endpoints, demo_page, static, _memory(document.get("memory"), report))
 
 
 def _http(value: Any, report: Report) -> bool:
@@ -101,3 +103,15 @@ def _http(value: Any, report: Report) -> bool:
         report.bad("http.demo_page", "true or false", demo_page)
         return True
     return demo_page
+
+
+def _memory(value: Any, report: Report) -> int:
+    """The ``[memory]`` table: how much freed memory the allocator keeps (0, or 128 KiB to 32 MiB)."""
+    table = {} if value is None else checked_table(value, "memory", _MEMORY_KEYS, report) or {}
+    cache = table.get("allocator_cache_bytes", DEFAULT_CACHE_BYTES)
+    if type(cache) is not int or not (cache == 0 or MIN_CACHE_BYTES <= cache <= MAX_CACHE_BYTES):
+        report.bad(
+            "memory.allocator_cache_bytes", f"0 or an integer from {MIN_CACHE_BYTES} to {MAX_CACHE_BYTES}", cache
+        )
+        return DEFAULT_CACHE_BYTES
+    return cache

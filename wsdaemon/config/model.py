@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from wsdaemon.allocator import DEFAULT_CACHE_BYTES
 from wsdaemon.core.deflate import DeflateSettings
 from wsdaemon.core.limits import Limits
 
@@ -119,3 +120,4 @@ class Config:
     endpoints: tuple[EndpointConfig, ...]
     demo_page: bool
     static: tuple[StaticMount, ...] = ()
+    allocator_cache_bytes: int = DEFAULT_CACHE_BYTES  # [memory]: see wsdaemon.allocator

@@ -11,6 +11,28 @@
 #include <stdint.h>
 #include <string.h>
 
+/* XOR n bytes of in with the 4-byte key, starting phase bytes into the key. */
+static void
+mask_bytes(unsigned char *out, const unsigned char *in, Py_ssize_t length, const unsigned char *key, Py_ssize_t phase)
+{
+    unsigned char pattern[8];
+    for (int k = 0; k < 8; k++) {
+        pattern[k] = key[(k + phase) & 3];
+    }
+    uint64_t wide;
+    memcpy(&wide, pattern, 8);
+    Py_ssize_t i = 0;
+    for (; i + 8 <= length; i += 8) {
+        uint64_t chunk;
+        memcpy(&chunk, in + i, 8);
+        chunk ^= wide;
+        memcpy(out + i, &chunk, 8);
+    }
+    for (; i < length; i++) {
+        out[i] = in[i] ^ pattern[i & 7];
+    }
+}
+
 /* apply_mask(data, mask) -> bytes: XOR data with the 4-byte mask repeated. */
 static PyObject *
 apply_mask(PyObject *self, PyObject *args)
@@ -19,39 +41,64 @@ apply_mask(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "y*y*", &data, &mask)) {
         return NULL;
     }
+    PyObject *result = NULL;
     if (mask.len != 4) {
-        PyBuffer_Release(&data);
-        PyBuffer_Release(&mask);
         PyErr_SetString(PyExc_ValueError, "mask must be 4 bytes");
-        return NULL;
     }
-    PyObject *result = PyBytes_FromStringAndSize(NULL, data.len);
-    if (result == NULL) {
-        PyBuffer_Release(&data);
-        PyBuffer_Release(&mask);
-        return NULL;
-    }
-    const unsigned char *in = (const unsigned char *)data.buf;
-    const unsigned char *key = (const unsigned char *)mask.buf;
-    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
-    Py_ssize_t length = data.len, i = 0;
-
-    uint64_t wide;
-    unsigned char pattern[8];
-    for (int k = 0; k < 8; k++) {
-        pattern[k] = key[k & 3];
-    }
-    memcpy(&wide, pattern, 8);
-    for (; i + 8 <= length; i += 8) {
-        uint64_t chunk;
-        memcpy(&chunk, in + i, 8);
-        chunk ^= wide;
-        memcpy(out + i, &chunk, 8);
-    }
-    for (; i < length; i++) {
-        out[i] = in[i] ^ key[i & 3];
+    else if ((result = PyBytes_FromStringAndSize(NULL, data.len)) != NULL) {
+        mask_bytes((unsigned char *)PyBytes_AS_STRING(result), (const unsigned char *)data.buf, data.len,
+                   (const unsigned char *)mask.buf, 0);
     }
     PyBuffer_Release(&data);
+    PyBuffer_Release(&mask);
+    return result;
+}
+
+/*
+ * unmask_join(pieces, mask) -> bytes: the pieces of one masked payload, in
+ * order, joined and unmasked in a single pass (no joined copy in between).
+ */
+static PyObject *
+unmask_join(PyObject *self, PyObject *args)
+{
+    PyObject *pieces;
+    Py_buffer mask;
+    if (!PyArg_ParseTuple(args, "Oy*", &pieces, &mask)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    PyObject *seq = PySequence_Fast(pieces, "pieces must be a sequence");
+    Py_ssize_t count = seq != NULL ? PySequence_Fast_GET_SIZE(seq) : 0;
+    Py_buffer *views = seq != NULL ? PyMem_Calloc(count ? count : 1, sizeof(Py_buffer)) : NULL;
+    Py_ssize_t held = 0, total = 0;
+    if (seq != NULL && views == NULL) {
+        PyErr_NoMemory();
+    }
+    else if (seq != NULL && mask.len != 4) {
+        PyErr_SetString(PyExc_ValueError, "mask must be 4 bytes");
+    }
+    else if (seq != NULL) {
+        for (; held < count; held++) {
+            if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, held), &views[held], PyBUF_SIMPLE) < 0) {
+                break;
+            }
+            total += views[held].len;
+        }
+        if (held == count && (result = PyBytes_FromStringAndSize(NULL, total)) != NULL) {
+            unsigned char *out = (unsigned char *)PyBytes_AS_STRING(result);
+            Py_ssize_t position = 0;
+            for (Py_ssize_t i = 0; i < count; i++) {
+                mask_bytes(out + position, (const unsigned char *)views[i].buf, views[i].len,
+                           (const unsigned char *)mask.buf, position & 3);
+                position += views[i].len;
+            }
+        }
+    }
+    for (Py_ssize_t i = 0; i < held; i++) {
+        PyBuffer_Release(&views[i]);
+    }
+    PyMem_Free(views);
+    Py_XDECREF(seq);
     PyBuffer_Release(&mask);
     return result;
 }
@@ -137,6 +184,7 @@ utf8_validate(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"apply_mask", apply_mask, METH_VARARGS, "XOR data with a 4-byte mask repeated (RFC 6455 5.3)."},
+    {"unmask_join", unmask_join, METH_VARARGS, "Join the pieces of one masked payload and unmask them in one pass."},
     {"utf8_validate", utf8_validate, METH_VARARGS,
      "Advance a UTF-8 validation state over data: 0 complete, >0 mid-character, -1 invalid."},
     {NULL, NULL, 0, NULL},

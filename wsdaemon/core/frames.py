@@ -20,7 +20,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 from wsdaemon.core.errors import MessageTooBig, ProtocolViolation
-from wsdaemon.core.speedups import apply_mask
+from wsdaemon.core.speedups import apply_mask, unmask_join
 
 
 class Opcode(IntEnum):
@@ -97,6 +97,7 @@ class FrameParser:
         "_first_byte_errors",
         "_header",
         "_offset",
+        "_pieces",
         "_pos",
         "_remaining",
         "_started",
@@ -112,6 +113,7 @@ class FrameParser:
         self._remaining = 0
         self._offset = 0
         self._started = False  # whether the current frame's first chunk was handed out
+        self._pieces: list[bytes | memoryview] | None = None  # a whole binary message being collected
         self.expect_masked = expect_masked
         self.max_frame_bytes = max_frame_bytes
         self.allowed_rsv = allowed_rsv
@@ -177,10 +179,19 @@ class FrameParser:
                 return None
         available = len(self._buf) - self._pos
         remaining = self._remaining
+        if self._pieces is not None:
+            return self._collect(header, min(available, remaining))
         if available >= remaining:
             take = remaining
         elif header.opcode >= 0x8 or (available == 0 and self._started):
             return None
+        elif header.opcode == Opcode.BINARY and header.fin and not header.rsv:
+            # A whole uncompressed binary message in one frame, arriving in
+            # pieces: the caller gets the header now (for its checks) and the
+            # payload once it is complete, unmasked in one pass with no join.
+            self._pieces = []
+            self._started = True
+            return FrameChunk(header, b"", True, False)
         else:
             # A data frame's first chunk goes out as soon as its header is
             # complete, even with no payload yet, so the caller's per-frame
@@ -202,6 +213,24 @@ class FrameParser:
         self._offset = 0
         self._started = False
         return FrameChunk(header, payload, first, True)
+
+    def _collect(self, header: FrameHeader, take: int) -> FrameChunk | None:
+        """Keep a piece of a collected binary frame (a view: no copy); the payload once complete."""
+        pieces = self._pieces
+        assert pieces is not None
+        if take:
+            start = self._pos
+            buf = self._buf
+            pieces.append(buf if start == 0 and take == len(buf) else memoryview(buf)[start : start + take])
+            self._pos = start + take
+            self._remaining -= take
+        if self._remaining:
+            return None
+        self._pieces = None
+        self._header = None
+        self._started = False
+        payload = unmask_join(pieces, header.mask) if header.mask is not None else b"".join(pieces)
+        return FrameChunk(header, payload, False, True)
 
     def _parse_header(self) -> FrameHeader | None:
         """Read and check a frame header, or return None if it is incomplete.

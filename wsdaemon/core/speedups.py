@@ -4,6 +4,8 @@ Both implementations have the same contract and give identical results (the
 tests run every case through both):
 
 * ``apply_mask(data, mask) -> bytes``: XOR with the 4-byte mask repeated (RFC 6455 §5.3).
+* ``unmask_join(pieces, mask) -> bytes``: the pieces of one masked payload,
+  joined and unmasked (in C, one pass straight into the result).
 * ``utf8_validate(state, data) -> state``: advance an incremental UTF-8 check.
   ``UTF8_ACCEPT`` (0) means "between characters", a positive state "inside a
   character", ``UTF8_REJECT`` (-1) "invalid". It rejects at the first byte that
@@ -17,7 +19,7 @@ the tests both ways).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 UTF8_ACCEPT = 0
 UTF8_REJECT = -1
@@ -101,14 +103,28 @@ def py_apply_mask(data: bytes, mask: bytes) -> bytes:
     return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(length, "little")
 
 
-def _load() -> tuple[Callable[[bytes, bytes], bytes], Callable[[int, bytes], int], bool]:
+def py_unmask_join(pieces: Sequence[bytes | memoryview], mask: bytes) -> bytes:
+    """Pure-Python ``unmask_join``: the pieces of one masked payload, joined, then unmasked."""
+    return py_apply_mask(b"".join(pieces), mask)
+
+
+Speedups = tuple[
+    Callable[[bytes, bytes], bytes],
+    Callable[[Sequence[bytes | memoryview], bytes], bytes],
+    Callable[[int, bytes], int],
+    bool,
+]
+
+
+def _load() -> Speedups:
+    pure: Speedups = (py_apply_mask, py_unmask_join, py_utf8_validate, False)
     if os.environ.get("WSDAEMON_NO_SPEEDUPS", "") not in ("", "0"):
-        return py_apply_mask, py_utf8_validate, False
+        return pure
     try:
         from wsdaemon.core import _speedups  # type: ignore[attr-defined]
     except ImportError:
-        return py_apply_mask, py_utf8_validate, False
-    return _speedups.apply_mask, _speedups.utf8_validate, True
+        return pure
+    return _speedups.apply_mask, _speedups.unmask_join, _speedups.utf8_validate, True
 
 
-apply_mask, utf8_validate, ACCELERATED = _load()
+apply_mask, unmask_join, utf8_validate, ACCELERATED = _load()
