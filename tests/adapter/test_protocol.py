@@ -71,6 +71,26 @@ def close_frame(code: int, reason: bytes = b"") -> tuple[bool, int, bytes]:
 # --- opening ---------------------------------------------------------------------
 
 
+def test_tcp_read_size_and_send_chunk_come_from_the_limits():
+    """On a Twisted TCP transport, bufferSize (read size, pause mark) and SEND_LIMIT follow the limits.
+
+    Twisted's defaults (64 KiB reads, 128 KiB per send) cost a 1 MiB message
+    sixteen reads and eight sends, each a trip through the reactor.
+    """
+    from twisted.internet import tcp
+
+    class TCPLikeTransport(StringTransport):
+        bufferSize = tcp.Connection.bufferSize
+        SEND_LIMIT = tcp.Connection.SEND_LIMIT
+
+    limits = Limits().replace(write_buffer_high_bytes=300_000, send_chunk_bytes=700_000)
+    protocol = WebSocketWireProtocol(RecordingHandler(), Connection(Side.SERVER, limits), MemoryReactorClock())
+    transport = TCPLikeTransport()
+    protocol.makeConnection(transport)
+    assert (transport.bufferSize, transport.SEND_LIMIT) == (300_000, 700_000)
+    assert Limits().send_chunk_bytes == 512 * 1024 > tcp.Connection.SEND_LIMIT
+
+
 def test_negotiation_started_gets_the_websocket_transport():
     """negotiationStarted receives the object the handler sends through, then negotiationFinished follows."""
     wire = connect()

@@ -85,6 +85,8 @@ class WebSocketWireProtocol(Protocol):
         assert transport is not None
         if getattr(transport, "bufferSize", None) is not None:
             transport.bufferSize = self.limits.write_buffer_high_bytes  # type: ignore[attr-defined]
+        if getattr(transport, "SEND_LIMIT", None) is not None:  # twisted.internet.tcp: writeSomeData's cap
+            transport.SEND_LIMIT = self.limits.send_chunk_bytes  # type: ignore[attr-defined]
         transport.registerProducer(self, True)
         self._started = now = self._reactor.seconds()
         self._heartbeat = Heartbeat(self.limits, self.keepalive, now)

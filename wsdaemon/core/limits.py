@@ -69,6 +69,12 @@ class Limits:
     write_buffer_max_bytes: int = _limit(
         4 * MIB, 1 * KIB, 2**40, "outgoing bytes queued above which a peer that does not read is closed with 1008"
     )
+    send_chunk_bytes: int = _limit(
+        512 * KIB,
+        4 * KIB,
+        64 * MIB,
+        "most bytes handed to one send() call (plain TCP); larger means fewer system calls for big messages",
+    )
     max_connections: int = _limit(
         10000, 1, 10**7, "open TCP connections per listener; more are refused (closed at accept)"
     )
