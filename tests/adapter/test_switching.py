@@ -412,3 +412,20 @@ def test_non_tcp_transport_is_accepted_without_nodelay():
     protocol = factory.buildProtocol(address)
     protocol.makeConnection(StringTransport(peerAddress=address))
     assert factory.connections_from("192.0.2.1") == 1
+
+
+def test_local_address_is_asked_of_the_socket_once():
+    """twisted.web asks for the host address on every request; the socket is asked once (a syscall saved)."""
+
+    class CountingTransport(StringTransport):
+        asked = 0
+
+        def getHost(self) -> IPv4Address:
+            self.asked += 1
+            return IPv4Address("TCP", "127.0.0.1", 8080)
+
+    protocol = bare_factory().buildProtocol(IPv4Address("TCP", "192.0.2.1", 1))
+    transport = CountingTransport()
+    protocol.makeConnection(transport)
+    assert [protocol.getHost(), protocol.getHost()] == [IPv4Address("TCP", "127.0.0.1", 8080)] * 2
+    assert transport.asked == 1

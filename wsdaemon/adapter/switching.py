@@ -49,6 +49,7 @@ class SwitchingProtocol(ProtocolWrapper):
         self._deadlines = Deadlines(factory.reactor)
         self._in_request = False
         self._lost = False
+        self._host: IAddress | None = None
 
     def makeConnection(self, transport: Any) -> None:
         """Turn off Nagle (small frames must not wait) and start the handshake clock."""
@@ -57,6 +58,12 @@ class SwitchingProtocol(ProtocolWrapper):
         super().makeConnection(transport)  # type: ignore[no-untyped-call]  # super(): mypy#16653
         if self.upgraded is None and not self._in_request:
             self._arm_handshake_deadline()
+
+    def getHost(self) -> IAddress:
+        """Our end's address, asked of the socket once (twisted.web asks for every request)."""
+        if self._host is None:
+            self._host = super().getHost()  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        return self._host
 
     def dataReceived(self, data: bytes) -> None:
         """Pass bytes to whichever protocol owns the connection now."""
