@@ -70,9 +70,10 @@ class Server:
     def command(self, port: int, options: argparse.Namespace, log_path: Path) -> list[str]:
         py = sys.executable
         servers = BENCH / "servers"
-        if self.name == "wsdaemon":
+        if self.name in ("wsdaemon", "wsdaemon-uvloop"):
+            entry = ["-m", "twisted"] if self.name == "wsdaemon" else [str(servers / "wsdaemon_uvloop.py")]
             return [
-                py, "-m", "twisted",
+                py, *entry,
                 "--log-file", str(log_path.with_suffix(".twist.log")),
                 "--log-level", options.wsdaemon_log_level,
                 "wsdaemon",
@@ -107,6 +108,10 @@ SERVERS = [
         ("websockets", "uvloop"),
     ),
     Server("tcp", "plain Twisted TCP echo", "raw", ("twisted",), ("twisted",)),
+    # Not the default: wsdaemon itself on Twisted's asyncio reactor over uvloop (the reactor question).
+    Server(
+        "wsdaemon-uvloop", "wsdaemon on the asyncio reactor (uvloop)", "ws", ("wsdaemon", "uvloop"), ("-e .", "uvloop")
+    ),
     # Not a competitor: a C epoll echo that shows what the load generator itself can drive.
     Server("c-tcp", "C epoll TCP echo (load generator check)", "raw", (), ()),
 ]
