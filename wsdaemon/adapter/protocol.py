@@ -123,16 +123,28 @@ class WebSocketWireProtocol(Protocol):
     # --- WebSocketTransport (the handler's API) -----------------------------
 
     def sendTextMessage(self, text: str) -> None:
-        """Send a text message; dropped (with a debug log) once closing has begun."""
-        if self._may_send("text"):
-            self.connection.send_text(text)
-            self._sent()
+        """Send a text message; dropped (with a debug log) once closing has begun.
+
+        Inside message dispatch the write waits: one write at the end of the
+        read covers every answer.
+        """
+        if self.connection.state is not State.OPEN:  # RFC 6455 §5.5.1: nothing after our Close
+            self._drop("text")
+            return
+        self.messages_out += 1
+        self.connection.send_text(text)
+        if not self._dispatching:
+            self._flush()
 
     def sendBytesMessage(self, data: bytes) -> None:
-        """Send a binary message; dropped (with a debug log) once closing has begun."""
-        if self._may_send("bytes"):
-            self.connection.send_binary(data)
-            self._sent()
+        """Send a binary message; dropped (with a debug log) once closing has begun (see sendTextMessage)."""
+        if self.connection.state is not State.OPEN:
+            self._drop("bytes")
+            return
+        self.messages_out += 1
+        self.connection.send_binary(data)
+        if not self._dispatching:
+            self._flush()
 
     def ping(self, payload: bytes = b"") -> None:
         """Send a Ping (at most 125 bytes); the Pong arrives as ``pongReceived``."""
@@ -244,18 +256,8 @@ class WebSocketWireProtocol(Protocol):
 
     # --- internals -------------------------------------------------------------
 
-    def _may_send(self, kind: str) -> bool:
-        """Whether a message may go out now (RFC 6455 §5.5.1: nothing after our Close); counts it."""
-        if self.connection.state is State.OPEN:
-            self.messages_out += 1
-            return True
+    def _drop(self, kind: str) -> None:
         self.log.debug("{kind} message dropped: connection is {state}", kind=kind, state=self.connection.state.value)
-        return False
-
-    def _sent(self) -> None:
-        """Write now, unless inside dispatch, where one write at the end covers every answer."""
-        if not self._dispatching:
-            self._flush()
 
     def _dispatch(self) -> None:
         """Hand each event to the handler; a handler exception fails only this connection."""
@@ -312,7 +314,10 @@ class WebSocketWireProtocol(Protocol):
         eof = chunks[-1] == EOF
         if eof:
             chunks.pop()
-        if chunks:
+        if len(chunks) == 1 and not self._paused:  # the usual case: one frame, peer keeping up
+            self.bytes_out += len(chunks[0])
+            transport.write(chunks[0])
+        elif chunks:
             self._write(chunks)
         if eof:
             # Done producing: a TLS transport only starts its close once no producer is registered.

@@ -90,6 +90,14 @@ _TRANSITIONS: dict[tuple[State, Input], State] = {
 }
 
 
+#: The two header bytes of every small unmasked data frame (FIN, any RSV bits, text or
+#: binary, a 7-bit length), made once: the server's most common frame.
+_SMALL_HEADS = {
+    b0: tuple(bytes((b0, length)) for length in range(126))
+    for b0 in (0x80 | rsv | opcode for rsv in range(0, 0x80, 0x10) for opcode in (Opcode.TEXT, Opcode.BINARY))
+}
+
+
 def _next_state(state: State, event: Input) -> State:
     """Look up a transition; a pair not in the table is our caller's mistake."""
     try:
@@ -266,7 +274,10 @@ class Connection:
         if len(payload) > self.limits.max_message_bytes:
             raise MessageTooBig(f"message over the limit of {self.limits.max_message_bytes} bytes")
         if opcode == Opcode.TEXT:
-            return TextMessage(decode_text(payload))
+            try:
+                return TextMessage(payload.decode("utf-8"))
+            except UnicodeDecodeError:
+                return TextMessage(decode_text(payload))  # raises InvalidUTF8 with the close reason
         return BytesMessage(payload)
 
     def receive_eof(self) -> None:
@@ -287,7 +298,7 @@ class Connection:
             rsv, payload = self.extension.encode(payload)
         if len(payload) < 126 and not self._mask:
             # The fast path: a small server frame is two header bytes and the payload.
-            self._output.append(bytes((0x80 | rsv | opcode, len(payload))) + payload)
+            self._output.append(_SMALL_HEADS[0x80 | rsv | opcode][len(payload)] + payload)
             return
         size = self.limits.fragment_outgoing_bytes
         if len(payload) <= size:

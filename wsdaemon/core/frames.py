@@ -67,7 +67,10 @@ class FrameChunk(NamedTuple):
     ``last`` the chunk that ends it. A frame small enough to arrive at once is
     a single chunk with both set. A data frame whose header arrives before any
     of its payload starts with an empty ``first`` chunk, so the per-frame
-    checks run on the declared length alone.
+    checks run on the declared length alone. A whole binary message in one
+    frame (FIN, no RSV bits) that arrives in pieces comes as that empty first
+    chunk and then one last chunk with the whole payload: nothing streams
+    there, so it is unmasked once instead of piece by piece and then joined.
     """
 
     header: FrameHeader
