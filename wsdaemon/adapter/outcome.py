@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 __all__ = ["WebSocketClosed", "WebSocketLost", "log_closed", "peer_text"]
 
@@ -38,13 +38,15 @@ def peer_text(transport: Any) -> str:
 def log_closed(log: Logger, **fields: Any) -> None:
     """Log the one summary line of a closed connection.
 
-    The text is formatted here once, which halves the cost of the line on a
-    busy server (twisted.logger would parse an eleven-field format for every
-    event); the fields stay in the event for ``--log-format json``.
+    The text is formatted here once, with an f-string, rather than by
+    twisted.logger parsing an eleven-field format for every event (the line
+    is part of the price of every connection); the fields stay in the event
+    for ``--log-format json``.
     """
+    f = fields
     summary = (
-        "websocket closed peer={peer} path={path} subprotocol={subprotocol} code={code} reason={reason!r} "
-        "duration={duration:.3f}s bytes_in={bytes_in} bytes_out={bytes_out} "
-        "messages_in={messages_in} messages_out={messages_out}"
-    ).format(**fields)
-    log.info("{summary}", summary=summary, **fields)
+        f"websocket closed peer={f['peer']} path={f['path']} subprotocol={f['subprotocol']} code={f['code']} "
+        f"reason={f['reason']!r} duration={f['duration']:.3f}s bytes_in={f['bytes_in']} bytes_out={f['bytes_out']} "
+        f"messages_in={f['messages_in']} messages_out={f['messages_out']}"
+    )
+    log.emit(LogLevel.info, "{summary}", summary=summary, **fields)

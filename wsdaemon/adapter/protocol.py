@@ -34,6 +34,10 @@ from wsdaemon.core import (
 from wsdaemon.core.frames import Opcode, SharedMessage
 from wsdaemon.interfaces import WebSocketProtocol
 
+#: The per-connection summary's logger: a plain Logger with the class's namespace, since
+#: ``self.log`` (a descriptor) builds a new Logger on every access.
+_SUMMARY_LOG = Logger(namespace="wsdaemon.adapter.protocol.WebSocketWireProtocol")
+
 
 @implementer(IPushProducer)
 class WebSocketWireProtocol(Protocol):
@@ -395,7 +399,7 @@ class WebSocketWireProtocol(Protocol):
     def _log_summary(self, code: int, reason: str) -> None:
         """The one line per closed connection an operator greps for (DESIGN §4)."""
         log_closed(
-            self.log,
+            _SUMMARY_LOG,
             peer=self._peer(),
             path=self.path,
             subprotocol=self.subprotocol,
