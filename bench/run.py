@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """wsdaemon benchmark: one command that runs every server against the same C load generator.
 
-    python bench/run.py                         # full run (about 7 minutes on a quiet machine)
+    python bench/run.py                         # full run (about 9 minutes on a quiet machine)
     python bench/run.py --quick                 # smoke run (< 60 s)
     python bench/run.py --quick --only wsdaemon,tcp   # < 30 s
 

@@ -35,6 +35,7 @@ def test_defaults_are_ok_and_printed(tmp_path):
     assert "tcp:8080:interface=127.0.0.1  (plain TCP)" in out
     assert "/echo  handler=echo" in out
     assert "  ping_interval_seconds = 20.0" in out and "  drain_timeout_seconds = 10.0" in out
+    assert "memory: allocator_cache_bytes = 16777216" in out
 
 
 def test_nothing_listens(tmp_path):

@@ -94,6 +94,7 @@ def report(
             lines.append(f"    limits: {changes}")
     lines.append("limits:")
     lines.extend(f"  {f.name} = {getattr(config.limits, f.name)}" for f in dataclasses.fields(Limits))
+    lines.append(f"memory: allocator_cache_bytes = {config.allocator_cache_bytes}")
     warnings = [f"{endpoint}: {line}" for endpoint, server in tls.items() for line in server.expiry_warnings(now)]
     return lines, warnings
 

@@ -145,10 +145,7 @@ class MemoryServer:
         origin: str | None = None,
         peer: str = "127.0.0.1",
     ) -> MemoryClient:
-        """Open a connection from ``peer`` and send an upgrade request for ``path`` (query string allowed).
-
-        The client is returned whatever the answer: check :attr:`MemoryClient.accepted`.
-        """
+        """Open a connection from ``peer`` and send an upgrade for ``path``; check :attr:`MemoryClient.accepted`."""
         address = IPv4Address("TCP", peer, next(self._ports))
         protocol = self.factory.buildProtocol(address)
         if protocol is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IPushProducer, IReactorTime, ISSLTransport
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -18,7 +18,14 @@ from zope.interface import implementer
 
 from wsdaemon.adapter.deadlines import Deadlines, Ticker
 from wsdaemon.adapter.heartbeat import Due, Heartbeat
-from wsdaemon.adapter.outcome import WebSocketClosed, WebSocketLost, log_closed, peer_text
+from wsdaemon.adapter.outcome import (
+    WebSocketClosed,
+    WebSocketLost,
+    certificate_subject,
+    log_closed,
+    peer_certificate,
+    peer_text,
+)
 from wsdaemon.adapter.transport import IStreamTransport
 from wsdaemon.core import (
     EOF,
@@ -217,10 +224,7 @@ class WebSocketWireProtocol(Protocol):
 
     def getPeerCertificate(self) -> Any:
         """The peer's TLS certificate (a pyOpenSSL ``X509``); None on plain TCP or when it sent none."""
-        transport = self.transport
-        if transport is None or not ISSLTransport.providedBy(transport):
-            return None
-        return transport.getPeerCertificate()
+        return peer_certificate(self.transport)
 
     @property
     def peerCertificateSubject(self) -> str | None:
@@ -229,10 +233,7 @@ class WebSocketWireProtocol(Protocol):
         Set only on a TLS listener with ``client_certs`` "optional" or "required", whose
         certificate authority already verified the certificate during the TLS handshake.
         """
-        certificate = self.getPeerCertificate()
-        if certificate is None:
-            return None
-        return str(certificate.to_cryptography().subject.rfc4514_string())
+        return certificate_subject(self.getPeerCertificate())
 
     # --- IPushProducer: the transport tells us the peer is slow -------------
 
@@ -282,7 +283,7 @@ class WebSocketWireProtocol(Protocol):
                 elif type(event) is ConnectionFailed:
                     self.log.info(
                         "failing WebSocket connection from {peer}: {code} {reason}",
-                        peer=self._peer(),
+                        peer=peer_text(self.transport),
                         code=event.code,
                         reason=event.reason,
                     )
@@ -366,7 +367,7 @@ class WebSocketWireProtocol(Protocol):
 
     def _close_timed_out(self) -> None:
         """The peer never finished the close handshake (or never read it): drop TCP."""
-        self.log.info("close timeout for {peer}; dropping the connection", peer=self._peer())
+        self.log.info("close timeout for {peer}; dropping the connection", peer=peer_text(self.transport))
         self.transport.abortConnection()  # type: ignore[union-attr]
 
     def tick(self, now: float) -> None:
@@ -387,27 +388,12 @@ class WebSocketWireProtocol(Protocol):
         """No pong in time: the peer is gone (often a NAT that forgot us); fail with 1011 to free it."""
         self.log.info(
             "keepalive timeout for {peer}: no pong within {seconds} s",
-            peer=self._peer(),
+            peer=peer_text(self.transport),
             seconds=self.limits.pong_timeout_seconds,
         )
         self.connection.fail(CloseCode.INTERNAL_ERROR, "keepalive timeout")
         self._flush()
 
-    def _peer(self) -> str:
-        return peer_text(self.transport)
-
     def _log_summary(self, code: int, reason: str) -> None:
-        """The one line per closed connection an operator greps for (DESIGN §4)."""
-        log_closed(
-            _SUMMARY_LOG,
-            peer=self._peer(),
-            path=self.path,
-            subprotocol=self.subprotocol,
-            code=int(code),
-            reason=reason,
-            duration=self._reactor.seconds() - self._started,
-            bytes_in=self.bytes_in,
-            bytes_out=self.bytes_out,
-            messages_in=self.messages_in,
-            messages_out=self.messages_out,
-        )
+        duration = self._reactor.seconds() - self._started
+        log_closed(_SUMMARY_LOG, self, peer=peer_text(self.transport), code=code, reason=reason, duration=duration)

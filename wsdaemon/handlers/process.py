@@ -336,11 +336,7 @@ class ProcessFactory:
         self._all_ended: Deferred[None] | None = None  # fired at shutdown once no program runs
 
     def buildProtocol(self, request: Request) -> ProcessHandler:
-        """A handler for ``request``, or 503 when the endpoint runs ``max_processes`` already.
-
-        Raises:
-            ConnectionRejected: 503 with ``Retry-After`` at the cap.
-        """
+        """A handler for ``request``; ConnectionRejected (503, ``Retry-After``) at ``max_processes``."""
         if self.slots >= self.settings.max_processes:
             raise ConnectionRejected(
                 503, "too many programs running; try again later", [("Retry-After", str(RETRY_AFTER_SECONDS))]
