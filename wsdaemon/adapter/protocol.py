@@ -7,6 +7,7 @@ those come from the core (DESIGN §2.2, seam 1).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.error import ConnectionDone
@@ -134,28 +135,12 @@ class WebSocketWireProtocol(Protocol):
     # --- WebSocketTransport (the handler's API) -----------------------------
 
     def sendTextMessage(self, text: str) -> None:
-        """Send a text message; dropped (with a debug log) once closing has begun.
-
-        Inside message dispatch the write waits: one write at the end of the
-        read covers every answer.
-        """
-        if self.connection.state is not State.OPEN:  # RFC 6455 §5.5.1: nothing after our Close
-            self._drop("text")
-            return
-        self.messages_out += 1
-        self.connection.send_text(text)
-        if not self._dispatching:
-            self._flush()
+        """Send a text message; dropped (with a debug log) once closing has begun."""
+        self._send(self.connection.send_text, text, "text")
 
     def sendBytesMessage(self, data: bytes) -> None:
-        """Send a binary message; dropped (with a debug log) once closing has begun (see sendTextMessage)."""
-        if self.connection.state is not State.OPEN:
-            self._drop("bytes")
-            return
-        self.messages_out += 1
-        self.connection.send_binary(data)
-        if not self._dispatching:
-            self._flush()
+        """Send a binary message; dropped (with a debug log) once closing has begun."""
+        self._send(self.connection.send_binary, data, "bytes")
 
     def ping(self, payload: bytes = b"") -> None:
         """Send a Ping (at most 125 bytes); the Pong arrives as ``pongReceived``."""
@@ -261,8 +246,21 @@ class WebSocketWireProtocol(Protocol):
 
     # --- internals -------------------------------------------------------------
 
-    def _drop(self, kind: str) -> None:
-        self.log.debug("{kind} message dropped: connection is {state}", kind=kind, state=self.connection.state.value)
+    def _send(self, send: Callable[[Any], None], message: str | bytes, kind: str) -> None:
+        """Queue a message with the core's ``send``; write at once unless inside dispatch.
+
+        Inside dispatch the write waits: one write at the end of the read
+        covers every answer. Nothing goes out after our Close (RFC 6455 §5.5.1).
+        """
+        if self.connection.state is not State.OPEN:
+            self.log.debug(
+                "{kind} message dropped: connection is {state}", kind=kind, state=self.connection.state.value
+            )
+            return
+        self.messages_out += 1
+        send(message)
+        if not self._dispatching:
+            self._flush()
 
     def _dispatch(self) -> None:
         """Hand each event to the handler; a handler exception fails only this connection."""
