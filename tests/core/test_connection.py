@@ -464,6 +464,15 @@ class TestClosingHandshake:
         conn.send_close(1000, "é" * 100)
         [(_, _, payload)] = parse_frames(b"".join(conn.data_to_send()), masked=False)
         assert len(payload) <= 125 and payload[2:].decode() == "é" * 61
+        assert conn.close_reason == "é" * 61  # what the log and the handler report is what was sent
+
+    def test_long_failure_reason_is_recorded_as_sent(self) -> None:
+        """fail() with a long reason records and reports the cut reason that went on the wire."""
+        conn = Connection(Side.SERVER)
+        conn.fail(1011, "x" * 200)
+        [(_, _, payload)] = parse_frames(b"".join(c for c in conn.data_to_send() if c), masked=False)
+        assert conn.close_reason == payload[2:].decode() == "x" * 123
+        assert conn.events_received() == [ConnectionFailed(1011, "x" * 123)]
 
     def test_data_after_closed_is_ignored(self) -> None:
         """Bytes after the peer's Close produce nothing."""

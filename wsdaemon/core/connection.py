@@ -206,8 +206,9 @@ class Connection:
         if not is_valid_close_code(code):
             raise LocalProtocolError(f"close code {code} may not be sent")
         self.state = _next_state(self.state, Input.SEND_CLOSE)
-        self.close_code, self.close_reason = code, reason
-        self._output.extend(serialize_frame(Opcode.CLOSE, serialize_close(code, reason), mask=self._mask))
+        payload = serialize_close(code, reason)
+        self.close_code, self.close_reason = code, payload[2:].decode("utf-8")  # what the peer gets
+        self._output.extend(serialize_frame(Opcode.CLOSE, payload, mask=self._mask))
 
     def fail(self, code: int, reason: str = "", error: Exception | None = None) -> None:
         """Fail the connection (RFC 6455 §7.1.7): send a Close if we still may, then close TCP.
@@ -217,8 +218,10 @@ class Connection:
         """
         if self.state is State.CLOSED:
             return
+        payload = serialize_close(code, reason)
+        reason = payload[2:].decode("utf-8")  # a reason cut to fit the frame, as the peer gets it
         if self.state is State.OPEN:
-            self._output.extend(serialize_frame(Opcode.CLOSE, serialize_close(code, reason), mask=self._mask))
+            self._output.extend(serialize_frame(Opcode.CLOSE, payload, mask=self._mask))
         self.state = _next_state(self.state, Input.FAIL)
         self.close_code, self.close_reason, self.failure = code, reason, error
         self.failed = True
