@@ -63,25 +63,27 @@ def log_closed(log: Logger, source: Summarized, *, peer: str, code: int, reason:
     is part of the price of every connection); the fields stay in the event
     for ``--log-format json``.
     """
-    fields: dict[str, Any] = {
-        "peer": peer,
-        "path": source.path,
-        "subprotocol": source.subprotocol,
-        "code": int(code),
-        "reason": reason,
-        "duration": duration,
-        "bytes_in": source.bytes_in,
-        "bytes_out": source.bytes_out,
-        "messages_in": source.messages_in,
-        "messages_out": source.messages_out,
-    }
-    f = fields
+    code = int(code)
     summary = (
-        f"websocket closed peer={peer} path={f['path']} subprotocol={f['subprotocol']} code={f['code']} "
-        f"reason={reason!r} duration={duration:.3f}s bytes_in={f['bytes_in']} bytes_out={f['bytes_out']} "
-        f"messages_in={f['messages_in']} messages_out={f['messages_out']}"
+        f"websocket closed peer={peer} path={source.path} subprotocol={source.subprotocol} code={code} "
+        f"reason={reason!r} duration={duration:.3f}s bytes_in={source.bytes_in} bytes_out={source.bytes_out} "
+        f"messages_in={source.messages_in} messages_out={source.messages_out}"
     )
-    log.emit(LogLevel.info, "{summary}", summary=summary, **fields)
+    log.emit(
+        LogLevel.info,
+        "{summary}",
+        summary=summary,
+        peer=peer,
+        path=source.path,
+        subprotocol=source.subprotocol,
+        code=code,
+        reason=reason,
+        duration=duration,
+        bytes_in=source.bytes_in,
+        bytes_out=source.bytes_out,
+        messages_in=source.messages_in,
+        messages_out=source.messages_out,
+    )
 
 
 def peer_certificate(transport: Any) -> Any:
