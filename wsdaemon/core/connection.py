@@ -35,7 +35,7 @@ from wsdaemon.core.events import (
     Pong,
     TextMessage,
 )
-from wsdaemon.core.frames import FrameChunk, FrameParser, Opcode, serialize_frame
+from wsdaemon.core.frames import SMALL_FRAME_HEADS, FrameChunk, FrameParser, Opcode, serialize_frame
 from wsdaemon.core.limits import Limits
 from wsdaemon.core.utf8 import Utf8Validator, decode_text
 
@@ -87,14 +87,6 @@ _TRANSITIONS: dict[tuple[State, Input], State] = {
     (State.CLOSING, Input.FAIL): State.CLOSED,
     (State.CLOSING, Input.EOF): State.CLOSED,
     (State.CLOSED, Input.EOF): State.CLOSED,
-}
-
-
-#: The two header bytes of every small unmasked data frame (FIN, any RSV bits, text or
-#: binary, a 7-bit length), made once: the server's most common frame.
-_SMALL_HEADS = {
-    b0: tuple(bytes((b0, length)) for length in range(126))
-    for b0 in (0x80 | rsv | opcode for rsv in range(0, 0x80, 0x10) for opcode in (Opcode.TEXT, Opcode.BINARY))
 }
 
 
@@ -301,7 +293,7 @@ class Connection:
             rsv, payload = self.extension.encode(payload)
         if len(payload) < 126 and not self._mask:
             # The fast path: a small server frame is two header bytes and the payload.
-            self._output.append(_SMALL_HEADS[0x80 | rsv | opcode][len(payload)] + payload)
+            self._output.append(SMALL_FRAME_HEADS[0x80 | rsv | opcode][len(payload)] + payload)
             return
         size = self.limits.fragment_outgoing_bytes
         if len(payload) <= size:

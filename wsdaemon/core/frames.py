@@ -305,6 +305,15 @@ def first_byte_errors(allowed_rsv: int) -> tuple[str | None, ...]:
     return tuple(errors)
 
 
+#: The two header bytes of every small unmasked data frame (FIN, any RSV bits, text or
+#: binary, a 7-bit length), made once: the server's most common frame, written without a
+#: call to :func:`serialize_frame`.
+SMALL_FRAME_HEADS = {
+    b0: tuple(bytes((b0, length)) for length in range(126))
+    for b0 in (0x80 | rsv | opcode for rsv in range(0, 0x80, 0x10) for opcode in (Opcode.TEXT, Opcode.BINARY))
+}
+
+
 def serialize_frame(
     opcode: int,
     payload: bytes,
