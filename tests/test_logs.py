@@ -60,10 +60,9 @@ def test_text_lines_are_twisteds_classic_text(name):
     """
     event = {"log_namespace": "wsdaemon.test", "log_level": LogLevel.warn, "log_time": 1_790_000_000.25}
     event.update(CLASSIC_EVENTS[name])
-    ours, twisteds = io.StringIO(), io.StringIO()
+    ours = io.StringIO()
     text_lines_observer(ours)(dict(event))
-    textFileLogObserver(twisteds)(dict(event))
-    assert ours.getvalue() == twisteds.getvalue()
+    assert ours.getvalue() == twisted_text_line(dict(event))
 
 
 def test_text_timestamp_follows_the_clock_across_seconds():
@@ -77,6 +76,7 @@ def test_text_timestamp_follows_the_clock_across_seconds():
 
 
 def twisted_text_line(event: dict[str, object]) -> str:
+    """What Twisted's own text observer writes for ``event``."""
     out = io.StringIO()
     textFileLogObserver(out)(event)
     return out.getvalue()
