@@ -19,6 +19,7 @@ and :mod:`~wsdaemon.config.checks` (the generic value checks they share).
 
 from wsdaemon.config.loader import default_config, load_config, parse_config
 from wsdaemon.config.model import (
+    AUTO_WORKERS,
     DEFAULT_LISTEN,
     DEMO_PATH,
     DEMO_STATIC_PATH,
@@ -37,6 +38,7 @@ from wsdaemon.config.model import (
 from wsdaemon.config.process import worker_count
 
 __all__ = [
+    "AUTO_WORKERS",
     "DEFAULT_LISTEN",
     "DEMO_PATH",
     "DEMO_STATIC_PATH",

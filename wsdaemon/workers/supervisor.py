@@ -126,7 +126,7 @@ class Supervisor(Service):
         self.process = config.process
         self.command = list(command)
         self.listen = listen
-        self.spawn = spawn or reactor.spawnProcess
+        self.spawn = spawn or (lambda *args, **kwargs: reactor.spawnProcess(*args, **kwargs))
         self.environ = dict(os.environ if environ is None else environ)
         self.install_signal = install_signal
         self.slots = [
