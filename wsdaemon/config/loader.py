@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from wsdaemon.allocator import DEFAULT_CACHE_BYTES, MAX_CACHE_BYTES, MIN_CACHE_BYTES
+from wsdaemon.config.broker import parse_api, parse_broker
 from wsdaemon.config.checks import Report, checked_table
 from wsdaemon.config.endpoints import default_endpoints, parse_endpoints
 from wsdaemon.config.limits import LIMIT_KEYS, parse_limits
@@ -16,7 +17,7 @@ from wsdaemon.config.model import DEFAULT_LISTEN, Config, ConfigError, ListenerC
 from wsdaemon.config.static import static_mounts
 from wsdaemon.core.limits import Limits
 
-_TOP_KEYS = ("listeners", "http", "limits", "endpoints", "static", "memory")
+_TOP_KEYS = ("listeners", "http", "limits", "endpoints", "static", "memory", "broker", "api")
 _HTTP_KEYS = ("demo_page",)
 _MEMORY_KEYS = ("allocator_cache_bytes",)
 
@@ -54,6 +55,8 @@ def parse_config(text: str, source: str, listen_override: Sequence[str] = ()) ->
         raise ConfigError(source, [Problem("(file)", "valid TOML", str(error))]) from None
     report = Report()
     config = _with_listen_override(_build_config(document, source, report), listen_override, report)
+    api = parse_api(document.get("api"), config.endpoints, config.listeners, config.demo_page, report)
+    config = dataclasses.replace(config, broker=parse_broker(document.get("broker"), report), api=api)
     report.raise_if_any(source)
     return config
 
