@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application.service import IService, MultiService, Service
+from twisted.internet.address import UNIXAddress
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
@@ -20,12 +21,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from wsdaemon.adapter.switching import SwitchingFactory
+from wsdaemon.broker import IBroker, InProcessBroker
 from wsdaemon.config import Config, ConfigError, Problem
 from wsdaemon.core import CloseCode
 from wsdaemon.interfaces import HandlerOptionsError, WebSocketServerFactory
 from wsdaemon.lifecycle import LifecycleService
 from wsdaemon.systemd import Notifier
 from wsdaemon.tls import TLSServerFactory, build_listener_tls
+from wsdaemon.web.api import ApiAccess, read_token
 from wsdaemon.web.site import build_factory, build_root
 
 
@@ -86,16 +89,54 @@ class DrainService(Service):
         self.factory = factory
         self.timeout_seconds = timeout_seconds
 
+    drained: Deferred[None] | None = None
+
     def stopService(self) -> Deferred[None]:
         """Start the drain; the reactor waits for the returned Deferred before it stops."""
         super().stopService()  # type: ignore[no-untyped-call]  # super(): mypy#16653
-        return self.factory.drain(CloseCode.GOING_AWAY, "server shutting down", self.timeout_seconds)
+        self.drained = self.factory.drain(CloseCode.GOING_AWAY, "server shutting down", self.timeout_seconds)
+        return self.drained
+
+
+class BrokerService(Service):
+    """Starts the broker with the daemon; on shutdown stops it once the WebSockets are drained.
+
+    Members leave their channels while they drain, so the broker still carries their
+    last messages and removes their presence as they go; only then does it say goodbye.
+    """
+
+    def __init__(self, broker: IBroker, drain: DrainService) -> None:
+        self.broker = broker
+        self.drain = drain
+
+    def startService(self) -> None:
+        """Connect (Redis) or nothing (in-process)."""
+        super().startService()  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        self.broker.start()
+
+    def stopService(self) -> Deferred[None]:
+        """Stop the broker after the drain (this service is stopped after the drain has begun)."""
+        super().stopService()  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        drained = self.drain.drained
+        if drained is None:
+            return self.broker.stop()
+        after: Deferred[None] = Deferred()
+
+        def then_stop(result: object) -> object:
+            after.callback(None)
+            return result
+
+        drained.addBoth(then_stop)
+        return after.addCallback(lambda _: self.broker.stop())
 
 
 def resolve_factories(
-    config: Config, handlers: Mapping[str, Any], problems: list[Problem]
+    config: Config, handlers: Mapping[str, Any], problems: list[Problem], broker: IBroker | None = None
 ) -> dict[str, WebSocketServerFactory[Any]]:
-    """Build each endpoint's handler factory, recording unknown handlers and bad options."""
+    """Build each endpoint's handler factory, recording unknown handlers and bad options.
+
+    A factory that can use the daemon's broker (``use_broker``, e.g. ``broadcast``) is given it.
+    """
     factories: dict[str, WebSocketServerFactory[Any]] = {}
     for index, endpoint in enumerate(config.endpoints):
         plugin = handlers.get(endpoint.handler)
@@ -117,7 +158,70 @@ def resolve_factories(
             factories[endpoint.path] = plugin.buildFactory(endpoint.options, endpoint.path)
         except HandlerOptionsError as error:
             problems.append(Problem(f"endpoints[{index}].options.{error.option}", error.expected, repr(error.got)))
+            continue
+        use_broker = getattr(factories[endpoint.path], "use_broker", None)
+        if broker is not None and use_broker is not None:
+            use_broker(broker)
     return factories
+
+
+def build_broker(config: Config, reactor: Any, problems: list[Problem]) -> IBroker:
+    """The in-process broker, or with ``[broker]`` the Redis one (txredisapi is imported only then)."""
+    settings = config.broker
+    if settings is None:
+        return InProcessBroker()
+    from wsdaemon.broker.redis import read_password, redis_broker
+
+    password = None
+    try:
+        password = read_password(settings)
+    except OSError as error:
+        problems.append(Problem("broker.password_file", "a readable file", error.strerror or str(error)))
+    if settings.tls_ca_file is not None and not os.access(settings.tls_ca_file, os.R_OK):
+        problems.append(Problem("broker.tls_ca_file", "a readable PEM file", repr(settings.tls_ca_file)))
+    return redis_broker(reactor, settings, password)
+
+
+def build_api_access(config: Config, listeners: list[ListenerService], problems: list[Problem]) -> ApiAccess | None:
+    """The API's token and listener check (``listeners`` is filled once the listeners exist)."""
+    api = config.api
+    if api is None:
+        return None
+    try:
+        token = read_token(api.token_file)
+    except OSError as error:
+        problems.append(Problem("api.token_file", "a readable file", error.strerror or str(error)))
+        return None
+    except ValueError as error:
+        problems.append(Problem("api.token_file", str(error).partition(", got ")[0], str(error).partition(", got ")[2]))
+        return None
+    served = set(api.listeners)
+
+    def on_allowed_listener(request: Any) -> bool:
+        if not served:
+            return True
+        host = request.getHost()
+        return any(
+            same_socket(host, listener.port.getHost())
+            for listener in listeners
+            if listener.description in served and listener.port is not None
+        )
+
+    return ApiAccess(token, config.limits.max_message_bytes, on_allowed_listener)
+
+
+def same_socket(connection: Any, listening: Any) -> bool:
+    """Whether a connection's local address belongs to a listening socket (port or unix path)."""
+    if isinstance(connection, UNIXAddress) or isinstance(listening, UNIXAddress):
+        return (
+            isinstance(connection, UNIXAddress)
+            and isinstance(listening, UNIXAddress)
+            and connection.name == listening.name
+        )
+    port, host = getattr(listening, "port", None), getattr(listening, "host", None)
+    if port is None or getattr(connection, "port", None) != port:
+        return False
+    return host in ("0.0.0.0", "::", "") or getattr(connection, "host", None) == host
 
 
 def endpoint_problem(index: int, endpoint: str, error: Exception) -> Problem:
@@ -154,16 +258,19 @@ def build_service(
         ConfigError: any handler, option, listener or certificate problem, all reported at once.
     """
     problems: list[Problem] = []
-    factories = resolve_factories(config, handlers, problems)
+    broker = build_broker(config, reactor, problems)
+    factories = resolve_factories(config, handlers, problems, broker)
     endpoints = parse_listeners(config, reactor, problems)
     tls = build_listener_tls(config, problems)
+    listeners: list[ListenerService] = []
+    api = build_api_access(config, listeners, problems)
     if problems:
         raise ConfigError(config.source or "(built-in defaults and --listen)", problems)
-    factory = build_factory(config, factories, reactor)
+    factory = build_factory(config, factories, reactor, broker, api)
     root = MultiService()
     drain = DrainService(factory, config.limits.drain_timeout_seconds)
+    BrokerService(broker, drain).setServiceParent(root)
     drain.setServiceParent(root)
-    listeners = []
     for description, endpoint in endpoints:
         served = TLSServerFactory(tls[description], factory, reactor) if description in tls else factory
         listeners.append(ListenerService(description, endpoint, served, reactor))
@@ -178,7 +285,7 @@ def build_service(
         drain,
         notifier=notifier,
         load_config=load_config,
-        resolve=lambda new, found: resolve_factories(new, handlers, found),
-        build_root=lambda new, built: build_root(new, built, reactor),
+        resolve=lambda new, found: resolve_factories(new, handlers, found, broker),
+        build_root=lambda new, built: build_root(new, built, reactor, broker, api),
     ).setServiceParent(root)
     return root

@@ -29,9 +29,10 @@ class Backoff:
 
     def next_delay(self) -> float:
         """The delay before the next attempt (and count the attempt)."""
-        step = min(self.max_seconds, self.initial_seconds * 2 ** min(self.attempts, 64))
+        step: float = min(self.max_seconds, self.initial_seconds * 2.0 ** min(self.attempts, 64))
         self.attempts += 1
-        return step / 2 + step / 2 * self.uniform()
+        jitter: float = self.uniform()
+        return step / 2 + step / 2 * jitter
 
     def reset(self) -> None:
         """Connected: the next loss starts again from the first step."""

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
-from wsdaemon.core.frames import Opcode, SharedMessage
 from wsdaemon.broker.interface import IBroker, LinkObserver, LinkState, Presence, Published, Receiver, Route
+from wsdaemon.core.frames import Opcode, SharedMessage
 
 
 class Members:

@@ -23,7 +23,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-import txredisapi
+import txredisapi  # type: ignore[import-untyped]  # no type information
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint, wrapClientTLS
@@ -179,12 +179,15 @@ class RedisLink:
     async def _connection(self, kind: type[Any]) -> Any:
         """One connection, authenticated and on its database, within ``connect_timeout_seconds``."""
         factory = _ConnectionFactory(kind, self, self.password)
-        connection = await self.endpoint().connect(factory)
+        connection: Any = await self.endpoint().connect(factory)
         ready: Deferred[Any] = Deferred()
+
+        def closed(_: object) -> None:
+            if not ready.called:
+                ready.errback(ConnectionError(factory.error or "closed while connecting"))
+
         connection.whenConnected().chainDeferred(ready)
-        connection.whenDisconnected().addCallback(
-            lambda _: ready.called or ready.errback(ConnectionError(factory.error or "closed while connecting"))
-        )
+        connection.whenDisconnected().addCallback(closed)
         ready.addTimeout(self.settings.connect_timeout_seconds, self.reactor)
         try:
             return await ready
@@ -318,7 +321,9 @@ class RedisLink:
         now = self.reactor.seconds()
 
         def total(entries: dict[bytes, bytes]) -> int:
-            others = sum(_live_count(value, now) for field, value in entries.items() if field != self.process_name.encode())
+            others = sum(
+                _live_count(value, now) for field, value in entries.items() if field != self.process_name.encode()
+            )
             return others + self.counts.get(channel, 0)
 
         result: Deferred[int] = self.commands.hgetall(self._presence_key(channel)).addCallback(total)

@@ -45,7 +45,7 @@ def parse_broker(value: Any, report: Report) -> BrokerConfig | None:
                 changes[name] = number
     prefix = table.get("prefix", BrokerConfig.prefix)
     if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
-        report.bad("broker.prefix", "at most 64 printable ASCII characters without spaces, such as \"wsdaemon:\"", prefix)
+        report.bad("broker.prefix", 'at most 64 printable ASCII characters without spaces, such as "wsdaemon:"', prefix)
         prefix = BrokerConfig.prefix
     required = table.get("required", False)
     if not isinstance(required, bool):
@@ -60,7 +60,9 @@ def parse_broker(value: Any, report: Report) -> BrokerConfig | None:
         config, password_file=password_file, tls_ca_file=tls_ca_file, prefix=prefix, required=required, **changes
     )
     if config.reconnect_initial_seconds > config.reconnect_max_seconds:
-        report.bad("broker.reconnect_initial_seconds", "at most reconnect_max_seconds", config.reconnect_initial_seconds)
+        report.bad(
+            "broker.reconnect_initial_seconds", "at most reconnect_max_seconds", config.reconnect_initial_seconds
+        )
     return config
 
 
@@ -135,7 +137,9 @@ def parse_api(
         if not isinstance(path, str) or not _API_PATH.fullmatch(path):
             report.bad(join_key("api", name), 'a URL path such as "/api/publish" (segments of URL characters)', path)
         elif owner is not None:
-            report.add(join_key("api", name), f"a path not equal to, inside or above the one used by {owner}", repr(path))
+            report.add(
+                join_key("api", name), f"a path not equal to, inside or above the one used by {owner}", repr(path)
+            )
         else:
             taken[path] = f"api.{name}"
             paths[name] = path

@@ -19,9 +19,11 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from wsdaemon.adapter.switching import SwitchingFactory, SwitchingProtocol
+from wsdaemon.broker import IBroker, LinkState
 from wsdaemon.config import Config
 from wsdaemon.core import EndpointPolicy
 from wsdaemon.interfaces import WebSocketServerFactory
+from wsdaemon.web.api import ApiAccess, PresenceResource, PublishResource
 from wsdaemon.web.resource import WebSocketResource
 
 if TYPE_CHECKING:
@@ -140,8 +142,36 @@ def _path_node(root: PathNode, path: str) -> PathNode:
     return node
 
 
-def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[Any]], reactor: IReactorTime) -> Resource:
-    """The resource tree: demo page, /healthz and one WebSocket endpoint per config entry."""
+class Health(StaticBytes):
+    """``/healthz``: 200, or 503 while a broker the config marks ``required`` is down."""
+
+    def __init__(self, broker: IBroker | None, required: bool) -> None:
+        super().__init__(b"ok\n", "text/plain; charset=utf-8", {"Cache-Control": "no-store"})
+        self.broker = broker if required else None
+
+    def render_GET(self, request: Request) -> bytes:
+        """ok, unless the required broker is down."""
+        body = super().render_GET(request)
+        if self.broker is not None and self.broker.state is LinkState.DOWN and request.code == 200:
+            request.setResponseCode(503)
+            return b"broker down\n"
+        return body
+
+
+def _mount_api(root: Resource, config: Config, broker: IBroker, access: ApiAccess) -> None:
+    if config.api is not None:
+        _mount(root, config.api.publish_path, PublishResource(broker, access))
+        _mount(root, config.api.presence_path, PresenceResource(broker, access))
+
+
+def build_root(
+    config: Config,
+    factories: Mapping[str, WebSocketServerFactory[Any]],
+    reactor: IReactorTime,
+    broker: IBroker | None = None,
+    api: ApiAccess | None = None,
+) -> Resource:
+    """The resource tree: demo page, /healthz, the API and one WebSocket endpoint per config entry."""
     root = PathNode()
     if config.demo_page:
         csp = {"Content-Security-Policy": _DEMO_CSP}
@@ -149,7 +179,9 @@ def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[An
         static = PathNode()
         static.putChild(b"demo.js", StaticBytes(_static("demo.js"), "text/javascript; charset=utf-8"))
         root.putChild(b"static", static)
-    root.putChild(b"healthz", StaticBytes(b"ok\n", "text/plain; charset=utf-8", {"Cache-Control": "no-store"}))
+    root.putChild(b"healthz", Health(broker, config.broker is not None and config.broker.required))
+    if broker is not None and api is not None:
+        _mount_api(root, config, broker, api)
     for endpoint in config.endpoints:
         # A factory may offer subprotocols (tcp: "binary", for noVNC) when the endpoint lists none.
         subprotocols = endpoint.subprotocols or tuple(getattr(factories[endpoint.path], "defaultSubprotocols", ()))
@@ -169,8 +201,12 @@ def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[An
 
 
 def build_factory(
-    config: Config, factories: Mapping[str, WebSocketServerFactory[Any]], reactor: IReactorTime
+    config: Config,
+    factories: Mapping[str, WebSocketServerFactory[Any]],
+    reactor: IReactorTime,
+    broker: IBroker | None = None,
+    api: ApiAccess | None = None,
 ) -> SwitchingFactory:
     """The protocol factory every listener serves: Site wrapped for the WebSocket switch."""
-    site = DaemonSite(build_root(config, factories, reactor), config, reactor)
+    site = DaemonSite(build_root(config, factories, reactor, broker, api), config, reactor)
     return SwitchingFactory(site, config.limits, reactor)
