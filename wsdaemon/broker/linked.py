@@ -225,6 +225,16 @@ class LinkedBroker:
         )
         self._tell(LinkState.DOWN)
 
+    def link_closed(self) -> None:
+        """Closed for good (the daemon stops): deliver what was in flight here; nothing to warn about."""
+        if self.state is LinkState.UP:
+            self.state = LinkState.DOWN
+            self.subscribed.clear()
+            self._flush_in_flight(self.in_flight)
+            self.in_flight = {}
+            self.log.info("broker {broker}: disconnected", broker=self.description)
+            self._tell(LinkState.DOWN)
+
     def link_failed(self, reason: str) -> None:
         """A connection attempt failed: logged once until the link is up again."""
         if not self._failure_logged:

@@ -214,9 +214,10 @@ class RedisLink:
                 other.transport.abortConnection()
         if self._refresh.running:
             self._refresh.stop()
-        if self.broker is not None:
-            self.broker.link_down("the connection closed" if not self.stopped else "stopped")
-        if not self.stopped:
+        if self.broker is not None and self.stopped:
+            self.broker.link_closed()
+        elif self.broker is not None:
+            self.broker.link_down("the connection closed")
             self._schedule_retry()
 
     def _schedule_retry(self) -> None:
@@ -250,7 +251,8 @@ class RedisLink:
 
     def publish(self, channel: str, data: bytes) -> None:
         """PUBLISH; a reply lost with the connection changes nothing (the loss is handled once)."""
-        self.commands.publish(self._name(channel), data).addErrback(_ignore)
+        if self.commands is not None:
+            self.commands.publish(self._name(channel), data).addErrback(_ignore)
 
     def subscribe(self, channel: str) -> None:
         """SUBSCRIBE; the broker hears when Redis confirmed it."""
@@ -259,11 +261,13 @@ class RedisLink:
             if self.broker is not None:
                 self.broker.link_subscribed(channel)
 
-        self.subscriber.subscribe(self._name(channel)).addCallbacks(confirmed, _ignore)
+        if self.subscriber is not None:
+            self.subscriber.subscribe([self._name(channel)]).addCallbacks(confirmed, _ignore)
 
     def unsubscribe(self, channel: str) -> None:
         """UNSUBSCRIBE."""
-        self.subscriber.unsubscribe(self._name(channel)).addErrback(_ignore)
+        if self.subscriber is not None:
+            self.subscriber.unsubscribe([self._name(channel)]).addErrback(_ignore)
 
     def received(self, name: bytes, data: bytes) -> None:
         """A message on a subscribed Redis channel."""
