@@ -266,7 +266,7 @@ def build_service(
     api = build_api_access(config, listeners, problems)
     if problems:
         raise ConfigError(config.source or "(built-in defaults and --listen)", problems)
-    factory = build_factory(config, factories, reactor, broker, api)
+    factory = build_factory(config, factories, reactor, broker=broker, api=api)
     root = MultiService()
     drain = DrainService(factory, config.limits.drain_timeout_seconds)
     BrokerService(broker, drain).setServiceParent(root)
@@ -286,6 +286,8 @@ def build_service(
         notifier=notifier,
         load_config=load_config,
         resolve=lambda new, found: resolve_factories(new, handlers, found, broker),
-        build_root=lambda new, built: build_root(new, built, reactor, broker, api),
+        build_root=lambda new, built: build_root(
+            new, built, reactor, admission=factory.admission, broker=broker, api=api
+        ),
     ).setServiceParent(root)
     return root

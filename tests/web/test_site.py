@@ -163,7 +163,7 @@ def test_nested_or_reserved_endpoint_paths_are_config_errors():
 def test_build_root_puts_one_resource_per_endpoint():
     """build_root mounts one WebSocketResource per configured endpoint, at its path, with that endpoint's factory."""
     stack = Stack(NESTED + '[[endpoints]]\npath = "/c"\nhandler = "echo"\n')
-    root = build_root(stack.config, stack.factories, stack.clock)
+    root = build_root(stack.config, stack.factories, stack.clock, admission=stack.factory.admission)
     mounted = {"/a/b": root.children[b"a"].children[b"b"], "/c": root.children[b"c"]}
     for path, resource in mounted.items():
         assert isinstance(resource, WebSocketResource), path
@@ -178,7 +178,11 @@ def test_build_root_puts_one_resource_per_endpoint():
 def test_http_max_headers_is_set_on_each_channel():
     """Every HTTP channel the site builds carries the configured header count and size limits."""
     stack = Stack("[limits]\nhttp_max_headers = 7\nhttp_max_header_bytes = 2048\n")
-    site = DaemonSite(build_root(stack.config, stack.factories, stack.clock), stack.config, stack.clock)
+    site = DaemonSite(
+        build_root(stack.config, stack.factories, stack.clock, admission=stack.factory.admission),
+        stack.config,
+        stack.clock,
+    )
     channels = [site.buildProtocol(IPv4Address("TCP", f"192.0.2.{i}", 1)) for i in (1, 2, 3)]
     assert [(channel.maxHeaders, channel.totalHeadersSize) for channel in channels] == [(7, 2048)] * 3
 

@@ -18,12 +18,14 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
-from wsdaemon.adapter.switching import SwitchingFactory, SwitchingProtocol
+from wsdaemon.adapter.switching import SwitchingFactory
+from wsdaemon.admission import Admission
 from wsdaemon.broker import IBroker, LinkState
 from wsdaemon.config import Config
 from wsdaemon.core import EndpointPolicy
 from wsdaemon.interfaces import WebSocketServerFactory
 from wsdaemon.web.api import ApiAccess, PresenceResource, PublishResource
+from wsdaemon.web.request import DaemonRequest
 from wsdaemon.web.resource import WebSocketResource
 
 if TYPE_CHECKING:
@@ -72,24 +74,6 @@ class PathNode(Resource):
         if self.fallback is not None:
             return self.fallback.render(request)  # type: ignore[no-any-return]
         return pages.notFound("Not Found", "No such resource.").render(request)  # type: ignore[no-any-return]
-
-
-class DaemonRequest(Request):
-    """A Request that drives the handshake clock and sends no version banner."""
-
-    def process(self) -> None:
-        """Stop the connection's handshake clock while this request is served."""
-        wrapper = self.channel.transport
-        if isinstance(wrapper, SwitchingProtocol):
-            wrapper.requestStarted()
-            self.notifyFinish().addBoth(lambda _: wrapper.requestFinished())
-        super().process()  # type: ignore[no-untyped-call]  # super(): mypy#16653
-
-    def write(self, data: bytes) -> None:
-        """Drop twisted.web's ``Server: TwistedWeb/x.y`` before the head goes out."""
-        if not self.startedWriting:
-            self.responseHeaders.removeHeader(b"server")
-        super().write(data)  # type: ignore[no-untyped-call]  # super(): mypy#16653
 
 
 class DaemonSite(Site):
@@ -168,10 +152,16 @@ def build_root(
     config: Config,
     factories: Mapping[str, WebSocketServerFactory[Any]],
     reactor: IReactorTime,
+    *,
+    admission: Admission,
     broker: IBroker | None = None,
     api: ApiAccess | None = None,
 ) -> Resource:
-    """The resource tree: demo page, /healthz, the API and one WebSocket endpoint per config entry."""
+    """The resource tree: demo page, /healthz, the API and one WebSocket endpoint per config entry.
+
+    Every endpoint asks ``admission``, the one its listeners' ``SwitchingFactory``
+    counts connections with (a rebuilt tree on reload gets the running one).
+    """
     root = PathNode()
     if config.demo_page:
         csp = {"Content-Security-Policy": _DEMO_CSP}
@@ -189,7 +179,12 @@ def build_root(
             subprotocols=subprotocols, allowed_origins=endpoint.allowed_origins, deflate=endpoint.deflate
         )
         resource = WebSocketResource(
-            factories[endpoint.path], reactor, policy=policy, limits=endpoint.limits, path=endpoint.path
+            factories[endpoint.path],
+            reactor,
+            admission=admission,
+            policy=policy,
+            limits=endpoint.limits,
+            path=endpoint.path,
         )
         _mount(root, endpoint.path, resource)
     if config.static:
@@ -204,9 +199,16 @@ def build_factory(
     config: Config,
     factories: Mapping[str, WebSocketServerFactory[Any]],
     reactor: IReactorTime,
+    admission: Admission | None = None,
     broker: IBroker | None = None,
     api: ApiAccess | None = None,
 ) -> SwitchingFactory:
-    """The protocol factory every listener serves: Site wrapped for the WebSocket switch."""
-    site = DaemonSite(build_root(config, factories, reactor, broker, api), config, reactor)
-    return SwitchingFactory(site, config.limits, reactor)
+    """The protocol factory every listener serves: Site wrapped for the WebSocket switch.
+
+    One ``admission`` (a new one unless given) counts the connections and
+    resolves the clients for the wrapper and every endpoint alike.
+    """
+    admission = admission if admission is not None else Admission()
+    root = build_root(config, factories, reactor, admission=admission, broker=broker, api=api)
+    site = DaemonSite(root, config, reactor)
+    return SwitchingFactory(site, config.limits, reactor, admission)
