@@ -21,7 +21,7 @@ from twisted.internet.endpoints import serverFromString
 
 from wsdaemon.config import Config, ConfigError, ListenerConfig, Problem, TLSConfig, load_config
 from wsdaemon.core.limits import Limits
-from wsdaemon.service import endpoint_problem, resolve_factories
+from wsdaemon.service import build_api_access, build_broker, endpoint_problem, resolve_factories
 from wsdaemon.tls import MODERN_CIPHERS, ServerTLS, build_listener_tls
 from wsdaemon.web.site import build_factory
 
@@ -73,6 +73,26 @@ def _limit_changes(limits: Limits, base: Limits) -> str:
     return ", ".join(changed)
 
 
+def _broker_lines(config: Config) -> list[str]:
+    """Where channels live, and the API (never the secrets, only where they are read from)."""
+    broker = config.broker
+    if broker is None:
+        lines = ["broker: in-process (channels reach this process only)"]
+    else:
+        password = f"password from {broker.password_file}" if broker.password_file else "no password"
+        lines = [
+            f"broker: {broker.url}  prefix={broker.prefix!r}  required={'true' if broker.required else 'false'}  "
+            f"max_pending_messages={broker.max_pending_messages}  {password}"
+        ]
+    api = config.api
+    if api is None:
+        lines.append("api: off")
+    else:
+        served = ", ".join(api.listeners) or "every listener"
+        lines.append(f"api: POST {api.publish_path}, GET {api.presence_path} on {served}; token from {api.token_file}")
+    return lines
+
+
 def report(
     config: Config, tls: Mapping[str, ServerTLS], notes: Mapping[str, str], now: datetime.datetime
 ) -> tuple[list[str], list[str]]:
@@ -95,6 +115,7 @@ def report(
     lines.append("limits:")
     lines.extend(f"  {f.name} = {getattr(config.limits, f.name)}" for f in dataclasses.fields(Limits))
     lines.append(f"memory: allocator_cache_bytes = {config.allocator_cache_bytes}")
+    lines.extend(_broker_lines(config))
     warnings = [f"{endpoint}: {line}" for endpoint, server in tls.items() for line in server.expiry_warnings(now)]
     return lines, warnings
 
@@ -115,7 +136,9 @@ def check_config(
         print(f"wsdaemon: {error}", file=err)
         return 1
     problems: list[Problem] = []
-    factories = resolve_factories(config, handlers, problems)
+    broker = build_broker(config, reactor, problems)
+    factories = resolve_factories(config, handlers, problems, broker)
+    build_api_access(config, [], problems)
     notes = check_listeners(config, reactor, problems)
     tls = build_listener_tls(config, problems)
     if problems:
