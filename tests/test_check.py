@@ -99,3 +99,25 @@ def test_expiring_certificate_is_a_warning_not_a_failure(tmp_path):
     status, _, err, _ = run(tmp_path, tls_listener(tmp_path, days=2))
     assert status == 0
     assert "wsdaemon: warning: tcp:8443: certificate" in err and "expires on" in err
+
+
+def test_the_worker_count_is_printed(tmp_path):
+    """--check-config says how many processes a start would run: one, or N workers under a main process."""
+    _, one, _, _ = run(tmp_path, None)
+    assert "process: workers = 1: one process serves every listener" in one
+    status, two, _, _ = run(tmp_path, "[process]\nworkers = 2\n")
+    assert status == 0
+    assert "process: workers = 2: a main process holds the listeners, 2 worker processes serve them" in two
+
+
+def test_auto_workers_print_the_count_they_give(tmp_path, monkeypatch):
+    """workers = "auto" prints the number of workers it means on this host."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2})
+    _, out, _, _ = run(tmp_path, '[process]\nworkers = "auto"\n')
+    assert 'process: workers = "auto": 3 (one per CPU this process may run on)' in out
+
+
+def test_broadcast_with_workers_fails_the_check(tmp_path):
+    """The broadcast refusal is a config error, so --check-config catches it too."""
+    status, _, err, _ = run(tmp_path, '[process]\nworkers = 2\n[[endpoints]]\npath = "/c"\nhandler = "broadcast"\n')
+    assert status == 1 and "process.workers: expected 1 while endpoints[0] (/c) uses the broadcast handler" in err

@@ -19,7 +19,17 @@ from typing import Any, TextIO
 
 from twisted.internet.endpoints import serverFromString
 
-from wsdaemon.config import Config, ConfigError, ListenerConfig, Problem, TLSConfig, load_config
+from wsdaemon.config import (
+    AUTO_WORKERS,
+    Config,
+    ConfigError,
+    ListenerConfig,
+    Problem,
+    ProcessConfig,
+    TLSConfig,
+    load_config,
+    worker_count,
+)
 from wsdaemon.core.limits import Limits
 from wsdaemon.service import build_api_access, build_broker, endpoint_problem, resolve_factories
 from wsdaemon.tls import MODERN_CIPHERS, ServerTLS, build_listener_tls
@@ -93,6 +103,22 @@ def _broker_lines(config: Config) -> list[str]:
     return lines
 
 
+def _process_line(process: ProcessConfig) -> str:
+    count = worker_count(process)
+    if process.workers == AUTO_WORKERS:
+        workers = f'workers = "auto": {count} (one per CPU this process may run on)'
+    else:
+        workers = f"workers = {count}"
+    if count == 1:
+        return f"process: {workers}: one process serves every listener"
+    return (
+        f"process: {workers}: a main process holds the listeners, {count} worker processes serve them; "
+        f"heartbeat_timeout_seconds = {process.heartbeat_timeout_seconds}, "
+        f"restart_delay_max_seconds = {process.restart_delay_max_seconds}, "
+        f"stop_grace_seconds = {process.stop_grace_seconds}"
+    )
+
+
 def report(
     config: Config, tls: Mapping[str, ServerTLS], notes: Mapping[str, str], now: datetime.datetime
 ) -> tuple[list[str], list[str]]:
@@ -116,6 +142,7 @@ def report(
     lines.extend(f"  {f.name} = {getattr(config.limits, f.name)}" for f in dataclasses.fields(Limits))
     lines.append(f"memory: allocator_cache_bytes = {config.allocator_cache_bytes}")
     lines.extend(_broker_lines(config))
+    lines.append(_process_line(config.process))
     warnings = [f"{endpoint}: {line}" for endpoint, server in tls.items() for line in server.expiry_warnings(now)]
     return lines, warnings
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twisted.application.service import IService, MultiService, Service
@@ -248,11 +248,14 @@ def build_service(
     *,
     load_config: Callable[[], Config] | None = None,
     notifier: Notifier | None = None,
+    endpoints: Sequence[tuple[str, IStreamServerEndpoint]] | None = None,
 ) -> IService:
     """The daemon: a MultiService of listeners sharing one HTTP+WebSocket factory.
 
     TLS listeners wrap that factory in their own TLS factory. The last child is the
     :class:`LifecycleService` (signals, sd_notify, reload with ``load_config``).
+    ``endpoints`` replaces parsing the listeners' endpoint strings: a worker passes the
+    sockets it inherited, named by their listeners' endpoint strings.
 
     Raises:
         ConfigError: any handler, option, listener or certificate problem, all reported at once.
@@ -260,7 +263,8 @@ def build_service(
     problems: list[Problem] = []
     broker = build_broker(config, reactor, problems)
     factories = resolve_factories(config, handlers, problems, broker)
-    endpoints = parse_listeners(config, reactor, problems)
+    if endpoints is None:
+        endpoints = parse_listeners(config, reactor, problems)
     tls = build_listener_tls(config, problems)
     listeners: list[ListenerService] = []
     api = build_api_access(config, listeners, problems)

@@ -12,6 +12,11 @@ from wsdaemon.core.limits import Limits
 
 DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
 
+#: ``[process] workers = "auto"``: one worker per CPU this process may run on.
+AUTO_WORKERS = "auto"
+#: The most worker processes one daemon runs (a finite bound, as for every limit).
+MAX_WORKERS = 1024
+
 #: Paths the site serves itself, which no endpoint may take.
 HEALTH_PATH = "/healthz"
 DEMO_PATH = "/"
@@ -111,6 +116,24 @@ class StaticMount:
 
 
 @dataclass(frozen=True)
+class ProcessConfig:
+    """``[process]``: the worker processes that serve the listeners, and their supervision.
+
+    ``workers`` is a count, or ``"auto"`` (one per CPU this process may run on); with 1
+    the daemon is one process, as without the table. The three times bound the
+    supervision of several workers (see :mod:`wsdaemon.workers`).
+    """
+
+    workers: int | str = 1
+    #: A worker whose reactor sent no heartbeat for this long is killed (SIGKILL) and replaced.
+    heartbeat_timeout_seconds: float = 10.0
+    #: The longest wait before restarting a worker that keeps dying soon after it started.
+    restart_delay_max_seconds: float = 30.0
+    #: On shutdown, how long after ``drain_timeout_seconds`` a worker may take to exit before it is killed.
+    stop_grace_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
 class BrokerConfig:
     """``[broker]``: the Redis server that carries channels between processes and hosts.
 
@@ -162,5 +185,6 @@ class Config:
     demo_page: bool
     static: tuple[StaticMount, ...] = ()
     allocator_cache_bytes: int = DEFAULT_CACHE_BYTES  # [memory]: see wsdaemon.allocator
+    process: ProcessConfig = field(default_factory=ProcessConfig)
     broker: BrokerConfig | None = None  # [broker]: None is the in-process broker
     api: ApiConfig | None = None  # [api]: None is no API
