@@ -117,7 +117,7 @@ def test_auto_workers_print_the_count_they_give(tmp_path, monkeypatch):
     assert 'process: workers = "auto": 3 (one per CPU this process may run on)' in out
 
 
-def test_broadcast_with_workers_fails_the_check(tmp_path):
-    """The broadcast refusal is a config error, so --check-config catches it too."""
-    status, _, err, _ = run(tmp_path, '[process]\nworkers = 2\n[[endpoints]]\npath = "/c"\nhandler = "broadcast"\n')
-    assert status == 1 and "process.workers: expected 1 while endpoints[0] (/c) uses the broadcast handler" in err
+def test_broadcast_with_workers_passes_the_check_and_says_where_channels_live(tmp_path):
+    """broadcast with workers = 2 is fine (the main process relays); the check prints where channels live."""
+    status, out, _, _ = run(tmp_path, '[process]\nworkers = 2\n[[endpoints]]\npath = "/c"\nhandler = "broadcast"\n')
+    assert status == 0 and "broker: the main process relays channels between its workers" in out

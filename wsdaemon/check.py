@@ -86,7 +86,9 @@ def _limit_changes(limits: Limits, base: Limits) -> str:
 def _broker_lines(config: Config) -> list[str]:
     """Where channels live, and the API (never the secrets, only where they are read from)."""
     broker = config.broker
-    if broker is None:
+    if broker is None and worker_count(config.process) > 1:
+        lines = ["broker: the main process relays channels between its workers (this host only)"]
+    elif broker is None:
         lines = ["broker: in-process (channels reach this process only)"]
     else:
         password = f"password from {broker.password_file}" if broker.password_file else "no password"

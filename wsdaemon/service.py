@@ -249,19 +249,22 @@ def build_service(
     load_config: Callable[[], Config] | None = None,
     notifier: Notifier | None = None,
     endpoints: Sequence[tuple[str, IStreamServerEndpoint]] | None = None,
+    broker: IBroker | None = None,
 ) -> IService:
     """The daemon: a MultiService of listeners sharing one HTTP+WebSocket factory.
 
     TLS listeners wrap that factory in their own TLS factory. The last child is the
     :class:`LifecycleService` (signals, sd_notify, reload with ``load_config``).
     ``endpoints`` replaces parsing the listeners' endpoint strings: a worker passes the
-    sockets it inherited, named by their listeners' endpoint strings.
+    sockets it inherited, named by their listeners' endpoint strings. ``broker`` replaces
+    the one the config names (a worker without ``[broker]`` passes its relay to the main process).
 
     Raises:
         ConfigError: any handler, option, listener or certificate problem, all reported at once.
     """
     problems: list[Problem] = []
-    broker = build_broker(config, reactor, problems)
+    if broker is None:
+        broker = build_broker(config, reactor, problems)
     factories = resolve_factories(config, handlers, problems, broker)
     if endpoints is None:
         endpoints = parse_listeners(config, reactor, problems)

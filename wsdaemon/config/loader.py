@@ -14,7 +14,7 @@ from wsdaemon.config.endpoints import default_endpoints, parse_endpoints
 from wsdaemon.config.limits import LIMIT_KEYS, parse_limits
 from wsdaemon.config.listeners import endpoint_strings, parse_listeners
 from wsdaemon.config.model import DEFAULT_LISTEN, Config, ConfigError, ListenerConfig, Problem
-from wsdaemon.config.process import parse_process, refuse_split_channels, refuse_unshared_listeners
+from wsdaemon.config.process import parse_process, refuse_unshared_listeners
 from wsdaemon.config.static import static_mounts
 from wsdaemon.core.limits import Limits
 
@@ -98,7 +98,6 @@ def _build_config(document: dict[str, Any], source: str, report: Report) -> Conf
         endpoints = parse_endpoints(document["endpoints"], limits, demo_page, report)
     static = static_mounts(document.get("static", []), endpoints, demo_page, report)
     process = parse_process(document.get("process"), report)
-    refuse_split_channels(process, endpoints, report)
     memory = _memory(document.get("memory"), report)
     return Config(source, listeners, limits, endpoints, demo_page, static, memory, process)
 
