@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.web import pages
-from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
@@ -22,6 +21,7 @@ from wsdaemon.adapter.switching import SwitchingFactory, SwitchingProtocol
 from wsdaemon.config import Config
 from wsdaemon.core import EndpointPolicy
 from wsdaemon.interfaces import WebSocketServerFactory
+from wsdaemon.web.channel import DaemonChannel
 from wsdaemon.web.resource import WebSocketResource
 
 if TYPE_CHECKING:
@@ -72,8 +72,34 @@ class PathNode(Resource):
         return pages.notFound("Not Found", "No such resource.").render(request)  # type: ignore[no-any-return]
 
 
+class HeadersOnly:
+    """A resource's answer to HEAD: what it would send for GET, less the body (RFC 9110 §9.3.2).
+
+    twisted.web answers HEAD from the GET rendering, but logs "HEAD request ... is
+    returning a message body. I think I'll eat it." for every resource that renders
+    a body, which is every page here: a HEAD health check would flood the log. This
+    drops the body itself and keeps its length in ``Content-Length``.
+    """
+
+    def __init__(self, resource: IResource) -> None:
+        self.resource = resource
+
+    def render(self, request: Request) -> bytes | int:
+        """The resource's rendering, with the body swapped for its length (NOT_DONE_YET passes through)."""
+        body: bytes | int = self.resource.render(request)
+        if isinstance(body, bytes) and body and request.method == b"HEAD":
+            request.setHeader(b"Content-Length", b"%d" % len(body))
+            return b""
+        return body
+
+    def __repr__(self) -> str:
+        return f"<HEAD of {self.resource!r}>"
+
+
 class DaemonRequest(Request):
-    """A Request that drives the handshake clock and sends no version banner."""
+    """A Request that drives the handshake clock, bounds its body and sends no version banner."""
+
+    body_bytes = 0  # of the body received so far
 
     def process(self) -> None:
         """Stop the connection's handshake clock while this request is served."""
@@ -82,6 +108,18 @@ class DaemonRequest(Request):
             wrapper.requestStarted()
             self.notifyFinish().addBoth(lambda _: wrapper.requestFinished())
         super().process()  # type: ignore[no-untyped-call]  # super(): mypy#16653
+
+    def render(self, resrc: IResource) -> None:
+        """Render ``resrc``; for HEAD through :class:`HeadersOnly`, so no body is made only to be thrown away."""
+        super().render(HeadersOnly(resrc) if self.method == b"HEAD" else resrc)  # type: ignore[no-untyped-call]
+
+    def handleContentChunk(self, data: bytes) -> None:
+        """Keep a piece of the body only while the body is within ``http_max_body_bytes`` (else 413)."""
+        channel = self.channel
+        if isinstance(channel, DaemonChannel) and not channel.body_received(len(data), self.body_bytes):
+            return
+        self.body_bytes += len(data)
+        super().handleContentChunk(data)  # type: ignore[no-untyped-call]  # super(): mypy#16653
 
     def write(self, data: bytes) -> None:
         """Drop twisted.web's ``Server: TwistedWeb/x.y`` before the head goes out."""
@@ -95,19 +133,19 @@ class DaemonSite(Site):
 
     requestFactory = DaemonRequest
     # No h2: a WebSocket upgrade needs HTTP/1.1. Twisted types HTTPFactory for its HTTP/1.1-or-h2 proxy only.
-    protocol = HTTPChannel  # type: ignore[assignment]
+    protocol = DaemonChannel  # type: ignore[assignment]
 
     def __init__(self, resource: IResource, config: Config, reactor: IReactorTime) -> None:
         # The wrapper's handshake deadline replaces twisted.web's idle timeout.
         super().__init__(resource, reactor=reactor, timeout=None)  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        self.reactor: IReactorTime = reactor
         self.limits = config.limits
         self.displayTracebacks = False
 
-    def buildProtocol(self, addr: Any) -> HTTPChannel:  # type: ignore[override]  # see protocol
-        """A channel with this daemon's header count and size limits."""
-        channel: HTTPChannel = super().buildProtocol(addr)  # type: ignore[no-untyped-call]  # super(): mypy#16653
-        channel.maxHeaders = self.limits.http_max_headers
-        channel.totalHeadersSize = self.limits.http_max_header_bytes
+    def buildProtocol(self, addr: Any) -> DaemonChannel:  # type: ignore[override]  # see protocol
+        """A channel with this daemon's head and body limits."""
+        channel: DaemonChannel = super().buildProtocol(addr)  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        channel.configure(self.limits, self.reactor)
         return channel
 
 
