@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from twisted.internet.testing import MemoryReactorClock
 
 from tests.certs import ThrowawayCA
-from wsdaemon.check import check_config
+from wsdaemon.check import check_config, write_report
 from wsdaemon.plugins import discover_handlers
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(tmp_path: Path, text: str | None, listen: tuple[str, ...] = ()) -> tuple[int, str, str, MemoryReactorClock]:
@@ -99,3 +104,26 @@ def test_expiring_certificate_is_a_warning_not_a_failure(tmp_path):
     status, _, err, _ = run(tmp_path, tls_listener(tmp_path, days=2))
     assert status == 0
     assert "wsdaemon: warning: tcp:8443: certificate" in err and "expires on" in err
+
+
+def test_a_reader_that_stops_early_is_no_error():
+    """write_report into a pipe whose reader has gone (`--check-config | head`) raises nothing, and later writes are absorbed."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with open(write_end, "w", encoding="utf-8") as out:
+        write_report("wsdaemon: configuration OK\n" * 10, out)
+        print("more", file=out)
+        out.flush()  # what the interpreter does at exit: no second BrokenPipeError
+
+
+def test_check_config_piped_into_a_closed_reader_exits_quietly():
+    """`twist wsdaemon --check-config | head -c0`: exit 0 with nothing on stderr (no BrokenPipeError traceback)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "twisted", "wsdaemon", "--check-config"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdout.close()  # the reader is gone before the daemon writes its report
+    _, err = process.communicate(timeout=60)
+    assert (process.returncode, err.decode()) == (0, "")

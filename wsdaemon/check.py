@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
@@ -123,7 +124,27 @@ def check_config(
         return 1
     build_factory(config, factories, reactor)  # the site tree builds: nothing else left to fail before listening
     lines, warnings = report(config, tls, notes, now or datetime.datetime.now(datetime.UTC))
-    print("\n".join(lines), file=out)
+    write_report("\n".join(lines), out)
     for warning in warnings:
         print(f"wsdaemon: warning: {warning}", file=err)
     return 0
+
+
+def write_report(text: str, out: TextIO) -> None:
+    """Print ``text``; a reader that stopped early (``--check-config | head``) is not an error.
+
+    The check itself is done, so its status stands. Python's advice for EPIPE is
+    followed: the rest of the output goes to /dev/null, or the flush at exit would
+    fail again with a traceback (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+    """
+    try:
+        print(text, file=out)
+        out.flush()
+    except BrokenPipeError:
+        try:
+            descriptor = out.fileno()
+        except (AttributeError, OSError, ValueError):
+            return  # not a file (a test's StringIO): nothing will flush it at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, descriptor)
+        os.close(devnull)
