@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from twisted.logger import ILogObserver, Logger, globalLogPublisher
+from twisted.logger import ILogObserver, Logger, LogLevel, globalLogPublisher
 from twisted.plugin import IPlugin, getPlugins
+from twisted.python import log as legacy_log
 from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
@@ -78,9 +79,9 @@ _log = Logger(namespace="wsdaemon.plugins")
 def discover_handlers(broken: list[BrokenPlugin] | None = None) -> dict[str, Any]:
     """Every installed handler plugin by name.
 
-    A plugin module that fails to import is skipped: twisted.plugin logs its
-    traceback, and one line naming the module is logged here (DESIGN §4) and
-    added to ``broken``.
+    A plugin module that fails to import is skipped: one error line naming the
+    module and the error is logged here (DESIGN §4) and the module added to
+    ``broken``; twisted.plugin's own traceback of it is logged at debug level only.
 
     Raises:
         DuplicateHandler: two plugins share a name (which one wins would be luck).
@@ -90,7 +91,10 @@ def discover_handlers(broken: list[BrokenPlugin] | None = None) -> dict[str, Any
     found: dict[str, Any] = {}
     failures: list[Failure] = []
     with _failures_logged(failures):
-        plugins = list(getPlugins(IHandlerPlugin, twisted.plugins))
+        # twisted.plugin reports a failed import with log.err: a critical-level traceback, printed to
+        # stderr even before logging starts. Inside this legacy-log context it is a debug event instead.
+        scan: Callable[[], list[Any]] = lambda: list(getPlugins(IHandlerPlugin, twisted.plugins))  # noqa: E731
+        plugins = legacy_log.callWithContext({"log_level": LogLevel.debug}, scan)
     for failure in failures:
         module = broken_plugin(failure)
         _log.error("{module}", module=module)
@@ -120,6 +124,25 @@ def _failures_logged(failures: list[Failure]) -> Iterator[None]:
         yield
     finally:
         globalLogPublisher.removeObserver(observe)
+
+
+def is_plugin_import_report(event: Mapping[str, Any]) -> bool:
+    """Whether ``event`` is twisted.plugin's traceback of a plugin module that failed to import, above debug level.
+
+    ``twist`` and ``twistd`` scan the plugins themselves (for reactors and
+    subcommands) before wsdaemon is imported, and each scan logs the same
+    traceback at critical level; wsdaemon's log formatters leave those out, since
+    :func:`discover_handlers` logs one line naming the module instead. The debug-level
+    copy from wsdaemon's own scan is kept, for ``--log-level debug``.
+    """
+    failure = event.get("log_failure") or event.get("failure")  # log.err events carry "failure"
+    if not isinstance(failure, Failure) or event.get("log_level") == LogLevel.debug:
+        return False
+    scanning = any(name == "getCache" and path.endswith(_PLUGIN_MODULE) for name, path, *_ in failure.frames[:1])
+    return scanning and broken_plugin(failure).path != "(unknown)"
+
+
+_PLUGIN_MODULE = os.path.join("twisted", "plugin.py")
 
 
 def broken_plugin(failure: Failure) -> BrokenPlugin:
