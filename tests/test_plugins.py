@@ -15,7 +15,7 @@ from zope.interface.verify import verifyObject
 
 import wsdaemon.plugins
 from tests.broken_plugin import install_broken_plugin, plugin_import_report
-from wsdaemon.interfaces import HandlerOptionsError, IHandlerPlugin
+from wsdaemon.interfaces import HandlerOptionsError, IHandlerPlugin, InvalidHandlerOptions
 from wsdaemon.plugins import (
     BrokenPlugin,
     DuplicateHandler,
@@ -111,6 +111,17 @@ def test_unknown_option_is_rejected_with_handler_options_error(fake_module):
     assert raised.value.option == "rooom"
     assert "room" in raised.value.expected and "size" in raised.value.expected
     assert fake_module.calls == []
+
+
+def test_every_unknown_option_is_rejected_at_once_with_a_suggestion(fake_module):
+    """Two unknown options are both named, each with the nearest declared option as a "did you mean"."""
+    plugin = HandlerPlugin("fake", "fake_handler_impl", "a fake", {"room": "string", "size": "int"})
+    with pytest.raises(InvalidHandlerOptions) as raised:
+        plugin.buildFactory({"rooom": "lobby", "sise": 3}, "/chat")
+    assert [(each.option, each.expected) for each in raised.value.errors] == [
+        ("rooom", "one of: room, size (did you mean room?)"),
+        ("sise", "one of: room, size (did you mean size?)"),
+    ]
 
 
 def test_unknown_option_is_rejected_before_importing_the_module():

@@ -21,7 +21,7 @@ from twisted.python import log as legacy_log
 from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
-from wsdaemon.interfaces import HandlerOptionsError, IHandlerPlugin, WebSocketServerFactory
+from wsdaemon.interfaces import HandlerOptionsError, IHandlerPlugin, InvalidHandlerOptions, WebSocketServerFactory
 
 
 @implementer(IPlugin, IHandlerPlugin)
@@ -43,12 +43,16 @@ class HandlerPlugin:
         """Import the implementation and let it validate ``options``.
 
         Raises:
-            HandlerOptionsError: an option is unknown or invalid.
+            HandlerOptionsError: an option is unknown or invalid (``InvalidHandlerOptions``: several).
         """
+        declared = sorted(self.options)
         unknown = sorted(set(options) - set(self.options))
         if unknown:
-            raise HandlerOptionsError(
-                unknown[0], f"one of: {', '.join(sorted(self.options)) or '(no options)'}", options[unknown[0]]
+            from wsdaemon.config.checks import did_you_mean  # not at import: plugin modules import this one
+
+            expected = f"one of: {', '.join(declared) or '(no options)'}"
+            raise InvalidHandlerOptions(
+                [HandlerOptionsError(name, expected + did_you_mean(name, declared), options[name]) for name in unknown]
             )
         implementation = importlib.import_module(self.module)
         return implementation.build_factory(options, endpoint)  # type: ignore[no-any-return]
