@@ -78,7 +78,7 @@ def _limit_changes(limits: Limits, base: Limits) -> str:
 def report(
     config: Config, tls: Mapping[str, ServerTLS], notes: Mapping[str, str], now: datetime.datetime
 ) -> tuple[list[str], list[str]]:
-    """The printed report and the warnings (certificates near expiry)."""
+    """The printed report and the warnings (certificates near expiry, or with no DNS name)."""
     lines = [f"wsdaemon: configuration OK: {config.source or '(built-in defaults)'}", "listeners:"]
     for listener in config.listeners:
         lines.extend(_listener_lines(listener, tls.get(listener.endpoint), notes.get(listener.endpoint), now))
@@ -97,7 +97,11 @@ def report(
     lines.append("limits:")
     lines.extend(f"  {f.name} = {getattr(config.limits, f.name)}" for f in dataclasses.fields(Limits))
     lines.append(f"memory: allocator_cache_bytes = {config.allocator_cache_bytes}")
-    warnings = [f"{endpoint}: {line}" for endpoint, server in tls.items() for line in server.expiry_warnings(now)]
+    warnings = [
+        f"{endpoint}: {line}"
+        for endpoint, server in tls.items()
+        for line in (*server.name_warnings(), *server.expiry_warnings(now))
+    ]
     return lines, warnings
 
 
