@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -95,10 +95,7 @@ def discover_handlers(broken: list[BrokenPlugin] | None = None) -> dict[str, Any
     found: dict[str, Any] = {}
     failures: list[Failure] = []
     with _failures_logged(failures):
-        # twisted.plugin reports a failed import with log.err: a critical-level traceback, printed to
-        # stderr even before logging starts. Inside this legacy-log context it is a debug event instead.
-        scan: Callable[[], list[Any]] = lambda: list(getPlugins(IHandlerPlugin, twisted.plugins))  # noqa: E731
-        plugins = legacy_log.callWithContext({"log_level": LogLevel.debug}, scan)
+        plugins = legacy_log.callWithContext({"log_level": LogLevel.debug}, _scan, twisted.plugins)
     for failure in failures:
         module = broken_plugin(failure)
         _log.error("{module}", module=module)
@@ -111,6 +108,16 @@ def discover_handlers(broken: list[BrokenPlugin] | None = None) -> dict[str, Any
             )
         found[plugin.name] = plugin
     return found
+
+
+def _scan(package: Any) -> list[Any]:
+    """The handler plugins in ``package``, read to the end (``getPlugins`` is lazy).
+
+    twisted.plugin reports a module that fails to import with ``log.err``: a
+    critical traceback, which goes to stderr even before logging starts. The
+    caller runs this in a legacy log context that makes it a debug event instead.
+    """
+    return list(getPlugins(IHandlerPlugin, package))
 
 
 @contextmanager
@@ -140,13 +147,11 @@ def is_plugin_import_report(event: Mapping[str, Any]) -> bool:
     copy from wsdaemon's own scan is kept, for ``--log-level debug``.
     """
     failure = event.get("log_failure") or event.get("failure")  # log.err events carry "failure"
-    if not isinstance(failure, Failure) or event.get("log_level") == LogLevel.debug:
+    if not isinstance(failure, Failure) or not failure.frames or event.get("log_level") == LogLevel.debug:
         return False
-    scanning = any(name == "getCache" and path.endswith(_PLUGIN_MODULE) for name, path, *_ in failure.frames[:1])
+    function, path = failure.frames[0][:2]  # where it was caught
+    scanning = function == "getCache" and path.endswith(os.path.join("twisted", "plugin.py"))
     return scanning and broken_plugin(failure).path != "(unknown)"
-
-
-_PLUGIN_MODULE = os.path.join("twisted", "plugin.py")
 
 
 def broken_plugin(failure: Failure) -> BrokenPlugin:
