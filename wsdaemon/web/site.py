@@ -17,11 +17,13 @@ from twisted.web import pages
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
-from wsdaemon.adapter.switching import SwitchingFactory, SwitchingProtocol
+from wsdaemon.adapter.switching import SwitchingFactory
+from wsdaemon.admission import Admission
 from wsdaemon.config import Config
 from wsdaemon.core import EndpointPolicy
 from wsdaemon.interfaces import WebSocketServerFactory
 from wsdaemon.web.channel import DaemonChannel
+from wsdaemon.web.request import DaemonRequest
 from wsdaemon.web.resource import WebSocketResource
 
 if TYPE_CHECKING:
@@ -70,62 +72,6 @@ class PathNode(Resource):
         if self.fallback is not None:
             return self.fallback.render(request)  # type: ignore[no-any-return]
         return pages.notFound("Not Found", "No such resource.").render(request)  # type: ignore[no-any-return]
-
-
-class HeadersOnly:
-    """A resource's answer to HEAD: what it would send for GET, less the body (RFC 9110 §9.3.2).
-
-    twisted.web answers HEAD from the GET rendering, but logs "HEAD request ... is
-    returning a message body. I think I'll eat it." for every resource that renders
-    a body, which is every page here: a HEAD health check would flood the log. This
-    drops the body itself and keeps its length in ``Content-Length``.
-    """
-
-    def __init__(self, resource: IResource) -> None:
-        self.resource = resource
-
-    def render(self, request: Request) -> bytes | int:
-        """The resource's rendering, with the body swapped for its length (NOT_DONE_YET passes through)."""
-        body: bytes | int = self.resource.render(request)
-        if isinstance(body, bytes) and body and request.method == b"HEAD":
-            request.setHeader(b"Content-Length", b"%d" % len(body))
-            return b""
-        return body
-
-    def __repr__(self) -> str:
-        return f"<HEAD of {self.resource!r}>"
-
-
-class DaemonRequest(Request):
-    """A Request that drives the handshake clock, bounds its body and sends no version banner."""
-
-    body_bytes = 0  # of the body received so far
-
-    def process(self) -> None:
-        """Stop the connection's handshake clock while this request is served."""
-        wrapper = self.channel.transport
-        if isinstance(wrapper, SwitchingProtocol):
-            wrapper.requestStarted()
-            self.notifyFinish().addBoth(lambda _: wrapper.requestFinished())
-        super().process()  # type: ignore[no-untyped-call]  # super(): mypy#16653
-
-    def render(self, resrc: IResource) -> None:
-        """Render ``resrc``; for HEAD through :class:`HeadersOnly`, so no body is made only to be thrown away."""
-        super().render(HeadersOnly(resrc) if self.method == b"HEAD" else resrc)  # type: ignore[no-untyped-call]
-
-    def handleContentChunk(self, data: bytes) -> None:
-        """Keep a piece of the body only while the body is within ``http_max_body_bytes`` (else 413)."""
-        channel = self.channel
-        if isinstance(channel, DaemonChannel) and not channel.body_received(len(data), self.body_bytes):
-            return
-        self.body_bytes += len(data)
-        super().handleContentChunk(data)  # type: ignore[no-untyped-call]  # super(): mypy#16653
-
-    def write(self, data: bytes) -> None:
-        """Drop twisted.web's ``Server: TwistedWeb/x.y`` before the head goes out."""
-        if not self.startedWriting:
-            self.responseHeaders.removeHeader(b"server")
-        super().write(data)  # type: ignore[no-untyped-call]  # super(): mypy#16653
 
 
 class DaemonSite(Site):
@@ -178,8 +124,18 @@ def _path_node(root: PathNode, path: str) -> PathNode:
     return node
 
 
-def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[Any]], reactor: IReactorTime) -> Resource:
-    """The resource tree: demo page, /healthz and one WebSocket endpoint per config entry."""
+def build_root(
+    config: Config,
+    factories: Mapping[str, WebSocketServerFactory[Any]],
+    reactor: IReactorTime,
+    *,
+    admission: Admission,
+) -> Resource:
+    """The resource tree: demo page, /healthz and one WebSocket endpoint per config entry.
+
+    Every endpoint asks ``admission``, the one its listeners' ``SwitchingFactory``
+    counts connections with (a rebuilt tree on reload gets the running one).
+    """
     root = PathNode()
     if config.demo_page:
         csp = {"Content-Security-Policy": _DEMO_CSP}
@@ -195,7 +151,12 @@ def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[An
             subprotocols=subprotocols, allowed_origins=endpoint.allowed_origins, deflate=endpoint.deflate
         )
         resource = WebSocketResource(
-            factories[endpoint.path], reactor, policy=policy, limits=endpoint.limits, path=endpoint.path
+            factories[endpoint.path],
+            reactor,
+            admission=admission,
+            policy=policy,
+            limits=endpoint.limits,
+            path=endpoint.path,
         )
         _mount(root, endpoint.path, resource)
     if config.static:
@@ -207,8 +168,16 @@ def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[An
 
 
 def build_factory(
-    config: Config, factories: Mapping[str, WebSocketServerFactory[Any]], reactor: IReactorTime
+    config: Config,
+    factories: Mapping[str, WebSocketServerFactory[Any]],
+    reactor: IReactorTime,
+    admission: Admission | None = None,
 ) -> SwitchingFactory:
-    """The protocol factory every listener serves: Site wrapped for the WebSocket switch."""
-    site = DaemonSite(build_root(config, factories, reactor), config, reactor)
-    return SwitchingFactory(site, config.limits, reactor)
+    """The protocol factory every listener serves: Site wrapped for the WebSocket switch.
+
+    One ``admission`` (a new one unless given) counts the connections and
+    resolves the clients for the wrapper and every endpoint alike.
+    """
+    admission = admission if admission is not None else Admission()
+    site = DaemonSite(build_root(config, factories, reactor, admission=admission), config, reactor)
+    return SwitchingFactory(site, config.limits, reactor, admission)
