@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from wsdaemon.adapter.switching import SwitchingFactory
 from wsdaemon.config import Config, ConfigError, Problem
 from wsdaemon.core import CloseCode
-from wsdaemon.interfaces import HandlerOptionsError, WebSocketServerFactory
+from wsdaemon.handler_factories import resolve_factories as resolve_factories  # re-exported: its old home
 from wsdaemon.lifecycle import LifecycleService
 from wsdaemon.systemd import Notifier
 from wsdaemon.tls import TLSServerFactory, build_listener_tls
@@ -90,34 +90,6 @@ class DrainService(Service):
         """Start the drain; the reactor waits for the returned Deferred before it stops."""
         super().stopService()  # type: ignore[no-untyped-call]  # super(): mypy#16653
         return self.factory.drain(CloseCode.GOING_AWAY, "server shutting down", self.timeout_seconds)
-
-
-def resolve_factories(
-    config: Config, handlers: Mapping[str, Any], problems: list[Problem]
-) -> dict[str, WebSocketServerFactory[Any]]:
-    """Build each endpoint's handler factory, recording unknown handlers and bad options."""
-    factories: dict[str, WebSocketServerFactory[Any]] = {}
-    for index, endpoint in enumerate(config.endpoints):
-        plugin = handlers.get(endpoint.handler)
-        if plugin is None:
-            known = ", ".join(sorted(handlers)) or "(none installed)"
-            problems.append(
-                Problem(f"endpoints[{index}].handler", f"an installed handler: {known}", repr(endpoint.handler))
-            )
-            continue
-        unknown = sorted(set(endpoint.options) - set(plugin.options))
-        for name in unknown:
-            expected = (
-                f"an option of handler {endpoint.handler!r}: {', '.join(sorted(plugin.options)) or '(it has none)'}"
-            )
-            problems.append(Problem(f"endpoints[{index}].options.{name}", expected, repr(endpoint.options[name])))
-        if unknown:
-            continue
-        try:
-            factories[endpoint.path] = plugin.buildFactory(endpoint.options, endpoint.path)
-        except HandlerOptionsError as error:
-            problems.append(Problem(f"endpoints[{index}].options.{error.option}", error.expected, repr(error.got)))
-    return factories
 
 
 def endpoint_problem(index: int, endpoint: str, error: Exception) -> Problem:
