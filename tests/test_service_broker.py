@@ -12,9 +12,11 @@ from twisted.internet.testing import MemoryReactorClock
 from wsdaemon.broker import InProcessBroker, LinkState
 from wsdaemon.broker.linked import LinkedBroker
 from wsdaemon.config import parse_config
+from wsdaemon.handler_factories import resolve_factories
 from wsdaemon.handlers.broadcast import BroadcastFactory
 from wsdaemon.plugins import discover_handlers
-from wsdaemon.service import BrokerService, build_api_access, build_broker, resolve_factories, same_socket
+from wsdaemon.pubsub import build_api_access, build_broker, same_socket
+from wsdaemon.service import BrokerService
 
 BROADCAST = '[[endpoints]]\npath = "/chat"\nhandler = "broadcast"\n'
 

@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twisted.application.service import IService, MultiService, Service
-from twisted.internet.address import UNIXAddress
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
@@ -21,14 +20,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from wsdaemon.adapter.switching import SwitchingFactory
-from wsdaemon.broker import IBroker, InProcessBroker
+from wsdaemon.broker import IBroker
 from wsdaemon.config import Config, ConfigError, Problem
 from wsdaemon.core import CloseCode
-from wsdaemon.interfaces import HandlerOptionsError, WebSocketServerFactory
+from wsdaemon.handler_factories import resolve_factories as resolve_factories  # re-exported: its old home
 from wsdaemon.lifecycle import LifecycleService
+from wsdaemon.pubsub import build_api_access, build_broker
 from wsdaemon.systemd import Notifier
 from wsdaemon.tls import TLSServerFactory, build_listener_tls
-from wsdaemon.web.api import ApiAccess, read_token
 from wsdaemon.web.site import build_factory, build_root
 
 
@@ -128,100 +127,6 @@ class BrokerService(Service):
 
         drained.addBoth(then_stop)
         return after.addCallback(lambda _: self.broker.stop())
-
-
-def resolve_factories(
-    config: Config, handlers: Mapping[str, Any], problems: list[Problem], broker: IBroker | None = None
-) -> dict[str, WebSocketServerFactory[Any]]:
-    """Build each endpoint's handler factory, recording unknown handlers and bad options.
-
-    A factory that can use the daemon's broker (``use_broker``, e.g. ``broadcast``) is given it.
-    """
-    factories: dict[str, WebSocketServerFactory[Any]] = {}
-    for index, endpoint in enumerate(config.endpoints):
-        plugin = handlers.get(endpoint.handler)
-        if plugin is None:
-            known = ", ".join(sorted(handlers)) or "(none installed)"
-            problems.append(
-                Problem(f"endpoints[{index}].handler", f"an installed handler: {known}", repr(endpoint.handler))
-            )
-            continue
-        unknown = sorted(set(endpoint.options) - set(plugin.options))
-        for name in unknown:
-            expected = (
-                f"an option of handler {endpoint.handler!r}: {', '.join(sorted(plugin.options)) or '(it has none)'}"
-            )
-            problems.append(Problem(f"endpoints[{index}].options.{name}", expected, repr(endpoint.options[name])))
-        if unknown:
-            continue
-        try:
-            factories[endpoint.path] = plugin.buildFactory(endpoint.options, endpoint.path)
-        except HandlerOptionsError as error:
-            problems.append(Problem(f"endpoints[{index}].options.{error.option}", error.expected, repr(error.got)))
-            continue
-        use_broker = getattr(factories[endpoint.path], "use_broker", None)
-        if broker is not None and use_broker is not None:
-            use_broker(broker)
-    return factories
-
-
-def build_broker(config: Config, reactor: Any, problems: list[Problem]) -> IBroker:
-    """The in-process broker, or with ``[broker]`` the Redis one (txredisapi is imported only then)."""
-    settings = config.broker
-    if settings is None:
-        return InProcessBroker()
-    from wsdaemon.broker.redis import read_password, redis_broker
-
-    password = None
-    try:
-        password = read_password(settings)
-    except OSError as error:
-        problems.append(Problem("broker.password_file", "a readable file", error.strerror or str(error)))
-    if settings.tls_ca_file is not None and not os.access(settings.tls_ca_file, os.R_OK):
-        problems.append(Problem("broker.tls_ca_file", "a readable PEM file", repr(settings.tls_ca_file)))
-    return redis_broker(reactor, settings, password)
-
-
-def build_api_access(config: Config, listeners: list[ListenerService], problems: list[Problem]) -> ApiAccess | None:
-    """The API's token and listener check (``listeners`` is filled once the listeners exist)."""
-    api = config.api
-    if api is None:
-        return None
-    try:
-        token = read_token(api.token_file)
-    except OSError as error:
-        problems.append(Problem("api.token_file", "a readable file", error.strerror or str(error)))
-        return None
-    except ValueError as error:
-        problems.append(Problem("api.token_file", str(error).partition(", got ")[0], str(error).partition(", got ")[2]))
-        return None
-    served = set(api.listeners)
-
-    def on_allowed_listener(request: Any) -> bool:
-        if not served:
-            return True
-        host = request.getHost()
-        return any(
-            same_socket(host, listener.port.getHost())
-            for listener in listeners
-            if listener.description in served and listener.port is not None
-        )
-
-    return ApiAccess(token, config.limits.max_message_bytes, on_allowed_listener)
-
-
-def same_socket(connection: Any, listening: Any) -> bool:
-    """Whether a connection's local address belongs to a listening socket (port or unix path)."""
-    if isinstance(connection, UNIXAddress) or isinstance(listening, UNIXAddress):
-        return (
-            isinstance(connection, UNIXAddress)
-            and isinstance(listening, UNIXAddress)
-            and connection.name == listening.name
-        )
-    port, host = getattr(listening, "port", None), getattr(listening, "host", None)
-    if port is None or getattr(connection, "port", None) != port:
-        return False
-    return host in ("0.0.0.0", "::", "") or getattr(connection, "host", None) == host
 
 
 def endpoint_problem(index: int, endpoint: str, error: Exception) -> Problem:
