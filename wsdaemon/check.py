@@ -17,11 +17,14 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
 
 from wsdaemon.config import Config, ConfigError, ListenerConfig, Problem, TLSConfig, load_config
 from wsdaemon.core.limits import Limits
-from wsdaemon.service import endpoint_problem, resolve_factories
+from wsdaemon.interfaces import HandlerContext
+from wsdaemon.runtime import resolve_factories
+from wsdaemon.service import endpoint_problem
 from wsdaemon.tls import MODERN_CIPHERS, ServerTLS, build_listener_tls
 from wsdaemon.web.site import build_factory
 
@@ -115,7 +118,7 @@ def check_config(
         print(f"wsdaemon: {error}", file=err)
         return 1
     problems: list[Problem] = []
-    factories = resolve_factories(config, handlers, problems)
+    factories = resolve_factories(config, handlers, HandlerContext(reactor, MultiService()), problems)
     notes = check_listeners(config, reactor, problems)
     tls = build_listener_tls(config, problems)
     if problems:

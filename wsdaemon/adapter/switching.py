@@ -124,10 +124,15 @@ class SwitchingFactory(WrappingFactory[SwitchingProtocol]):
 
     def __init__(self, wrappedFactory: IProtocolFactory, limits: Limits, reactor: IReactorTime) -> None:
         super().__init__(wrappedFactory)  # type: ignore[no-untyped-call]  # super(): mypy#16653
-        self.limits = limits
+        self._limits = limits
         self.reactor = reactor
         self.per_host: Counter[str] = Counter()
         self._drained: list[Deferred[None]] = []
+
+    @property
+    def limits(self) -> Limits:
+        """The limits a new connection gets (the daemon's subclass reads the running Runtime's)."""
+        return self._limits
 
     # Twisted's WrappingFactory never refuses a connection, so its types leave out None.
     def buildProtocol(self, addr: IAddress | None) -> SwitchingProtocol | None:  # type: ignore[override]

@@ -4,6 +4,10 @@ One :class:`DaemonSite` serves every listener: the demo page, ``/healthz``
 and one :class:`WebSocketResource` per configured endpoint, all on the same
 port. It is always wrapped in a :class:`SwitchingFactory` (see
 :func:`build_factory`), which is what lets a request become a WebSocket.
+
+In the daemon, the tree and the limits are the running :class:`Runtime`'s, read
+from its :class:`RuntimeSlot` for each request and each new connection
+(:func:`build_listening_factory`), so a reload swaps them without touching the Site.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from twisted.web.server import Request, Site
 
 from wsdaemon.adapter.switching import SwitchingFactory, SwitchingProtocol
 from wsdaemon.config import Config
-from wsdaemon.core import EndpointPolicy
+from wsdaemon.core import EndpointPolicy, Limits
 from wsdaemon.interfaces import WebSocketServerFactory
+from wsdaemon.runtime import Runtime, RuntimeSlot
 from wsdaemon.web.resource import WebSocketResource
 
 if TYPE_CHECKING:
@@ -97,11 +102,26 @@ class DaemonSite(Site):
     # No h2: a WebSocket upgrade needs HTTP/1.1. Twisted types HTTPFactory for its HTTP/1.1-or-h2 proxy only.
     protocol = HTTPChannel  # type: ignore[assignment]
 
-    def __init__(self, resource: IResource, config: Config, reactor: IReactorTime) -> None:
+    def __init__(
+        self, resource: IResource, config: Config, reactor: IReactorTime, *, runtime: RuntimeSlot | None = None
+    ) -> None:
+        """Serve ``resource`` with ``config``'s limits, or, given ``runtime``, whatever runs in that slot.
+
+        Args:
+            resource: the root resource (the daemon passes a :class:`RunningRoot`).
+            config: whose limits apply when no ``runtime`` is given.
+            reactor: the reactor requests are timed with.
+            runtime: the slot whose running Runtime's limits apply to each new channel.
+        """
         # The wrapper's handshake deadline replaces twisted.web's idle timeout.
         super().__init__(resource, reactor=reactor, timeout=None)  # type: ignore[no-untyped-call]  # super(): mypy#16653
-        self.limits = config.limits
+        self.runtime = runtime if runtime is not None else RuntimeSlot(Runtime(config, {}, resource))
         self.displayTracebacks = False
+
+    @property
+    def limits(self) -> Limits:
+        """The limits of the running Runtime (read when each connection's channel is built)."""
+        return self.runtime.current.limits
 
     def buildProtocol(self, addr: Any) -> HTTPChannel:  # type: ignore[override]  # see protocol
         """A channel with this daemon's header count and size limits."""
@@ -168,9 +188,59 @@ def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[An
     return root
 
 
+class RunningRoot(Resource):
+    """The Site's root: the running Runtime's tree, looked up afresh for each request.
+
+    A request is routed from here into one Runtime's tree and stays in it, so a reload
+    in the middle of a request cannot mix two trees.
+    """
+
+    def __init__(self, runtime: RuntimeSlot) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        self.runtime = runtime
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
+        """The child of the running tree's root (twisted.web routes every request through here)."""
+        child: IResource = self.runtime.current.root.getChildWithDefault(path, request)
+        return child
+
+    def render(self, request: Request) -> bytes | int:
+        """The running tree's root itself (a request with no path segment at all)."""
+        return self.runtime.current.root.render(request)  # type: ignore[no-any-return]
+
+
+class DaemonFactory(SwitchingFactory):
+    """The listening factory of the daemon: its connection limits are the running Runtime's."""
+
+    def __init__(self, site: DaemonSite, reactor: IReactorTime) -> None:
+        super().__init__(site, site.limits, reactor)
+        self.runtime = site.runtime
+
+    @property
+    def limits(self) -> Limits:
+        """``max_connections`` and the handshake deadline of the running Runtime, for each new connection."""
+        return self.runtime.current.limits
+
+
+def build_runtime(
+    config: Config, factories: Mapping[str, WebSocketServerFactory[Any]], reactor: IReactorTime
+) -> Runtime:
+    """The :class:`Runtime` of ``config`` with these endpoint factories: its resource tree built on ``reactor``."""
+    return Runtime(config, factories, build_root(config, factories, reactor))
+
+
+def build_listening_factory(runtime: RuntimeSlot, reactor: IReactorTime) -> DaemonFactory:
+    """The protocol factory every listener serves: the Site, wrapped for the WebSocket switch, reading ``runtime``."""
+    site = DaemonSite(RunningRoot(runtime), runtime.current.config, reactor, runtime=runtime)
+    return DaemonFactory(site, reactor)
+
+
 def build_factory(
     config: Config, factories: Mapping[str, WebSocketServerFactory[Any]], reactor: IReactorTime
 ) -> SwitchingFactory:
-    """The protocol factory every listener serves: Site wrapped for the WebSocket switch."""
-    site = DaemonSite(build_root(config, factories, reactor), config, reactor)
-    return SwitchingFactory(site, config.limits, reactor)
+    """A listening factory serving ``config`` with these endpoint factories, for good (no reload).
+
+    For tests, ``--check-config`` and embedding: the daemon itself builds its factory on a
+    :class:`RuntimeSlot` (:func:`build_listening_factory`).
+    """
+    return build_listening_factory(RuntimeSlot(build_runtime(config, factories, reactor)), reactor)
