@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from wsdaemon.adapter.switching import SwitchingFactory
+from wsdaemon.admission import Admission
 from wsdaemon.config import Config, ConfigError, Problem
 from wsdaemon.core import CloseCode
 from wsdaemon.interfaces import HandlerContext
@@ -217,14 +218,17 @@ def build_service(
     problems: list[Problem] = []
     handler_services = MultiService()
     context = HandlerContext(reactor, handler_services)
-    builder = RuntimeBuilder(handlers, context, lambda new, factories: build_root(new, factories, reactor))
+    admission = Admission()  # the clients and their counts: one for the daemon's life, across reloads
+    builder = RuntimeBuilder(
+        handlers, context, lambda new, factories: build_root(new, factories, reactor, admission=admission)
+    )
     runtime = builder.build(config, problems)
     listen = parse_listeners(config, reactor, problems) if endpoints is None else list(endpoints)
     tls = build_listener_tls(config, problems)
     if problems or runtime is None:
         raise ConfigError(config.source or "(built-in defaults and --listen)", problems)
     slot = RuntimeSlot(runtime)
-    factory = build_listening_factory(slot, reactor)
+    factory = build_listening_factory(slot, reactor, admission)
     listeners = []
     for description, endpoint in listen:
         served = TLSServerFactory(tls[description], factory, reactor) if description in tls else factory

@@ -22,11 +22,13 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
-from wsdaemon.adapter.switching import SwitchingFactory, SwitchingProtocol
+from wsdaemon.adapter.switching import SwitchingFactory
+from wsdaemon.admission import Admission
 from wsdaemon.config import Config
 from wsdaemon.core import EndpointPolicy, Limits
 from wsdaemon.interfaces import WebSocketServerFactory
 from wsdaemon.runtime import Runtime, RuntimeSlot
+from wsdaemon.web.request import DaemonRequest
 from wsdaemon.web.resource import WebSocketResource
 
 if TYPE_CHECKING:
@@ -75,24 +77,6 @@ class PathNode(Resource):
         if self.fallback is not None:
             return self.fallback.render(request)  # type: ignore[no-any-return]
         return pages.notFound("Not Found", "No such resource.").render(request)  # type: ignore[no-any-return]
-
-
-class DaemonRequest(Request):
-    """A Request that drives the handshake clock and sends no version banner."""
-
-    def process(self) -> None:
-        """Stop the connection's handshake clock while this request is served."""
-        wrapper = self.channel.transport
-        if isinstance(wrapper, SwitchingProtocol):
-            wrapper.requestStarted()
-            self.notifyFinish().addBoth(lambda _: wrapper.requestFinished())
-        super().process()  # type: ignore[no-untyped-call]  # super(): mypy#16653
-
-    def write(self, data: bytes) -> None:
-        """Drop twisted.web's ``Server: TwistedWeb/x.y`` before the head goes out."""
-        if not self.startedWriting:
-            self.responseHeaders.removeHeader(b"server")
-        super().write(data)  # type: ignore[no-untyped-call]  # super(): mypy#16653
 
 
 class DaemonSite(Site):
@@ -160,8 +144,18 @@ def _path_node(root: PathNode, path: str) -> PathNode:
     return node
 
 
-def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[Any]], reactor: IReactorTime) -> Resource:
-    """The resource tree: demo page, /healthz and one WebSocket endpoint per config entry."""
+def build_root(
+    config: Config,
+    factories: Mapping[str, WebSocketServerFactory[Any]],
+    reactor: IReactorTime,
+    *,
+    admission: Admission,
+) -> Resource:
+    """The resource tree: demo page, /healthz and one WebSocket endpoint per config entry.
+
+    Every endpoint asks ``admission``, the one its listeners' ``SwitchingFactory``
+    counts connections with (a rebuilt tree on reload gets the running one).
+    """
     root = PathNode()
     if config.demo_page:
         csp = {"Content-Security-Policy": _DEMO_CSP}
@@ -177,7 +171,12 @@ def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[An
             subprotocols=subprotocols, allowed_origins=endpoint.allowed_origins, deflate=endpoint.deflate
         )
         resource = WebSocketResource(
-            factories[endpoint.path], reactor, policy=policy, limits=endpoint.limits, path=endpoint.path
+            factories[endpoint.path],
+            reactor,
+            admission=admission,
+            policy=policy,
+            limits=endpoint.limits,
+            path=endpoint.path,
         )
         _mount(root, endpoint.path, resource)
     if config.static:
@@ -212,8 +211,8 @@ class RunningRoot(Resource):
 class DaemonFactory(SwitchingFactory):
     """The listening factory of the daemon: its connection limits are the running Runtime's."""
 
-    def __init__(self, site: DaemonSite, reactor: IReactorTime) -> None:
-        super().__init__(site, site.limits, reactor)
+    def __init__(self, site: DaemonSite, reactor: IReactorTime, admission: Admission | None = None) -> None:
+        super().__init__(site, site.limits, reactor, admission)
         self.runtime = site.runtime
 
     @property
@@ -223,24 +222,39 @@ class DaemonFactory(SwitchingFactory):
 
 
 def build_runtime(
-    config: Config, factories: Mapping[str, WebSocketServerFactory[Any]], reactor: IReactorTime
+    config: Config,
+    factories: Mapping[str, WebSocketServerFactory[Any]],
+    reactor: IReactorTime,
+    *,
+    admission: Admission,
 ) -> Runtime:
-    """The :class:`Runtime` of ``config`` with these endpoint factories: its resource tree built on ``reactor``."""
-    return Runtime(config, factories, build_root(config, factories, reactor))
+    """The :class:`Runtime` of ``config`` with these endpoint factories: its tree built on ``reactor``, asking ``admission``."""
+    return Runtime(config, factories, build_root(config, factories, reactor, admission=admission))
 
 
-def build_listening_factory(runtime: RuntimeSlot, reactor: IReactorTime) -> DaemonFactory:
-    """The protocol factory every listener serves: the Site, wrapped for the WebSocket switch, reading ``runtime``."""
+def build_listening_factory(runtime: RuntimeSlot, reactor: IReactorTime, admission: Admission) -> DaemonFactory:
+    """The protocol factory every listener serves: the Site, wrapped for the WebSocket switch, reading ``runtime``.
+
+    ``admission`` must be the one the running tree's endpoints ask (it outlives every
+    Runtime: the counts of open connections do not change on reload).
+    """
     site = DaemonSite(RunningRoot(runtime), runtime.current.config, reactor, runtime=runtime)
-    return DaemonFactory(site, reactor)
+    return DaemonFactory(site, reactor, admission)
 
 
 def build_factory(
-    config: Config, factories: Mapping[str, WebSocketServerFactory[Any]], reactor: IReactorTime
+    config: Config,
+    factories: Mapping[str, WebSocketServerFactory[Any]],
+    reactor: IReactorTime,
+    admission: Admission | None = None,
 ) -> SwitchingFactory:
     """A listening factory serving ``config`` with these endpoint factories, for good (no reload).
 
     For tests, ``--check-config`` and embedding: the daemon itself builds its factory on a
-    :class:`RuntimeSlot` (:func:`build_listening_factory`).
+    :class:`RuntimeSlot` (:func:`build_listening_factory`). One ``admission`` (a new one
+    unless given) counts the connections and resolves the clients for the wrapper and
+    every endpoint alike.
     """
-    return build_listening_factory(RuntimeSlot(build_runtime(config, factories, reactor)), reactor)
+    admission = admission if admission is not None else Admission()
+    runtime = RuntimeSlot(build_runtime(config, factories, reactor, admission=admission))
+    return build_listening_factory(runtime, reactor, admission)

@@ -9,7 +9,8 @@ Rules for this file:
 * Every request header ``Name-X`` becomes ``HTTP_NAME_X``, except ``Proxy`` (the
   "httpoxy" hole: ``HTTP_PROXY`` would steer the program's HTTP clients).
 * A value holding a NUL cannot be passed to a program, so it is left out.
-* Who the client is comes from :func:`peer_address`, and from nowhere else.
+* Who the client is comes from :func:`peer_address` (the admission's client address),
+  and from nowhere else.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Mapping
 from twisted.web.server import Request
 
 from wsdaemon import __version__
+from wsdaemon.admission import client_address
 
 
 def _text(value: bytes | str) -> str:
@@ -27,13 +29,13 @@ def _text(value: bytes | str) -> str:
 
 
 def peer_address(request: Request) -> tuple[str, str]:
-    """The client's host and port, for ``REMOTE_ADDR`` and ``REMOTE_PORT`` (empty when unknown).
+    """The client's host and port, for ``REMOTE_ADDR`` and ``REMOTE_PORT`` (the port empty when unknown).
 
-    The one place the CGI environment asks who the client is: today the TCP peer of
-    the request's connection.
+    The one place the CGI environment asks who the client is: the admission's answer
+    (``request.clientAddress``), not the TCP peer, so a proxied client is the client.
     """
-    client = request.getClientAddress()
-    return str(getattr(client, "host", "")), str(getattr(client, "port", ""))
+    client = client_address(request)
+    return client.host, "" if client.port is None else str(client.port)
 
 
 def cgi_environment(request: Request, endpoint: str, base: Mapping[str, str]) -> dict[str, str]:
