@@ -31,8 +31,8 @@ from twisted.web.resource import IResource
 from wsdaemon.allocator import keep_freed_memory
 from wsdaemon.config import Config, EndpointConfig, Problem
 from wsdaemon.core import Limits
-from wsdaemon.interfaces import HandlerContext, HandlerOptionsError, WebSocketServerFactory
-from wsdaemon.plugins import build_handler_factory
+from wsdaemon.handler_factories import resolve_factories
+from wsdaemon.interfaces import HandlerContext, WebSocketServerFactory
 
 Factories = Mapping[str, WebSocketServerFactory[Any]]
 #: Builds the resource tree of a config from its endpoints' factories (``wsdaemon.web.site.build_root``).
@@ -90,34 +90,6 @@ class RuntimeSlot:
 def apply_process_settings(config: Config) -> None:
     """What a configuration sets for the whole process: how much freed memory the allocator keeps."""
     keep_freed_memory(config.allocator_cache_bytes)
-
-
-def resolve_factories(
-    config: Config, handlers: Mapping[str, Any], context: HandlerContext, problems: list[Problem]
-) -> dict[str, WebSocketServerFactory[Any]]:
-    """Build each endpoint's handler factory, recording unknown handlers and bad options in ``problems``."""
-    factories: dict[str, WebSocketServerFactory[Any]] = {}
-    for index, endpoint in enumerate(config.endpoints):
-        plugin = handlers.get(endpoint.handler)
-        if plugin is None:
-            known = ", ".join(sorted(handlers)) or "(none installed)"
-            problems.append(
-                Problem(f"endpoints[{index}].handler", f"an installed handler: {known}", repr(endpoint.handler))
-            )
-            continue
-        unknown = sorted(set(endpoint.options) - set(plugin.options))
-        for name in unknown:
-            expected = (
-                f"an option of handler {endpoint.handler!r}: {', '.join(sorted(plugin.options)) or '(it has none)'}"
-            )
-            problems.append(Problem(f"endpoints[{index}].options.{name}", expected, repr(endpoint.options[name])))
-        if unknown:
-            continue
-        try:
-            factories[endpoint.path] = build_handler_factory(plugin, endpoint.options, endpoint.path, context)
-        except HandlerOptionsError as error:
-            problems.append(Problem(f"endpoints[{index}].options.{error.option}", error.expected, repr(error.got)))
-    return factories
 
 
 def _handler_key(endpoint: EndpointConfig) -> tuple[str, str]:

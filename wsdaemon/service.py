@@ -30,6 +30,7 @@ from wsdaemon.adapter.switching import SwitchingFactory
 from wsdaemon.admission import Admission
 from wsdaemon.config import Config, ConfigError, Problem
 from wsdaemon.core import CloseCode
+from wsdaemon.handler_factories import resolve_factories as resolve_factories  # re-exported: its old home
 from wsdaemon.interfaces import HandlerContext
 from wsdaemon.lifecycle import LifecycleService
 from wsdaemon.reload import Reloader

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.web import pages
-from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
@@ -28,6 +27,7 @@ from wsdaemon.config import Config
 from wsdaemon.core import EndpointPolicy, Limits
 from wsdaemon.interfaces import WebSocketServerFactory
 from wsdaemon.runtime import Runtime, RuntimeSlot
+from wsdaemon.web.channel import DaemonChannel
 from wsdaemon.web.request import DaemonRequest
 from wsdaemon.web.resource import WebSocketResource
 
@@ -84,7 +84,7 @@ class DaemonSite(Site):
 
     requestFactory = DaemonRequest
     # No h2: a WebSocket upgrade needs HTTP/1.1. Twisted types HTTPFactory for its HTTP/1.1-or-h2 proxy only.
-    protocol = HTTPChannel  # type: ignore[assignment]
+    protocol = DaemonChannel  # type: ignore[assignment]
 
     def __init__(
         self, resource: IResource, config: Config, reactor: IReactorTime, *, runtime: RuntimeSlot | None = None
@@ -99,6 +99,7 @@ class DaemonSite(Site):
         """
         # The wrapper's handshake deadline replaces twisted.web's idle timeout.
         super().__init__(resource, reactor=reactor, timeout=None)  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        self.reactor: IReactorTime = reactor
         self.runtime = runtime if runtime is not None else RuntimeSlot(Runtime(config, {}, resource))
         self.displayTracebacks = False
 
@@ -107,11 +108,10 @@ class DaemonSite(Site):
         """The limits of the running Runtime (read when each connection's channel is built)."""
         return self.runtime.current.limits
 
-    def buildProtocol(self, addr: Any) -> HTTPChannel:  # type: ignore[override]  # see protocol
-        """A channel with this daemon's header count and size limits."""
-        channel: HTTPChannel = super().buildProtocol(addr)  # type: ignore[no-untyped-call]  # super(): mypy#16653
-        channel.maxHeaders = self.limits.http_max_headers
-        channel.totalHeadersSize = self.limits.http_max_header_bytes
+    def buildProtocol(self, addr: Any) -> DaemonChannel:  # type: ignore[override]  # see protocol
+        """A channel with this daemon's head and body limits."""
+        channel: DaemonChannel = super().buildProtocol(addr)  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        channel.configure(self.limits, self.reactor)
         return channel
 
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wsdaemon.handlers.options import OptionReader
-from wsdaemon.interfaces import HandlerOptionsError
 
 #: How stdout and stdin are cut into messages: by line ("text"), or as read ("binary").
 MODES = ("text", "binary")
@@ -49,26 +48,26 @@ def read_settings(options: Mapping[str, Any]) -> ProcessSettings:
     """Validate the options; the program must exist now, not at the first connection.
 
     Raises:
-        HandlerOptionsError: an option is missing, has the wrong type or names no program.
+        HandlerOptionsError: an option is missing, has the wrong type or names no program
+            (``InvalidHandlerOptions`` when several are: all of them are reported at once).
     """
-    read = OptionReader(options)
+    read = OptionReader(options, collect=True)  # every bad option at once
     command = read.strings(
         "command", expected='the program and its arguments, such as ["/usr/bin/cat"] (a non-empty list of strings)'
     )
-    executable = find_executable(command[0])
-    if executable is None:
-        raise HandlerOptionsError(
-            "command", "a list whose first item is an executable program (a path, or a name found on PATH)", command[0]
-        )
+    executable = find_executable(command[0]) if command else None
+    if command and executable is None:
+        expected = "a list whose first item is an executable program (a path, or a name found on PATH)"
+        read.report("command", expected, command[0])
     directory = options.get("working_directory")
     if directory is not None and (
         not isinstance(directory, str) or not os.path.isabs(directory) or not os.path.isdir(directory)
     ):
-        raise HandlerOptionsError("working_directory", "the absolute path of an existing directory", directory)
+        read.report("working_directory", "the absolute path of an existing directory", directory)
     defaults = ProcessSettings((), "")
-    return ProcessSettings(
+    settings = ProcessSettings(
         command=command,
-        executable=executable,
+        executable=executable or "",
         mode=read.choice("mode", defaults.mode, MODES),
         max_processes=read.integer("max_processes", defaults.max_processes, 1, 100_000),
         kill_timeout_seconds=read.number("kill_timeout_seconds", defaults.kill_timeout_seconds, 0.1, 3600),
@@ -76,3 +75,5 @@ def read_settings(options: Mapping[str, Any]) -> ProcessSettings:
         working_directory=directory,
         environment=read.string_table("environment"),
     )
+    read.check()
+    return settings
