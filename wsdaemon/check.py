@@ -18,11 +18,13 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
 
 from wsdaemon.config import Config, ConfigError, ListenerConfig, Problem, TLSConfig, load_config
 from wsdaemon.core.limits import Limits
 from wsdaemon.handler_factories import resolve_factories
+from wsdaemon.interfaces import HandlerContext
 from wsdaemon.service import endpoint_problem
 from wsdaemon.tls import MODERN_CIPHERS, ServerTLS, build_listener_tls
 from wsdaemon.web.site import build_factory
@@ -121,7 +123,7 @@ def check_config(
         print(f"wsdaemon: {error}", file=err)
         return 1
     problems: list[Problem] = []
-    factories = resolve_factories(config, handlers, problems)
+    factories = resolve_factories(config, handlers, HandlerContext(reactor, MultiService()), problems)
     notes = check_listeners(config, reactor, problems)
     tls = build_listener_tls(config, problems)
     if problems:
