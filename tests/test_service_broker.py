@@ -12,11 +12,10 @@ from twisted.internet.testing import MemoryReactorClock
 from wsdaemon.broker import InProcessBroker, LinkState
 from wsdaemon.broker.linked import LinkedBroker
 from wsdaemon.config import parse_config
-from wsdaemon.handler_factories import resolve_factories
 from wsdaemon.handlers.broadcast import BroadcastFactory
 from wsdaemon.plugins import discover_handlers
 from wsdaemon.pubsub import build_api_access, build_broker, same_socket
-from wsdaemon.service import BrokerService
+from wsdaemon.service import build_service
 
 BROADCAST = '[[endpoints]]\npath = "/chat"\nhandler = "broadcast"\n'
 
@@ -24,8 +23,10 @@ BROADCAST = '[[endpoints]]\npath = "/chat"\nhandler = "broadcast"\n'
 def test_without_broker_config_channels_are_in_process():
     """No [broker]: the in-process broker, shared by every broadcast endpoint."""
     config = parse_config(BROADCAST + '[[endpoints]]\npath = "/news"\nhandler = "broadcast"\n', "t.toml")
-    broker = build_broker(config, MemoryReactorClock(), [])
-    factories = resolve_factories(config, discover_handlers(), [], broker)
+    reactor = MemoryReactorClock()
+    service = build_service(config, discover_handlers(), reactor)
+    (factories,) = [service.runtime.current.factories]
+    broker = next(iter(factories.values())).broker
     assert isinstance(broker, InProcessBroker)
     assert all(isinstance(f, BroadcastFactory) and f.broker is broker for f in factories.values())
 
@@ -110,12 +111,15 @@ class RecordingBroker(InProcessBroker):
         return succeed(None)
 
 
-def test_the_broker_stops_only_after_the_drain():
-    """On shutdown the broker says goodbye after every WebSocket drained (members leave their channels first)."""
-    broker, drained = RecordingBroker(), Deferred()
-    service = BrokerService(broker, SimpleNamespace(drained=drained))
+def test_the_broker_stops_with_the_handlers_services_after_the_drain():
+    """The broker is a handler service: it starts first, and stops only after every WebSocket drained."""
+    broker = RecordingBroker()
+    service = build_service(parse_config(BROADCAST, "t.toml"), discover_handlers(), MemoryReactorClock(), broker=broker)
+    drained: Deferred = Deferred()
+    service.drain = lambda: drained
     service.startService()
-    stopped = service.stopService()
-    assert broker.calls == ["start"] and not stopped.called
+    assert broker.calls == ["start"]
+    service.stopService()
+    assert broker.calls == ["start"]  # the drain is not done yet
     drained.callback(None)
-    assert broker.calls == ["start", "stop"] and stopped.called
+    assert broker.calls == ["start", "stop"]

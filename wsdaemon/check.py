@@ -18,6 +18,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
 
 from wsdaemon.config import (
@@ -33,6 +34,7 @@ from wsdaemon.config import (
 )
 from wsdaemon.core.limits import Limits
 from wsdaemon.handler_factories import resolve_factories
+from wsdaemon.interfaces import HandlerContext
 from wsdaemon.pubsub import build_api_access, build_broker
 from wsdaemon.service import endpoint_problem
 from wsdaemon.tls import MODERN_CIPHERS, ServerTLS, build_listener_tls
@@ -173,7 +175,7 @@ def check_config(
         return 1
     problems: list[Problem] = []
     broker = build_broker(config, reactor, problems)
-    factories = resolve_factories(config, handlers, problems, broker)
+    factories = resolve_factories(config, handlers, HandlerContext(reactor, MultiService(), broker), problems)
     build_api_access(config, [], problems)
     notes = check_listeners(config, reactor, problems)
     tls = build_listener_tls(config, problems)

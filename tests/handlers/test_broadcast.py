@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from twisted.application.service import MultiService
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 
 import wsdaemon.core.frames
@@ -10,7 +12,7 @@ from wsdaemon.broker import InProcessBroker
 from wsdaemon.core import Limits
 from wsdaemon.core.frames import Opcode, SharedMessage, encode_message
 from wsdaemon.handlers.broadcast import BroadcastFactory, BroadcastProtocol, build_factory
-from wsdaemon.interfaces import HandlerOptionsError
+from wsdaemon.interfaces import HandlerContext, HandlerOptionsError
 from wsdaemon.plugins import discover_handlers
 from wsdaemon.testing import MemoryClient, MemoryServer
 
@@ -173,9 +175,10 @@ def test_empty_channel_is_forgotten():
 def test_endpoints_sharing_a_broker_keep_their_channels_apart():
     """Two endpoints on one broker never share a channel: /a/x and /b/x are different names."""
     broker = InProcessBroker()
-    first, second = build_factory({"channel_from_path": True}, "/a"), build_factory({"channel_from_path": True}, "/b")
-    first.use_broker(broker)
-    second.use_broker(broker)
+    context = HandlerContext(MemoryReactorClock(), MultiService(), broker)
+    first = build_factory({"channel_from_path": True}, "/a", context)
+    second = build_factory({"channel_from_path": True}, "/b", context)
+    assert first.broker is second.broker is broker
     server = MemoryServer({"/a": first, "/b": second})
     on_a, on_b = server.connect("/a/x"), server.connect("/b/x")
     on_a.send_text("for a")

@@ -37,7 +37,7 @@ from wsdaemon.broker import IBroker, InProcessBroker, PublishRefused
 from wsdaemon.broker.names import channel_problem
 from wsdaemon.core.frames import Opcode, SharedMessage
 from wsdaemon.handlers.options import OptionReader
-from wsdaemon.interfaces import ConnectionRejected, WebSocketTransport
+from wsdaemon.interfaces import ConnectionRejected, HandlerContext, WebSocketTransport
 
 OVERFLOW_POLICIES = ("close", "drop-oldest", "latest")
 #: RFC 6455 §7.4.1: 1008 policy violation; 1013 try again later.
@@ -224,18 +224,14 @@ def _refused(failure: Failure) -> None:
 class BroadcastFactory:
     """Builds members of the endpoint's channels, which live in ``broker``.
 
-    The daemon hands every endpoint its one broker (:meth:`use_broker`); until then
-    (a factory built alone, e.g. in tests) channels live in a broker of its own.
+    The daemon gives every endpoint its one broker (``HandlerContext.broker``); without
+    one (a factory built alone, e.g. in tests) channels live in a broker of its own.
     """
 
-    def __init__(self, settings: BroadcastSettings, endpoint: str) -> None:
+    def __init__(self, settings: BroadcastSettings, endpoint: str, broker: IBroker | None = None) -> None:
         self.settings = settings
         self.endpoint = endpoint
-        self.broker: IBroker = InProcessBroker()
-
-    def use_broker(self, broker: IBroker) -> None:
-        """Have this endpoint's channels live in the daemon's broker (before any member joins)."""
-        self.broker = broker
+        self.broker: IBroker = broker if broker is not None else InProcessBroker()
 
     def buildProtocol(self, request: Request) -> BroadcastProtocol:
         """A member of the channel the request names.
@@ -273,10 +269,10 @@ class BroadcastFactory:
         self.broker.publish(channel, SharedMessage(opcode, data)).addErrback(_refused)
 
 
-def build_factory(options: Mapping[str, Any], endpoint: str) -> BroadcastFactory:
-    """The ``broadcast`` handler's factory for one endpoint.
+def build_factory(options: Mapping[str, Any], endpoint: str, context: HandlerContext | None = None) -> BroadcastFactory:
+    """The ``broadcast`` handler's factory for one endpoint, its channels in ``context.broker``.
 
     Raises:
         HandlerOptionsError: an option has the wrong type or is out of range.
     """
-    return BroadcastFactory(read_settings(options), endpoint)
+    return BroadcastFactory(read_settings(options), endpoint, context.broker if context is not None else None)
