@@ -950,12 +950,10 @@ def test_unknown_process_key_is_reported_with_a_suggestion() -> None:
 
 
 @pytest.mark.parametrize("workers", ["2", '"auto"'])
-def test_broadcast_with_several_workers_is_refused(workers: str) -> None:
-    """A broadcast endpoint with workers > 1 (or "auto") does not start: its channels would be split."""
+def test_broadcast_with_several_workers_starts(workers: str) -> None:
+    """A broadcast endpoint with workers > 1 (or "auto") is accepted: the main process relays its channels."""
     text = f'[process]\nworkers = {workers}\n[[endpoints]]\npath = "/chat"\nhandler = "broadcast"\n'
-    error = config_error(text)
-    assert_reported(error, "process.workers", "1 while endpoints[0] (/chat) uses the broadcast handler")
-    assert "members on different workers would miss each other's messages; set workers = 1" in str(error)
+    assert parse_config(text, SOURCE).endpoints[0].handler == "broadcast"
 
 
 def test_broadcast_with_one_worker_is_fine() -> None:

@@ -21,6 +21,8 @@ from typing import IO, Any
 
 from twisted.logger import FileLogObserver, formatEvent, formatEventAsClassicLogText, formatTime
 
+from wsdaemon.plugins import is_plugin_import_report
+
 LOG_FORMATS = ("text", "json")
 ObserverFactory = Callable[[IO[Any]], FileLogObserver]
 
@@ -47,7 +49,10 @@ def event_as_record(event: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _json_line(event: Mapping[str, Any]) -> str:
+def _json_line(event: Mapping[str, Any]) -> str | None:
+    if "log_failure" in event or "failure" in event:
+        if is_plugin_import_report(event):
+            return None  # wsdaemon.plugins logs one line for it instead
     return json.dumps(event_as_record(event), default=repr, ensure_ascii=False) + "\n"
 
 
@@ -87,6 +92,8 @@ class ClassicText:
     def __call__(self, event: Mapping[str, Any]) -> str | None:
         text = self._plain_message(event)
         if text is None:
+            if is_plugin_import_report(event):
+                return None  # wsdaemon.plugins logs one line for it instead
             line = formatEventAsClassicLogText(dict(event))
             return line.replace("] ", f"] {self._label}", 1) if line and self._label else line
         when = event.get("log_time")

@@ -165,14 +165,6 @@ def test_workers_exit_when_the_main_process_dies(daemon_factory):
     assert "the main process closed the channel; shutting down" in daemon.output()
 
 
-def test_broadcast_with_workers_does_not_start(run_daemon_expecting_exit):
-    """A broadcast endpoint with workers = 2 is refused at start with why and what to do; exit 1."""
-    exited = run_daemon_expecting_exit('[process]\nworkers = 2\n[[endpoints]]\npath = "/chat"\nhandler = "broadcast"\n')
-    assert exited.returncode == 1
-    assert "process.workers: expected 1 while endpoints[0] (/chat) uses the broadcast handler" in exited.stderr
-    assert "set workers = 1" in exited.stderr and "Traceback" not in exited.stderr
-
-
 def test_worker_option_by_hand_is_refused():
     """--worker without a main process behind it exits 1 with a line saying it is the main process's option."""
     result = subprocess.run(

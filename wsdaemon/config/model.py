@@ -31,6 +31,7 @@ LISTENER_LIMITS = frozenset(
         "max_connections_per_ip",
         "http_max_headers",
         "http_max_header_bytes",
+        "http_max_body_bytes",
         "drain_timeout_seconds",
     }
 )
@@ -136,6 +137,47 @@ class ProcessConfig:
 
 
 @dataclass(frozen=True)
+class BrokerConfig:
+    """``[broker]``: the Redis server that carries channels between processes and hosts.
+
+    ``url`` is kept as written, without secrets (it may not hold a password), for logs;
+    the parts are what the connection uses.
+    """
+
+    url: str
+    scheme: str  # "redis", "rediss" (TLS) or "unix"
+    host: str = "127.0.0.1"
+    port: int = 6379
+    db: int = 0
+    path: str = ""  # the socket, for "unix"
+    username: str | None = None
+    password_file: str | None = None
+    tls_ca_file: str | None = None  # rediss: CAs to trust instead of the system's
+    prefix: str = "wsdaemon:"
+    required: bool = False
+    #: Messages kept for the other processes while Redis is down (and in flight per channel).
+    max_pending_messages: int = 10000
+    #: Time to connect, authenticate and select the database, and to answer a command.
+    connect_timeout_seconds: float = 5.0
+    #: The first reconnect delay; it doubles after each failure, with jitter, up to the next one.
+    reconnect_initial_seconds: float = 0.5
+    reconnect_max_seconds: float = 30.0
+    #: How often this process re-announces its members (presence); entries expire after three times this.
+    presence_refresh_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """``[api]``: the HTTP API for backends (publish, presence), off unless the table is present."""
+
+    token_file: str
+    publish_path: str = "/api/publish"
+    presence_path: str = "/api/presence"
+    #: Listener endpoint strings that serve the API; empty: every listener.
+    listeners: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration; ``source`` is None for the built-in defaults."""
 
@@ -147,3 +189,5 @@ class Config:
     static: tuple[StaticMount, ...] = ()
     allocator_cache_bytes: int = DEFAULT_CACHE_BYTES  # [memory]: see wsdaemon.allocator
     process: ProcessConfig = field(default_factory=ProcessConfig)
+    broker: BrokerConfig | None = None  # [broker]: None is the in-process broker
+    api: ApiConfig | None = None  # [api]: None is no API

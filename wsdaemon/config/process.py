@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from wsdaemon.config.checks import Report, checked_table, join_key
-from wsdaemon.config.model import AUTO_WORKERS, MAX_WORKERS, EndpointConfig, ListenerConfig, ProcessConfig
+from wsdaemon.config.model import AUTO_WORKERS, MAX_WORKERS, ListenerConfig, ProcessConfig
 
 _PROCESS_KEYS = (
     "workers",
@@ -26,8 +26,6 @@ _SECONDS_RANGES = {
     "restart_delay_max_seconds": (0.5, 3600.0),
     "stop_grace_seconds": (0.0, 3600.0),
 }
-#: Handlers whose state lives in one process, so several workers would split it.
-PROCESS_LOCAL_HANDLERS = frozenset({"broadcast"})
 #: Endpoint types whose plain TCP listening socket the main process can hand to its workers.
 SHAREABLE_ENDPOINTS = ("tcp", "tcp6", "systemd")
 
@@ -60,30 +58,6 @@ def parse_process(value: Any, report: Report) -> ProcessConfig:
             item = getattr(defaults, name)
         seconds[name] = float(item)
     return ProcessConfig(workers, **seconds)
-
-
-def refuse_split_channels(process: ProcessConfig, endpoints: Sequence[EndpointConfig], report: Report) -> None:
-    """Refuse a broadcast endpoint with more than one worker: its channels would be split silently.
-
-    A channel lives in the memory of one process, so members that landed on different
-    workers would never see each other's messages. Until channels cross processes, such a
-    configuration does not start. ``"auto"`` is refused too, even on a one-CPU host, so a
-    file does not start on one machine and fail on the next.
-    """
-    if process.workers == 1:
-        return
-    for index, endpoint in enumerate(endpoints):
-        if endpoint.handler in PROCESS_LOCAL_HANDLERS:
-            report.add(
-                "process.workers",
-                (
-                    f"1 while endpoints[{index}] ({endpoint.path}) uses the {endpoint.handler} handler: its channels "
-                    "live inside one process, so members on different workers would miss each other's messages; "
-                    "set workers = 1 to serve it"
-                ),
-                repr(process.workers) if isinstance(process.workers, str) else str(process.workers),
-            )
-            return
 
 
 def refuse_unshared_listeners(

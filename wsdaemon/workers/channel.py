@@ -9,10 +9,11 @@ Rules for this file:
   binary payloads (the relay of broadcast messages between workers comes next) need no escaping.
   A length over :data:`MAX_MESSAGE_BYTES` or an unknown kind is a broken peer: the channel fails.
 * The supervisor's first message is the :data:`MessageKind.HELLO` (JSON): the worker's number,
-  its heartbeat interval, and the listeners behind each inherited socket. Every worker message
-  so far is :data:`MessageKind.NOTIFY`: sd_notify(3) text (``READY=1``, ``STATUS=…``,
+  its heartbeat interval, and the listeners behind each inherited socket. A worker reports with
+  :data:`MessageKind.NOTIFY`: sd_notify(3) text (``READY=1``, ``STATUS=…``,
   ``WATCHDOG=1`` as the heartbeat), so a worker reports to its supervisor as the single process
-  reports to systemd, through the same :class:`~wsdaemon.systemd.Notifier`.
+  reports to systemd, through the same :class:`~wsdaemon.systemd.Notifier`. The other kinds
+  carry broadcast channels between the workers (:mod:`wsdaemon.broker.relay`).
 
 Pure: no Twisted, no I/O except :func:`read_message`, which the worker calls once, before its
 reactor runs, to learn where its sockets are.
@@ -46,6 +47,14 @@ class MessageKind(enum.Enum):
 
     HELLO = b"H"  # supervisor -> worker, once: JSON (see Hello)
     NOTIFY = b"N"  # worker -> supervisor: sd_notify text
+    # The broadcast relay (wsdaemon.broker.relay): channels across the workers of one host.
+    SUBSCRIBE = b"S"  # worker -> supervisor: a channel it has members in
+    UNSUBSCRIBE = b"U"  # worker -> supervisor: a channel it has no member in any more
+    PUBLISH = b"P"  # worker -> supervisor: a payload for every worker subscribed to its channel
+    MESSAGE = b"M"  # supervisor -> worker: a payload on a channel it subscribed
+    COUNT = b"C"  # worker -> supervisor: its member count of a channel (presence)
+    PRESENCE = b"Q"  # worker -> supervisor: how many members a channel has on all workers?
+    PRESENCE_ANSWER = b"A"  # supervisor -> worker: the answer
 
 
 class ChannelError(Exception):

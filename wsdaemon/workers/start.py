@@ -12,10 +12,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from twisted.application.service import IService
+from twisted.application.service import IService, MultiService
 
 from wsdaemon.config import Config, ConfigError, Problem
-from wsdaemon.service import resolve_factories
+from wsdaemon.handler_factories import resolve_factories
+from wsdaemon.interfaces import HandlerContext
 from wsdaemon.systemd import Notifier
 from wsdaemon.tls import build_listener_tls
 from wsdaemon.workers.sockets import open_sockets
@@ -48,7 +49,8 @@ def build_supervisor(
         ConfigError: any handler, option or certificate problem, all reported at once.
     """
     problems: list[Problem] = []
-    resolve_factories(config, handlers, problems)  # built and dropped: the workers build their own
+    context = HandlerContext(reactor, MultiService())
+    resolve_factories(config, handlers, context, problems)  # built and dropped: the workers build their own
     build_listener_tls(config, problems)
     if problems:
         raise ConfigError(config.source or "(built-in defaults and --listen)", problems)

@@ -34,6 +34,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from wsdaemon.broker.relay import RelayHub
 from wsdaemon.config import Config
 from wsdaemon.systemd import Notifier
 from wsdaemon.workers.backoff import RestartBackoff
@@ -133,6 +134,8 @@ class Supervisor(Service):
             Slot(index, RestartBackoff(self.process.restart_delay_max_seconds)) for index in range(1, count + 1)
         ]
         self.readiness = Readiness(reactor, self.slots, self.process, notifier or Notifier(None), self.environ)
+        #: Broadcast channels across the workers (used when there is no [broker]).
+        self.relay = RelayHub()
         self.sockets: list[HeldSocket] = []
         self._all_exited: Deferred[None] | None = None
         self._kill_call: Any = None
@@ -199,6 +202,7 @@ class Supervisor(Service):
             self._schedule_restart(slot, 0.0)
             return
         slot.started_as(process, protocol, self.reactor.seconds())
+        self.relay.attach(slot.index, lambda data: process.writeToChild(FROM_SUPERVISOR_FD, data))
         heartbeat = self.process.heartbeat_timeout_seconds / 4
         listeners = tuple(held.listener for held in self.sockets)
         process.writeToChild(FROM_SUPERVISOR_FD, Hello(slot.index, heartbeat, listeners).encode())
@@ -213,6 +217,7 @@ class Supervisor(Service):
         how = describe_exit(reason) + (f" ({slot.kill_reason})" if slot.kill_reason else "")
         name = slot.name
         slot.ended()
+        self.relay.forget(slot.index)
         if self.stopping:
             self.log.info("{worker} {how} after {ran:.1f} s; shutting down", worker=name, how=how, ran=ran)
             self._maybe_all_exited()
@@ -256,9 +261,16 @@ class Supervisor(Service):
     # --- what workers say ------------------------------------------------------------------
 
     def message(self, protocol: WorkerProcess, kind: MessageKind, body: bytes) -> None:
-        """One message from a worker: so far its sd_notify words (READY, RELOADING, STATUS, WATCHDOG)."""
+        """One message from a worker: its sd_notify words (READY, RELOADING, STATUS, WATCHDOG), or the relay's."""
         slot = protocol.slot
-        if slot.protocol is not protocol or kind is not MessageKind.NOTIFY:
+        if slot.protocol is not protocol:
+            return
+        if kind is not MessageKind.NOTIFY:
+            try:
+                if not self.relay.received(slot.index, kind, body):
+                    raise ChannelError(f"unexpected {kind.name} message")
+            except ChannelError as error:
+                self.kill(slot, f"it broke its channel: {error}")
             return
         slot.heartbeat = self.reactor.seconds()
         fields = dict(notify_fields(body))

@@ -30,7 +30,9 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from wsdaemon.broker.relay import RelayLink, relay_broker
 from wsdaemon.config import Config, ListenerConfig
+from wsdaemon.config.model import BrokerConfig
 from wsdaemon.service import build_service
 from wsdaemon.systemd import Notifier
 from wsdaemon.workers.channel import (
@@ -54,6 +56,7 @@ class SupervisorLink(Protocol):
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
         self.decoder = MessageDecoder()
+        self.relay: RelayLink | None = None
         self.shutting_down = False
         reactor.addSystemEventTrigger("before", "shutdown", self._shutting_down)
 
@@ -69,10 +72,17 @@ class SupervisorLink(Protocol):
         """Tell the supervisor the reactor is alive."""
         self.send_notify(b"WATCHDOG=1", "supervisor")
 
+    def send(self, message: bytes) -> None:
+        """Write one encoded message to the supervisor (the broadcast relay's way up)."""
+        if self.transport is not None:
+            self.transport.write(message)
+
     def dataReceived(self, data: bytes) -> None:
-        """Messages from the supervisor: none after the hello yet (the broadcast relay comes next)."""
+        """Messages from the supervisor after the hello: the broadcast relay's."""
         try:
-            self.decoder.feed(data)
+            for kind, body in self.decoder.feed(data):
+                if self.relay is None or not self.relay.received(kind, body):
+                    raise ChannelError(f"unexpected {kind.name} message")
         except ChannelError as error:
             self.log.error("the main process sent a bad message ({error}); shutting down", error=error)
             self._stop()
@@ -161,6 +171,10 @@ def build_worker(
     StandardIO(link, stdin=FROM_SUPERVISOR_FD, stdout=TO_SUPERVISOR_FD, reactor=reactor)  # type: ignore[call-arg]
     listeners = merge_listeners(hello.listeners, config.listeners)
     served = dataclasses.replace(config, listeners=listeners)
+    broker = None
+    if config.broker is None:  # channels cross the workers through the main process
+        broker = relay_broker(link.send, BrokerConfig.max_pending_messages)
+        link.relay = broker.link  # type: ignore[assignment]  # a RelayLink, made just above
     root = MultiService()
     build_service(
         served,
@@ -169,6 +183,7 @@ def build_worker(
         load_config=load_config,
         notifier=Notifier("supervisor", send=link.send_notify),
         endpoints=adopted_endpoints(reactor, listeners),
+        broker=broker,
     ).setServiceParent(root)
     Heartbeat(reactor, link.heartbeat, hello.heartbeat_interval_seconds).setServiceParent(root)  # type: ignore[no-untyped-call]
     return root
