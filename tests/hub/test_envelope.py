@@ -12,7 +12,7 @@ from wsdaemon.hub import (
     MAX_OFFSET,
     InvalidEnvelope,
     Notice,
-    Outcome,
+    NoticeType,
     Publication,
     Reason,
     UnknownEnvelope,
@@ -66,15 +66,19 @@ def test_publication_data() -> None:
     ("notice", "wire"),
     [
         (
-            Notice(Outcome.SUBSCRIBED, "/chat", EPOCH, 20),
+            Notice(NoticeType.SUBSCRIBED, "/chat", EPOCH, 20),
             b'{"type":"subscribed","channel":"/chat","epoch":"6743a1f0-0001020304050607","offset":20}',
         ),
         (
-            Notice(Outcome.RECOVERED, "/chat", EPOCH, 15),
+            Notice(NoticeType.RECOVERED, "/chat", EPOCH, 15),
             b'{"type":"recovered","channel":"/chat","epoch":"6743a1f0-0001020304050607","offset":15}',
         ),
         (
-            Notice(Outcome.NOT_RECOVERED, "/chat", EPOCH, 10, Reason.EXPIRED),
+            Notice(NoticeType.HEARTBEAT, "/chat", EPOCH, 20),
+            b'{"type":"heartbeat","channel":"/chat","epoch":"6743a1f0-0001020304050607","offset":20}',
+        ),
+        (
+            Notice(NoticeType.NOT_RECOVERED, "/chat", EPOCH, 10, Reason.EXPIRED),
             b'{"type":"not_recovered","channel":"/chat","epoch":"6743a1f0-0001020304050607","offset":10,"reason":"expired"}',
         ),
     ],
@@ -171,13 +175,13 @@ def test_binary_round_trips(channel: str, epoch: str, offset: int, data: bytes) 
 
 
 @given(
-    st.sampled_from(list(Outcome)),
+    st.sampled_from(list(NoticeType)),
     CHANNELS,
     EPOCHS,
     st.integers(0, MAX_OFFSET),
     st.none() | st.sampled_from(list(Reason)),
 )
-def test_notice_round_trips(outcome: Outcome, channel: str, epoch: str, offset: int, reason: Reason | None) -> None:
+def test_notice_round_trips(outcome: NoticeType, channel: str, epoch: str, offset: int, reason: Reason | None) -> None:
     """Any notice survives encode then parse unchanged."""
     notice = Notice(outcome, channel, epoch, offset, reason)
     assert parse_envelope(encode_notice(notice)) == notice

@@ -27,7 +27,7 @@ from wsdaemon.hub import (
     HistoryStore,
     HubLimits,
     Notice,
-    Outcome,
+    NoticeType,
     Publication,
     Reason,
     RecoveryQuery,
@@ -218,7 +218,7 @@ PROPERTY = settings(max_examples=400, deadline=None, suppress_health_check=[Heal
 
 
 def reasons(world: World) -> set[str | None]:
-    return {n.reason for c in world.clients for n in c.notices if n.type is Outcome.NOT_RECOVERED}
+    return {n.reason for c in world.clients for n in c.notices if n.type is NoticeType.NOT_RECOVERED}
 
 
 @PROPERTY
@@ -236,7 +236,7 @@ def test_offset_in_history_means_every_message_exactly_once(
     assert reasons(world) == set()  # never "not recovered" while the offset is in history
     for client in world.clients:
         first = client.notices[0]
-        assert first.type is Outcome.SUBSCRIBED
+        assert first.type is NoticeType.SUBSCRIBED
         assert [offset for _, offset in client.received] == list(range(first.offset + 1, len(world.published) + 1))
 
 
@@ -314,6 +314,6 @@ def test_connected_clients_follow_new_epochs_without_notices(
     world.assert_connected_are_current()
     for client in world.clients:
         [notice] = client.notices
-        assert notice.type is Outcome.SUBSCRIBED
+        assert notice.type is NoticeType.SUBSCRIBED
         assert notice.epoch == "epoch1"
         assert client.received == [(p.epoch, p.offset) for p in world.published if p.offset > notice.offset]

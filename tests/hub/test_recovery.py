@@ -11,7 +11,7 @@ from wsdaemon.hub import (
     ChannelState,
     InvalidRecoveryQuery,
     Notice,
-    Outcome,
+    NoticeType,
     Reason,
     RecoveryQuery,
     decide,
@@ -133,19 +133,19 @@ STATE = ChannelState(EPOCH, 11, 20)
 @pytest.mark.parametrize(
     ("query", "outcome", "offset", "reason"),
     [
-        (None, Outcome.SUBSCRIBED, 20, None),
-        (RecoveryQuery(20, EPOCH), Outcome.RECOVERED, 20, None),
-        (RecoveryQuery(15, EPOCH), Outcome.RECOVERED, 15, None),
-        (RecoveryQuery(10, EPOCH), Outcome.RECOVERED, 10, None),
-        (RecoveryQuery(9, EPOCH), Outcome.NOT_RECOVERED, 10, Reason.EXPIRED),
-        (RecoveryQuery(0, EPOCH), Outcome.NOT_RECOVERED, 10, Reason.EXPIRED),
-        (RecoveryQuery(21, EPOCH), Outcome.NOT_RECOVERED, 10, Reason.AHEAD),
-        (RecoveryQuery(MAX_OFFSET, EPOCH), Outcome.NOT_RECOVERED, 10, Reason.AHEAD),
-        (RecoveryQuery(15, "other"), Outcome.NOT_RECOVERED, 10, Reason.EPOCH_CHANGED),
-        (RecoveryQuery(15, None), Outcome.NOT_RECOVERED, 10, Reason.NO_EPOCH),
+        (None, NoticeType.SUBSCRIBED, 20, None),
+        (RecoveryQuery(20, EPOCH), NoticeType.RECOVERED, 20, None),
+        (RecoveryQuery(15, EPOCH), NoticeType.RECOVERED, 15, None),
+        (RecoveryQuery(10, EPOCH), NoticeType.RECOVERED, 10, None),
+        (RecoveryQuery(9, EPOCH), NoticeType.NOT_RECOVERED, 10, Reason.EXPIRED),
+        (RecoveryQuery(0, EPOCH), NoticeType.NOT_RECOVERED, 10, Reason.EXPIRED),
+        (RecoveryQuery(21, EPOCH), NoticeType.NOT_RECOVERED, 10, Reason.AHEAD),
+        (RecoveryQuery(MAX_OFFSET, EPOCH), NoticeType.NOT_RECOVERED, 10, Reason.AHEAD),
+        (RecoveryQuery(15, "other"), NoticeType.NOT_RECOVERED, 10, Reason.EPOCH_CHANGED),
+        (RecoveryQuery(15, None), NoticeType.NOT_RECOVERED, 10, Reason.NO_EPOCH),
     ],
 )
-def test_decide(query: RecoveryQuery | None, outcome: Outcome, offset: int, reason: Reason | None) -> None:
+def test_decide(query: RecoveryQuery | None, outcome: NoticeType, offset: int, reason: Reason | None) -> None:
     """Recovered when every message after since is retained in the same epoch; otherwise why not."""
     decision = decide(query, STATE)
     assert (decision.outcome, decision.epoch, decision.offset, decision.reason) == (outcome, EPOCH, offset, reason)
@@ -169,20 +169,20 @@ def test_plain_subscription_replays_nothing() -> None:
 
 def test_since_zero_on_a_fresh_channel_is_recovered() -> None:
     """A client that saw nothing of the epoch, while nothing expired, misses nothing."""
-    assert decide(RecoveryQuery(0, EPOCH), ChannelState(EPOCH, 1, 5)).outcome is Outcome.RECOVERED
+    assert decide(RecoveryQuery(0, EPOCH), ChannelState(EPOCH, 1, 5)).outcome is NoticeType.RECOVERED
 
 
 def test_history_off_recovers_a_client_that_missed_nothing() -> None:
     """With nothing retained, a client at the last offset is recovered; one behind is not."""
     state = ChannelState(EPOCH, 21, 20)
-    assert decide(RecoveryQuery(20, EPOCH), state).outcome is Outcome.RECOVERED
+    assert decide(RecoveryQuery(20, EPOCH), state).outcome is NoticeType.RECOVERED
     assert decide(RecoveryQuery(19, EPOCH), state).reason is Reason.EXPIRED
 
 
 def test_decision_notice() -> None:
     """The decision becomes the notice the client gets first."""
     notice = decide(RecoveryQuery(3, EPOCH), STATE).notice("/chat")
-    assert notice == Notice(Outcome.NOT_RECOVERED, "/chat", EPOCH, 10, Reason.EXPIRED)
+    assert notice == Notice(NoticeType.NOT_RECOVERED, "/chat", EPOCH, 10, Reason.EXPIRED)
 
 
 @given(
@@ -196,6 +196,6 @@ def test_decide_never_fails_and_never_skips(query: RecoveryQuery | None, first: 
     state = ChannelState(EPOCH, first, last)
     decision = decide(query, state)
     assert set(decision.replay) <= set(range(first, last + 1))
-    if decision.outcome is Outcome.RECOVERED:
+    if decision.outcome is NoticeType.RECOVERED:
         assert query is not None and query.epoch == EPOCH and first - 1 <= query.since <= last
         assert decision.offset == query.since

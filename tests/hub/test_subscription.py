@@ -9,7 +9,7 @@ from wsdaemon.hub import (
     Fetch,
     HubLimits,
     Notice,
-    Outcome,
+    NoticeType,
     Phase,
     Publication,
     Reason,
@@ -29,7 +29,7 @@ def pubs(first: int, last: int, epoch: str = E) -> list[Publication]:
     return [pub(n, epoch) for n in range(first, last + 1)]
 
 
-def notice(outcome: Outcome, offset: int, reason: Reason | None = None, epoch: str = E) -> Notice:
+def notice(outcome: NoticeType, offset: int, reason: Reason | None = None, epoch: str = E) -> Notice:
     return Notice(outcome, "/c", epoch, offset, reason)
 
 
@@ -42,7 +42,7 @@ def subscribed(query: RecoveryQuery | None = None, limits: HubLimits = LIMITS) -
 def test_plain_subscription_gets_its_position_then_live() -> None:
     """Without a query the member learns the channel's position, then gets live messages."""
     subscription = subscribed()
-    assert subscription.resolve(ChannelState(E, 1, 5), []) == [notice(Outcome.SUBSCRIBED, 5)]
+    assert subscription.resolve(ChannelState(E, 1, 5), []) == [notice(NoticeType.SUBSCRIBED, 5)]
     assert subscription.phase is Phase.LIVE
     assert subscription.live(pub(6)) == [pub(6)]
     assert subscription.live(pub(7)) == [pub(7)]
@@ -51,7 +51,7 @@ def test_plain_subscription_gets_its_position_then_live() -> None:
 def test_recovery_replays_then_goes_live() -> None:
     """A client at offset 3 gets 'recovered', then 4..5 from history, then live 6."""
     subscription = subscribed(RecoveryQuery(3, E))
-    assert subscription.resolve(ChannelState(E, 1, 5), pubs(4, 5)) == [notice(Outcome.RECOVERED, 3), *pubs(4, 5)]
+    assert subscription.resolve(ChannelState(E, 1, 5), pubs(4, 5)) == [notice(NoticeType.RECOVERED, 3), *pubs(4, 5)]
     assert subscription.live(pub(6)) == [pub(6)]
 
 
@@ -61,7 +61,7 @@ def test_live_messages_during_an_async_replay_are_merged_without_duplicates() ->
     assert subscription.live(pub(6)) == []  # published after subscribing, before the history was read
     assert subscription.live(pub(7)) == []  # published after the history was read
     actions = subscription.resolve(ChannelState(E, 1, 6), pubs(4, 6))
-    assert actions == [notice(Outcome.RECOVERED, 3), *pubs(4, 7)]
+    assert actions == [notice(NoticeType.RECOVERED, 3), *pubs(4, 7)]
     assert subscription.live(pub(7)) == []  # a late duplicate
     assert subscription.live(pub(8)) == [pub(8)]
 
@@ -69,14 +69,14 @@ def test_live_messages_during_an_async_replay_are_merged_without_duplicates() ->
 def test_entries_beyond_the_request_are_skipped() -> None:
     """History entries the client already has (a generous reader) are not sent again."""
     subscription = subscribed(RecoveryQuery(3, E))
-    assert subscription.resolve(ChannelState(E, 1, 5), pubs(1, 5)) == [notice(Outcome.RECOVERED, 3), *pubs(4, 5)]
+    assert subscription.resolve(ChannelState(E, 1, 5), pubs(1, 5)) == [notice(NoticeType.RECOVERED, 3), *pubs(4, 5)]
 
 
 def test_not_recovered_announces_then_replays_what_is_retained() -> None:
     """An offset out of history gives 'not_recovered' (expired) at the oldest retained message, then those."""
     subscription = subscribed(RecoveryQuery(2, E))
     actions = subscription.resolve(ChannelState(E, 5, 6), pubs(5, 6))
-    assert actions == [notice(Outcome.NOT_RECOVERED, 4, Reason.EXPIRED), *pubs(5, 6)]
+    assert actions == [notice(NoticeType.NOT_RECOVERED, 4, Reason.EXPIRED), *pubs(5, 6)]
 
 
 def test_epoch_changed_drops_live_messages_of_the_old_epoch() -> None:
@@ -86,7 +86,7 @@ def test_epoch_changed_drops_live_messages_of_the_old_epoch() -> None:
     subscription.live(pub(1, "new"))
     subscription.live(pub(2, "new"))
     actions = subscription.resolve(ChannelState("new", 1, 1), pubs(1, 1, "new"))
-    assert actions == [notice(Outcome.NOT_RECOVERED, 0, Reason.EPOCH_CHANGED, "new"), pub(1, "new"), pub(2, "new")]
+    assert actions == [notice(NoticeType.NOT_RECOVERED, 0, Reason.EPOCH_CHANGED, "new"), pub(1, "new"), pub(2, "new")]
 
 
 def test_live_duplicate_is_dropped() -> None:
@@ -114,14 +114,14 @@ def test_gap_history_cannot_fill_is_announced() -> None:
     subscription.resolve(ChannelState(E, 1, 2), [])
     subscription.live(pub(5))
     actions = subscription.resolve(ChannelState(E, 4, 5), pubs(4, 5))
-    assert actions == [notice(Outcome.NOT_RECOVERED, 3, Reason.EXPIRED), *pubs(4, 5)]
+    assert actions == [notice(NoticeType.NOT_RECOVERED, 3, Reason.EXPIRED), *pubs(4, 5)]
 
 
 def test_hole_in_history_is_announced_not_retried() -> None:
     """A history with a hole (a broker bug) gives a 'gap' notice before the message after it, once."""
     subscription = subscribed(RecoveryQuery(1, E))
     actions = subscription.resolve(ChannelState(E, 1, 4), [pub(2), pub(4)])
-    assert actions == [notice(Outcome.RECOVERED, 1), pub(2), notice(Outcome.NOT_RECOVERED, 3, Reason.GAP), pub(4)]
+    assert actions == [notice(NoticeType.RECOVERED, 1), pub(2), notice(NoticeType.NOT_RECOVERED, 3, Reason.GAP), pub(4)]
 
 
 def test_short_history_then_buffered_gap_is_announced() -> None:
@@ -129,7 +129,7 @@ def test_short_history_then_buffered_gap_is_announced() -> None:
     subscription = subscribed(RecoveryQuery(1, E), HubLimits())
     subscription.live(pub(6))
     actions = subscription.resolve(ChannelState(E, 1, 5), [pub(2)])
-    assert actions == [notice(Outcome.RECOVERED, 1), pub(2), notice(Outcome.NOT_RECOVERED, 5, Reason.GAP), pub(6)]
+    assert actions == [notice(NoticeType.RECOVERED, 1), pub(2), notice(NoticeType.NOT_RECOVERED, 5, Reason.GAP), pub(6)]
     assert subscription.phase is Phase.LIVE
 
 
@@ -139,7 +139,7 @@ def test_buffered_gap_above_the_read_fetches_again() -> None:
     subscription.live(pub(3))
     subscription.live(pub(5))  # 4 was lost on the way
     actions = subscription.resolve(ChannelState(E, 1, 2), [pub(2)])
-    assert actions == [notice(Outcome.RECOVERED, 1), pub(2), pub(3), Fetch("/c", RecoveryQuery(3, E))]
+    assert actions == [notice(NoticeType.RECOVERED, 1), pub(2), pub(3), Fetch("/c", RecoveryQuery(3, E))]
     assert subscription.resolve(ChannelState(E, 1, 5), pubs(4, 5)) == pubs(4, 5)
 
 
@@ -149,7 +149,7 @@ def test_buffer_overflow_fetches_again_from_where_it_got() -> None:
     for offset in range(3, 9):
         assert subscription.live(pub(offset)) == []
     actions = subscription.resolve(ChannelState(E, 1, 2), pubs(1, 2))
-    assert actions == [notice(Outcome.RECOVERED, 0), *pubs(1, 5), Fetch("/c", RecoveryQuery(5, E))]
+    assert actions == [notice(NoticeType.RECOVERED, 0), *pubs(1, 5), Fetch("/c", RecoveryQuery(5, E))]
     assert subscription.live(pub(9)) == []
     assert subscription.resolve(ChannelState(E, 1, 8), pubs(6, 8)) == pubs(6, 9)
 
@@ -161,7 +161,7 @@ def test_buffer_is_bounded_in_bytes() -> None:
     subscription.live(pub(2, size=1000))  # over the byte bound: dropped, fetched again later
     subscription.live(pub(3, size=1))  # fits, but after a drop it would leave a hole: dropped too
     actions = subscription.resolve(ChannelState(E, 1, 0), [])
-    assert actions == [notice(Outcome.RECOVERED, 0), pub(1, size=1000), Fetch("/c", RecoveryQuery(1, E))]
+    assert actions == [notice(NoticeType.RECOVERED, 0), pub(1, size=1000), Fetch("/c", RecoveryQuery(1, E))]
 
 
 def test_new_epoch_seen_live_is_fetched_and_announced() -> None:
@@ -170,7 +170,7 @@ def test_new_epoch_seen_live_is_fetched_and_announced() -> None:
     subscription.resolve(ChannelState(E, 1, 7), [])
     assert subscription.live(pub(1, "new")) == [Fetch("/c", RecoveryQuery(7, E))]
     actions = subscription.resolve(ChannelState("new", 1, 1), pubs(1, 1, "new"))
-    assert actions == [notice(Outcome.NOT_RECOVERED, 0, Reason.EPOCH_CHANGED, "new"), pub(1, "new")]
+    assert actions == [notice(NoticeType.NOT_RECOVERED, 0, Reason.EPOCH_CHANGED, "new"), pub(1, "new")]
     assert (subscription.epoch, subscription.offset) == ("new", 1)
 
 
@@ -180,7 +180,7 @@ def test_new_epoch_whose_start_was_missed_is_fetched() -> None:
     subscription.resolve(ChannelState(E, 1, 7), [])
     assert subscription.live(pub(3, "new")) == [Fetch("/c", RecoveryQuery(7, E))]
     actions = subscription.resolve(ChannelState("new", 1, 3), pubs(1, 3, "new"))
-    assert actions == [notice(Outcome.NOT_RECOVERED, 0, Reason.EPOCH_CHANGED, "new"), *pubs(1, 3, "new")]
+    assert actions == [notice(NoticeType.NOT_RECOVERED, 0, Reason.EPOCH_CHANGED, "new"), *pubs(1, 3, "new")]
 
 
 def test_late_message_of_an_old_epoch_is_dropped() -> None:
@@ -206,16 +206,19 @@ def test_other_epoch_arriving_during_a_fetch_is_read_again() -> None:
     subscription = subscribed(None, HubLimits())
     subscription.live(pub(1, "new"))  # the read below happened just before "new" began
     assert subscription.resolve(ChannelState(E, 1, 4), []) == [
-        notice(Outcome.SUBSCRIBED, 4),
+        notice(NoticeType.SUBSCRIBED, 4),
         Fetch("/c", RecoveryQuery(4, E)),
     ]
     assert subscription.resolve(ChannelState("new", 1, 1), pubs(1, 1, "new")) == [
-        notice(Outcome.NOT_RECOVERED, 0, Reason.EPOCH_CHANGED, "new"),
+        notice(NoticeType.NOT_RECOVERED, 0, Reason.EPOCH_CHANGED, "new"),
         pub(1, "new"),
     ]
     stale = subscribed(None, HubLimits())
     stale.live(pub(9, "old"))  # published before the read's epoch began, delivered late
-    assert stale.resolve(ChannelState(E, 1, 4), []) == [notice(Outcome.SUBSCRIBED, 4), Fetch("/c", RecoveryQuery(4, E))]
+    assert stale.resolve(ChannelState(E, 1, 4), []) == [
+        notice(NoticeType.SUBSCRIBED, 4),
+        Fetch("/c", RecoveryQuery(4, E)),
+    ]
     assert stale.resolve(ChannelState(E, 1, 4), []) == []
 
 
@@ -226,9 +229,9 @@ def test_newer_epoch_in_the_buffer_is_fetched() -> None:
     subscription.live(pub(1, "new"))
     subscription.live(pub(2, "new"))
     actions = subscription.resolve(ChannelState(E, 1, 2), [])
-    assert actions == [notice(Outcome.SUBSCRIBED, 2), pub(3), Fetch("/c", RecoveryQuery(3, E))]
+    assert actions == [notice(NoticeType.SUBSCRIBED, 2), pub(3), Fetch("/c", RecoveryQuery(3, E))]
     assert subscription.resolve(ChannelState("new", 1, 2), pubs(1, 2, "new")) == [
-        notice(Outcome.NOT_RECOVERED, 0, Reason.EPOCH_CHANGED, "new"),
+        notice(NoticeType.NOT_RECOVERED, 0, Reason.EPOCH_CHANGED, "new"),
         *pubs(1, 2, "new"),
     ]
 
@@ -236,14 +239,17 @@ def test_newer_epoch_in_the_buffer_is_fetched() -> None:
 def test_entries_of_another_epoch_are_ignored() -> None:
     """A reader mixing epochs cannot make the client take foreign offsets."""
     subscription = subscribed(RecoveryQuery(1, E))
-    assert subscription.resolve(ChannelState(E, 1, 2), [pub(2, "x"), pub(2)]) == [notice(Outcome.RECOVERED, 1), pub(2)]
+    assert subscription.resolve(ChannelState(E, 1, 2), [pub(2, "x"), pub(2)]) == [
+        notice(NoticeType.RECOVERED, 1),
+        pub(2),
+    ]
 
 
 def test_no_epoch_query_gets_all_retained() -> None:
     """since without epoch (a first visit asking for recent history) gets 'no_epoch' and every retained message."""
     subscription = subscribed(RecoveryQuery(0, None))
     actions = subscription.resolve(ChannelState(E, 3, 4), pubs(3, 4))
-    assert actions == [notice(Outcome.NOT_RECOVERED, 2, Reason.NO_EPOCH), *pubs(3, 4)]
+    assert actions == [notice(NoticeType.NOT_RECOVERED, 2, Reason.NO_EPOCH), *pubs(3, 4)]
 
 
 def test_resolve_without_a_fetch_is_a_caller_bug() -> None:
@@ -261,3 +267,15 @@ def test_fetch_after_matches_the_decision() -> None:
     assert Fetch("/c", RecoveryQuery(2, E)).after(state) == 4
     assert Fetch("/c", RecoveryQuery(7, "other")).after(state) == 4
     assert Fetch("/c", None).after(state) == 9
+
+
+def test_heartbeat_repeats_the_position() -> None:
+    """A heartbeat tells a browser the link is alive and where it is; none while the position is unsettled."""
+    subscription = subscribed()
+    assert subscription.heartbeat() is None
+    subscription.resolve(ChannelState(E, 1, 4), [])
+    assert subscription.heartbeat() == notice(NoticeType.HEARTBEAT, 4)
+    subscription.live(pub(5))
+    assert subscription.heartbeat() == notice(NoticeType.HEARTBEAT, 5)
+    subscription.live(pub(7))  # a gap: fetching again
+    assert subscription.heartbeat() is None

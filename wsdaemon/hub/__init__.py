@@ -8,7 +8,7 @@ reactor, no clock (time and randomness are passed in), no Redis. The
 from wsdaemon.hub.channels import MAX_CHANNEL_BYTES, channel_problem, check_channel, join_channel
 from wsdaemon.hub.envelope import (
     Notice,
-    Outcome,
+    NoticeType,
     Publication,
     Reason,
     encode_notice,
@@ -45,7 +45,7 @@ __all__ = [
     "InvalidEnvelope",
     "InvalidRecoveryQuery",
     "Notice",
-    "Outcome",
+    "NoticeType",
     "Phase",
     "Publication",
     "Reason",

@@ -12,7 +12,8 @@ Rules for this file:
       {"channel":"/chat/room1","epoch":"6743a1f0-9c1e2b3a4d5f6a7b","offset":42,"data":"hello"}
 
 * A notice tells the client where the stream continues: after it, the next
-  message has ``offset + 1`` in ``epoch`` (see :class:`Outcome`)::
+  message has ``offset + 1`` in ``epoch`` (see :class:`NoticeType`; a
+  ``heartbeat`` repeats the position the client already has)::
 
       {"type":"not_recovered","channel":"/chat/room1","epoch":"...","offset":17,"reason":"expired"}
 
@@ -40,8 +41,11 @@ from wsdaemon.hub.positions import is_epoch, is_offset
 _quote = json.JSONEncoder(ensure_ascii=False).encode
 
 
-class Outcome(StrEnum):
-    """The notice types: how a subscription starts (or how a gap is announced)."""
+class NoticeType(StrEnum):
+    """The notice types: how a subscription starts, how a gap is announced, and that the link is alive.
+
+    The first three are also the outcomes of the recovery decision.
+    """
 
     #: No recovery was asked: live messages follow, after ``offset``.
     SUBSCRIBED = "subscribed"
@@ -49,9 +53,12 @@ class Outcome(StrEnum):
     RECOVERED = "recovered"
     #: Some messages after the client's position are lost; what follows starts after ``offset``.
     NOT_RECOVERED = "not_recovered"
+    #: Nothing happened: the link is alive, and the position of the last message sent is ``offset``.
+    #: Browsers cannot see WebSocket pings, so on a quiet channel this is how they notice a dead link.
+    HEARTBEAT = "heartbeat"
 
 
-_OUTCOMES = frozenset(outcome.value for outcome in Outcome)
+_NOTICE_TYPES = frozenset(kind.value for kind in NoticeType)
 
 
 class Reason(StrEnum):
@@ -126,7 +133,7 @@ class Notice:
     """A notice: where the stream continues, and why.
 
     Attributes:
-        type: what happened (:class:`Outcome`).
+        type: what happened (:class:`NoticeType`).
         channel: the channel's name.
         epoch: the channel's epoch from now on.
         offset: the next message has ``offset + 1`` (in ``epoch``).
@@ -134,7 +141,7 @@ class Notice:
             see a newer server's reason it does not know: any string).
     """
 
-    type: Outcome
+    type: NoticeType
     channel: str
     epoch: str
     offset: int
@@ -202,11 +209,11 @@ def _parse_notice(value: dict[str, Any], channel: str, epoch: str, offset: int) 
     kind, reason = value["type"], value.get("reason")
     if not isinstance(kind, str):
         raise InvalidEnvelope("type must be a string")
-    if kind not in _OUTCOMES:
+    if kind not in _NOTICE_TYPES:
         raise UnknownEnvelope(kind)
     if reason is not None and not isinstance(reason, str):
         raise InvalidEnvelope("reason must be a string")
-    return Notice(Outcome(kind), channel, epoch, offset, reason)
+    return Notice(NoticeType(kind), channel, epoch, offset, reason)
 
 
 def _parse_publication(value: dict[str, Any], channel: str, epoch: str, offset: int) -> Publication:

@@ -40,7 +40,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from wsdaemon.hub.envelope import Notice, Outcome, Reason
+from wsdaemon.hub.envelope import Notice, NoticeType, Reason
 from wsdaemon.hub.errors import InvalidRecoveryQuery
 from wsdaemon.hub.positions import MAX_OFFSET, ChannelState, is_epoch
 
@@ -124,7 +124,7 @@ class Decision:
         reason: why not recovered (``None`` otherwise).
     """
 
-    outcome: Outcome
+    outcome: NoticeType
     epoch: str
     offset: int
     last_offset: int
@@ -156,7 +156,7 @@ def decide(query: RecoveryQuery | None, state: ChannelState) -> Decision:
     """
     epoch, first, last = state.epoch, state.first_offset, state.last_offset
     if query is None:
-        return Decision(Outcome.SUBSCRIBED, epoch, last, last)
+        return Decision(NoticeType.SUBSCRIBED, epoch, last, last)
     if query.epoch is None:
         reason = Reason.NO_EPOCH
     elif query.epoch != epoch:
@@ -166,5 +166,5 @@ def decide(query: RecoveryQuery | None, state: ChannelState) -> Decision:
     elif query.since < first - 1:
         reason = Reason.EXPIRED
     else:
-        return Decision(Outcome.RECOVERED, epoch, query.since, last)
-    return Decision(Outcome.NOT_RECOVERED, epoch, first - 1, last, reason)
+        return Decision(NoticeType.RECOVERED, epoch, query.since, last)
+    return Decision(NoticeType.NOT_RECOVERED, epoch, first - 1, last, reason)

@@ -52,7 +52,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
-from wsdaemon.hub.envelope import Notice, Outcome, Publication, Reason
+from wsdaemon.hub.envelope import Notice, NoticeType, Publication, Reason
 from wsdaemon.hub.limits import HubLimits
 from wsdaemon.hub.positions import ChannelState
 from wsdaemon.hub.recovery import RecoveryQuery, decide
@@ -121,6 +121,19 @@ class Subscription:
         """The first fetch: call once, after registering the subscriber for live messages."""
         return Fetch(self.channel, self._query)
 
+    def heartbeat(self) -> Notice | None:
+        """A ``heartbeat`` notice with the position of the last message delivered, or ``None`` while pending.
+
+        The caller sends it on an idle envelope connection (through the same
+        queue as messages, so it never overtakes one): browsers cannot see
+        WebSocket pings, and on a quiet channel this traffic is how they
+        notice a dead link. While a fetch is pending nothing is sent, since the
+        position is not settled.
+        """
+        if self.phase is Phase.PENDING or self.epoch is None:
+            return None
+        return Notice(NoticeType.HEARTBEAT, self.channel, self.epoch, self.offset)
+
     def live(self, publication: Publication) -> list[Action]:
         """A live message of this channel arrived: what to do now.
 
@@ -160,7 +173,7 @@ class Subscription:
         first_time = self.epoch is None
         decision = decide(self._query, state)
         actions: list[Action] = []
-        if first_time or decision.outcome is Outcome.NOT_RECOVERED:
+        if first_time or decision.outcome is NoticeType.NOT_RECOVERED:
             actions.append(decision.notice(self.channel))
         self.epoch, self.offset = decision.epoch, decision.offset
         for entry in entries:
@@ -208,7 +221,7 @@ class Subscription:
         """Deliver a later message of the current epoch, announcing any gap just before it."""
         if publication.offset > self.offset + 1:
             actions.append(
-                Notice(Outcome.NOT_RECOVERED, self.channel, publication.epoch, publication.offset - 1, Reason.GAP)
+                Notice(NoticeType.NOT_RECOVERED, self.channel, publication.epoch, publication.offset - 1, Reason.GAP)
             )
         self.offset = publication.offset
         actions.append(publication)
