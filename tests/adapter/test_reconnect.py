@@ -18,6 +18,8 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from tests.helpers import close_payload, parse_frames, server_frame
+from wsdaemon.adapter.client import HandshakeFailed, TLSFailed
+from wsdaemon.adapter.outcome import WebSocketClosed, WebSocketLost
 from wsdaemon.adapter.reconnect import (
     Backoff,
     ConnectOptions,
@@ -26,8 +28,6 @@ from wsdaemon.adapter.reconnect import (
     ending_of_close,
     ending_of_failure,
 )
-from wsdaemon.adapter.client import HandshakeFailed, TLSFailed
-from wsdaemon.adapter.outcome import WebSocketClosed, WebSocketLost
 from wsdaemon.core import Limits, accept_key
 from wsdaemon.core.frames import Opcode
 
@@ -345,7 +345,7 @@ def test_no_pong_in_time_fails_with_1011_and_reconnects():
     frames = attempt.frames()
     assert frames[-1][1] == CLOSE and frames[-1][2] == close_payload(1011, b"keepalive timeout")
     attempt.protocol.connectionLost(Failure(ConnectionDone()))
-    ending = [value for kind, value in session.handler.log if kind == "ended"][0]
+    ending = next(value for kind, value in session.handler.log if kind == "ended")
     assert (ending.code, ending.reason) == (1011, "keepalive timeout")
     assert session.handler.kinds()[-1] == "reconnecting"
 
