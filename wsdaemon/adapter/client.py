@@ -149,13 +149,19 @@ class ClientHandshake:
         """
         self._buffer += data
         end = find_head_end(self._buffer)
+        if (end if end >= 0 else len(self._buffer)) > self.limits.http_max_header_bytes:
+            self._buffer = b""  # nothing of an oversized head is kept
+            raise InvalidResponse("response head too large")
         if end < 0:
-            if len(self._buffer) > self.limits.http_max_header_bytes:
-                raise InvalidResponse("response head too large")
             return None
         head, rest = self._buffer[:end], self._buffer[end:]
         self._buffer = b""
         return parse_response_head(head), rest
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of an incomplete answer head held so far (never more than ``http_max_header_bytes``)."""
+        return len(self._buffer)
 
     def open(self, response: ResponseHead) -> tuple[Connection, str | None]:
         """Check the server's 101 and build the client core with what it accepted: (core, subprotocol).
