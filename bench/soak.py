@@ -37,8 +37,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from run import BUILD, HOST, LOADGEN_CORE, LOGS, RESULTS, SERVER_CORE, build_c_programs, free_port, pinned
-from run import rss_kib, wait_listening
+from run import (
+    BUILD,
+    HOST,
+    LOADGEN_CORE,
+    LOGS,
+    RESULTS,
+    SERVER_CORE,
+    build_c_programs,
+    free_port,
+    pinned,
+    rss_kib,
+    wait_listening,
+)
 
 SOAK_CONFIG = """\
 # Written by bench/soak.py: room for the soak's connections, all from 127.0.0.1.
@@ -163,7 +174,9 @@ def run_broadcast(exe: Path, options: argparse.Namespace) -> dict[str, Any]:
     members_args = ["--path", "/chat", "--scenario", "idle", "--conns", str(options.conns - 1)]
     members_args += ["--size", str(options.size), "--concurrency", "500", "--setup-timeout", "180"]
     command = pinned([str(exe), "--host", HOST, "--port", str(daemon.port), *members_args], LOADGEN_CORE)
-    members = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    members = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert members.stdout is not None and members.stdin is not None
         ready = json.loads(next(line for line in members.stdout if line.startswith("{")))
@@ -210,7 +223,9 @@ def report(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Figures of one scenario: messages, rate, and the RSS samples after warm-up."""
-    settled = [(t, rss) for t, rss, phase in daemon.samples if phase == "main" and t >= main_started + options.warmup_seconds]
+    settled = [
+        (t, rss) for t, rss, phase in daemon.samples if phase == "main" and t >= main_started + options.warmup_seconds
+    ]
     values = [rss for _, rss in settled] or [0]
     drift = values[-1] - values[0]
     slope = slope_kib_per_minute(settled)
@@ -239,14 +254,14 @@ def report(
 def markdown(results: list[dict[str, Any]]) -> str:
     """The README table."""
     lines = [
-        "| scenario | connections | messages | msgs/s | RSS after warm-up (first → last, min–max) | drift | slope | flat |",
+        "| scenario | connections | messages | msgs/s | RSS after warm-up (first → last, min-max) | drift | slope | flat |",
         "|---|---:|---:|---:|---|---:|---:|---|",
     ]
     for r in results:
         mib = lambda kib: f"{kib / MIB_KIB:.1f}"  # noqa: E731
         lines.append(
             f"| {r['scenario']} | {r['connections']:,} | {r['messages']:,} | {r['messages_per_s']:,.0f} | "
-            f"{mib(r['rss_first_kib'])} → {mib(r['rss_last_kib'])} MiB ({mib(r['rss_min_kib'])}–{mib(r['rss_max_kib'])}) | "
+            f"{mib(r['rss_first_kib'])} → {mib(r['rss_last_kib'])} MiB ({mib(r['rss_min_kib'])}-{mib(r['rss_max_kib'])}) | "
             f"{r['rss_drift_kib'] / MIB_KIB:+.1f} MiB | {r['rss_slope_kib_per_min'] / MIB_KIB:+.2f} MiB/min | "
             f"{'yes' if r['flat'] else 'NO'} |"
         )
@@ -255,7 +270,9 @@ def markdown(results: list[dict[str, Any]]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--conns", type=int, default=10_000, help="connections (echo) or members + publisher (broadcast)")
+    parser.add_argument(
+        "--conns", type=int, default=10_000, help="connections (echo) or members + publisher (broadcast)"
+    )
     parser.add_argument("--messages", type=int, default=1_000_000, help="echoes, or deliveries, per scenario")
     parser.add_argument("--size", type=int, default=64, help="message size in bytes")
     parser.add_argument("--min-seconds", type=float, default=60.0, help="shortest main run per scenario")
