@@ -4,7 +4,8 @@ The per-connection API mirrors Twisted's own ``twisted.web.websocket`` exactly
 (``WebSocketProtocol``, ``WebSocketTransport``, ``WebSocketServerFactory``), so a
 handler written for Twisted runs on wsdaemon unchanged. What wsdaemon adds is
 the plugin interface, :class:`IHandlerPlugin`, through which a handler is found
-by name and built from an endpoint's configuration options; who connected
+by name and built from an endpoint's configuration options, with the
+:class:`HandlerContext` the daemon lends to the factory it builds; who connected
 (:class:`ClientAddress`, :class:`Identity`); and the authentication step every
 endpoint runs before the handshake, :class:`IAuthenticator`.
 """
@@ -16,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from twisted.application.service import IServiceCollection
 from twisted.internet.interfaces import IPushProducer
 from twisted.plugin import IPlugin
 from twisted.python.failure import Failure
@@ -25,6 +27,7 @@ if typing.TYPE_CHECKING:
     from twisted.internet.defer import Deferred
     from twisted.web.server import Request
 
+    from wsdaemon.broker import IBroker
     from wsdaemon.core.frames import SharedMessage
 
 
@@ -254,6 +257,37 @@ class InvalidHandlerOptions(HandlerOptionsError):
         return self._errors
 
 
+@dataclass(frozen=True)
+class HandlerContext:
+    """What the daemon lends an endpoint's handler factory: its reactor and a place in its service tree.
+
+    The daemon passes one to ``build_factory(options, endpoint, context)`` (and to
+    :meth:`IHandlerPlugin.buildFactory`) when the endpoint is built, at startup or on a
+    reload. A handler that schedules, spawns or connects uses ``context.reactor``, never the
+    global reactor, so its tests can pass a memory clock or a fake. A handler with something
+    to finish at shutdown (programs to end, a link to close) adds an ``IService`` to
+    ``context.services`` when it first needs one: the daemon stops those services after
+    every WebSocket has been drained, and waits for a Deferred their ``stopService`` returns.
+
+    Fields are only ever added, each with a default, so a handler that reads the fields it
+    knows keeps working. Being frozen, one context can be shared by every endpoint of a daemon.
+
+    Attributes:
+        reactor: the daemon's reactor: time (``callLater``), processes (``spawnProcess``),
+            TCP (``connectTCP``), the reactor core. Typed ``Any`` because no single Twisted
+            interface names all of these.
+        services: where a handler's own services join the daemon's service tree.
+        broker: where channels live (:class:`wsdaemon.broker.IBroker`): in this process, across
+            the workers (the main process relays) or across hosts (Redis). One per daemon
+            process, shared by every endpoint; None when the caller gave none (a handler then
+            keeps its channels to itself, as ``broadcast`` does in a test).
+    """
+
+    reactor: Any
+    services: IServiceCollection
+    broker: IBroker | None = None
+
+
 class IHandlerPlugin(IPlugin):
     """A named kind of WebSocket endpoint, discoverable with ``twisted.plugin``.
 
@@ -265,8 +299,12 @@ class IHandlerPlugin(IPlugin):
     description = Attribute("One line saying what the handler does.")
     options = Attribute("Mapping of option name to a one-line description (type and default).")
 
-    def buildFactory(options: Mapping[str, Any], endpoint: str) -> WebSocketServerFactory[Any]:
+    def buildFactory(options: Mapping[str, Any], endpoint: str, context: HandlerContext) -> WebSocketServerFactory[Any]:
         """Validate ``options`` and return the factory for the endpoint at path ``endpoint``.
+
+        ``context`` is the daemon's :class:`HandlerContext`. A plugin written before it
+        existed declares ``buildFactory(options, endpoint)``; the daemon sees that from the
+        signature and calls it without the context (:func:`wsdaemon.plugins.build_handler_factory`).
 
         Raises:
             HandlerOptionsError: an option is unknown, missing or of the wrong type.

@@ -8,8 +8,9 @@ handlers are found the same way (``twisted/plugins/wsdaemon_handlers.py``).
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -21,7 +22,43 @@ from twisted.python import log as legacy_log
 from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
-from wsdaemon.interfaces import HandlerOptionsError, IHandlerPlugin, InvalidHandlerOptions, WebSocketServerFactory
+from wsdaemon.interfaces import (
+    HandlerContext,
+    HandlerOptionsError,
+    IHandlerPlugin,
+    InvalidHandlerOptions,
+    WebSocketServerFactory,
+)
+
+
+def takes_context(function: Callable[..., Any]) -> bool:
+    """Whether ``function`` can be called as ``(options, endpoint, context)``.
+
+    Handlers written before :class:`HandlerContext` existed take ``(options, endpoint)``
+    only; they keep working, called without it. A callable whose signature cannot be
+    read is assumed to take the context (it is the current API).
+    """
+    try:
+        inspect.signature(function).bind(None, None, None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (some builtins)
+        return True
+    return True
+
+
+def build_handler_factory(
+    plugin: Any, options: Mapping[str, Any], endpoint: str, context: HandlerContext
+) -> WebSocketServerFactory[Any]:
+    """``plugin.buildFactory`` for one endpoint, with ``context`` if the plugin takes it.
+
+    Raises:
+        HandlerOptionsError: the plugin refused an option.
+    """
+    build = plugin.buildFactory
+    if takes_context(build):
+        return build(options, endpoint, context)  # type: ignore[no-any-return]
+    return build(options, endpoint)  # type: ignore[no-any-return]
 
 
 @implementer(IPlugin, IHandlerPlugin)
@@ -30,7 +67,8 @@ class HandlerPlugin:
 
     The module is imported only when an endpoint uses the handler (the
     ``ServiceMaker`` trick), and must define
-    ``build_factory(options, endpoint) -> WebSocketServerFactory``.
+    ``build_factory(options, endpoint, context) -> WebSocketServerFactory``, or
+    ``build_factory(options, endpoint)`` if it needs nothing from the daemon.
     """
 
     def __init__(self, name: str, module: str, description: str, options: Mapping[str, str] | None = None) -> None:
@@ -39,8 +77,14 @@ class HandlerPlugin:
         self.description = description
         self.options = MappingProxyType(dict(options or {}))
 
-    def buildFactory(self, options: Mapping[str, Any], endpoint: str) -> WebSocketServerFactory[Any]:
+    def buildFactory(
+        self, options: Mapping[str, Any], endpoint: str, context: HandlerContext | None = None
+    ) -> WebSocketServerFactory[Any]:
         """Import the implementation and let it validate ``options``.
+
+        The daemon always passes ``context``; it is passed on to a ``build_factory`` that
+        takes it. Without one (a test building a handler that needs nothing from the
+        daemon), ``build_factory`` is called with ``(options, endpoint)``.
 
         Raises:
             HandlerOptionsError: an option is unknown or invalid (``InvalidHandlerOptions``: several).
@@ -54,8 +98,10 @@ class HandlerPlugin:
             raise InvalidHandlerOptions(
                 [HandlerOptionsError(name, expected + did_you_mean(name, declared), options[name]) for name in unknown]
             )
-        implementation = importlib.import_module(self.module)
-        return implementation.build_factory(options, endpoint)  # type: ignore[no-any-return]
+        build = importlib.import_module(self.module).build_factory
+        if context is not None and takes_context(build):
+            return build(options, endpoint, context)  # type: ignore[no-any-return]
+        return build(options, endpoint)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"<handler plugin {self.name!r} from {self.module}>"
