@@ -160,3 +160,20 @@ def test_an_out_of_range_ping_interval_is_refused_by_name():
     """--ping-interval 0 is refused with a message naming ping_interval_seconds."""
     with pytest.raises(ValueError, match="ping_interval_seconds"):
         options_from(parse_args(["ws://h/", "--ping-interval", "0"]))
+
+
+def test_input_ended_and_nothing_queued_stops_reconnecting():
+    """A connection lost after the input ended, with nothing left to send, ends the client."""
+    term, _, client, _ = terminal(wait=5.0)
+    open_connection(term, client)
+    term.end_of_input()
+    client.transport = None
+    term.ended(Ending(1006, ""))
+    assert client.closes == 1
+
+
+def test_input_ending_between_connections_with_nothing_queued_stops():
+    """End of input while reconnecting, every line already sent: stop instead of reconnecting."""
+    term, _, client, _ = terminal()
+    term.end_of_input()
+    assert client.closes == 1

@@ -46,7 +46,8 @@ class Terminal:
     """Between standard input/output and a :class:`ReconnectingClient`; it is the client's handler.
 
     Lines typed while no connection is open wait in a queue, and standard input
-    is paused meanwhile, so nothing typed is lost and nothing piles up.
+    is paused meanwhile, so nothing typed is lost and nothing piles up. Once the
+    input has ended, the client reconnects only to send lines still queued.
 
     Args:
         clock: times the ``--wait`` quiet period.
@@ -90,9 +91,11 @@ class Terminal:
         self._arm_quiet_again()
 
     def ended(self, ending: Ending) -> None:
-        """Stop the quiet timer; pause input until the next connection."""
+        """Stop the quiet timer; pause input until the next connection, or stop if nothing is left to send."""
         self._cancel_quiet()
-        if self.input is not None and not self.input_ended:
+        if self.input_ended and not self.queue:
+            self._close()  # a new connection would bring no reply to what was sent: do not reconnect
+        elif self.input is not None and not self.input_ended:
             self.input.pauseProducing()
 
     def reconnecting(self, delay_seconds: float, ending: Ending) -> None:
@@ -116,6 +119,8 @@ class Terminal:
         self.input_ended = True
         if self.client is not None and self.client.transport is not None:
             self._arm_quiet()
+        elif not self.queue:
+            self._close()  # between connections with nothing to send: stop reconnecting
 
     # --- the quiet period -------------------------------------------------------
 

@@ -38,7 +38,7 @@ URL = "ws://example.test/feed"
 class Attempt:
     """One connection attempt the client made, for the test to answer."""
 
-    def __init__(self, factory: Factory, url_path: str) -> None:
+    def __init__(self, factory: Factory) -> None:
         self.factory = factory
         self.deferred: Deferred[Protocol] = Deferred()
         self.transport = StringTransport()
@@ -104,11 +104,10 @@ class FakeNetwork:
         self.attempts: list[Attempt] = []
 
     def endpoint_factory(self, reactor: object, target: Any, cafile: str | None) -> FakeNetwork:
-        self._target = target
         return self
 
     def connect(self, factory: Factory) -> Deferred[Protocol]:
-        attempt = Attempt(factory, self._target.resource)
+        attempt = Attempt(factory)
         self.attempts.append(attempt)
         return attempt.deferred
 
