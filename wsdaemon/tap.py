@@ -9,15 +9,17 @@ half-started.
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from twisted.application.service import IService
 from twisted.python import usage
 
 from wsdaemon import __version__
-from wsdaemon.config import Config, ConfigError, load_config
-from wsdaemon.logs import LOG_FORMATS, observer_factory
+from wsdaemon.config import Config, ConfigError, load_config, worker_count
+from wsdaemon.logs import LOG_FORMATS, ObserverFactory, observer_factory
 from wsdaemon.plugins import BrokenPlugin, DuplicateHandler, describe_handlers, discover_handlers
+from wsdaemon.runners import for_runner, hand_log_format
 
 
 class Options(usage.Options):
@@ -31,7 +33,14 @@ class Options(usage.Options):
     )
     optParameters = [
         ["config", "c", None, "TOML configuration file (see etc/wsdaemon.toml)."],
-        ["log-format", None, "text", "Log lines as human-readable text (default) or json (one object per line)."],
+        ["log-format", None, None, "Log lines as human-readable text (default) or json (one object per line)."],
+        [
+            "worker",
+            None,
+            None,
+            "Internal: run as worker N of a main process with [process] workers > 1 (the main process adds it).",
+            int,
+        ],
     ]
     optFlags = [
         [
@@ -47,6 +56,8 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self["listen"] = []
+        #: The observer factory of the chosen --log-format (set once the options are parsed).
+        self.log_observer: ObserverFactory = observer_factory("text")
 
     def opt_listen(self, endpoint: str) -> None:
         """Listen on a Twisted endpoint string (repeatable; replaces the config's listeners)."""
@@ -55,18 +66,20 @@ class Options(usage.Options):
     opt_l = opt_listen
 
     def postOptions(self) -> None:
-        """Choose the log format; under ``twist`` it replaces twist's own choice of observer.
+        """Choose the log format, and hand it to the runner (``twist`` or ``twistd``) the same way for both.
 
-        ``twist`` builds its file observer from the factory in its options after this, so
-        ``twist wsdaemon`` logs text even when stdout is not a terminal (twist alone would
-        pick JSON there), and ``twist wsdaemon --log-format json`` writes JSON lines.
+        Text is the default under both, even when stdout is not a terminal (``twist``
+        alone would pick JSON there). How the format reaches each runner, and which
+        part of that is public Twisted API, is said in :mod:`wsdaemon.runners`.
+
+        Raises:
+            usage.UsageError: an unknown format, or one twistd's own log options override.
         """
-        if self["log-format"] not in LOG_FORMATS:
-            raise usage.UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}, got {self['log-format']!r}")
-        parent = self.parent
-        if parent is not None and "fileLogObserverFactory" in parent:
-            parent["fileLogObserverFactory"] = observer_factory(self["log-format"])
-            parent["logFormat"] = self["log-format"]
+        chosen = self["log-format"]
+        if chosen is not None and chosen not in LOG_FORMATS:
+            raise usage.UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}, got {chosen!r}")
+        self.log_observer = observer_factory(chosen or "text", self["worker"])
+        hand_log_format(self, chosen, self.log_observer)
 
     def opt_list_handlers(self) -> NoReturn:
         """List the installed handler plugins with their options, and exit."""
@@ -96,9 +109,6 @@ def makeService(options: Options) -> IService:
     """Load the config, resolve handlers, and build the daemon service."""
     from twisted.internet import reactor
 
-    from wsdaemon.service import build_service
-    from wsdaemon.systemd import Notifier
-
     def reload_config() -> Config:
         return load_config(options["config"], options["listen"])
 
@@ -109,11 +119,34 @@ def makeService(options: Options) -> IService:
             raise SystemExit(
                 check_config(options["config"], options["listen"], discover_handlers(), reactor, sys.stdout, sys.stderr)
             )
-        config = reload_config()
-        return build_service(
-            config, discover_handlers(), reactor, load_config=reload_config, notifier=Notifier.from_environment()
-        )
+        return for_runner(_build(options, reload_config(), reload_config, reactor), options, options.log_observer)
     except ConfigError as error:
         fail(str(error))
     except DuplicateHandler as error:
         fail(str(error))
+
+
+def _build(options: Options, config: Config, reload_config: Callable[[], Config], reactor: Any) -> IService:
+    """One process (``workers = 1``), the main process of several workers, or one of those workers."""
+    from wsdaemon.systemd import Notifier
+
+    if options["worker"] is not None:
+        from wsdaemon.workers.channel import ChannelError
+        from wsdaemon.workers.worker import build_worker
+
+        try:
+            return build_worker(config, discover_handlers(), reactor, options["worker"], load_config=reload_config)
+        except ChannelError as error:
+            fail(f"--worker is set by the main process for its workers, not by hand ({error})")
+    count = worker_count(config.process)
+    if count > 1:
+        from wsdaemon.workers.start import build_supervisor
+
+        if options.parent is not None and "nodaemon" in options.parent:  # twistd's options: it daemonizes
+            fail("[process] workers > 1 runs under `twist wsdaemon` (in the foreground), not twistd")
+        return build_supervisor(config, discover_handlers(), reactor, count, notifier=Notifier.from_environment())
+    from wsdaemon.service import build_service
+
+    return build_service(
+        config, discover_handlers(), reactor, load_config=reload_config, notifier=Notifier.from_environment()
+    )

@@ -149,7 +149,12 @@ class Notice:
 
 
 def encode_publication(publication: Publication) -> bytes:
-    """The envelope of a published message, as UTF-8 JSON (call :meth:`Publication.envelope` to cache it)."""
+    """The envelope of a published message, as UTF-8 JSON (call :meth:`Publication.envelope` to cache it).
+
+    Raises:
+        UnicodeDecodeError: a text payload that is not UTF-8 (a caller bug:
+            the core validates text messages, a broker must mark binary ones).
+    """
     if publication.binary:
         body = '"b64":"' + b64encode(publication.payload).decode("ascii") + '"'
     else:

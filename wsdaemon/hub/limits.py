@@ -53,6 +53,8 @@ class HubLimits:
         10**7,
         "channels whose offsets and history are kept; the least recently published one is forgotten first",
     )
+    # The replay buffers hold the same Publication objects as history and every other subscriber, so
+    # their real cost is a pointer per held message; the byte bound is on what one subscriber may hold.
     replay_buffer_max_messages: int = _limit(
         1000,
         1,
