@@ -13,7 +13,8 @@
  *   idle       open --conns N connections (at most --concurrency at once),
  *              complete the handshake (raw: a 1-byte echo), print a "ready"
  *              JSON line, then hold them (answering pings) until a line or EOF
- *              arrives on stdin.
+ *              arrives on stdin. Messages the server sends them (a broadcast)
+ *              are checked against --size and counted, never answered.
  *
  * Client frames are masked (fixed, non-zero key: every frame is prebuilt once,
  * so masking costs the generator nothing). Server frames are parsed as a
@@ -337,7 +338,8 @@ static void message_done(conn *c, double t) {
         }
     }
     c->outstanding--;
-    if (running && t < t_measure1) queue_frames(c, 1, t);
+    /* idle connections only listen (e.g. broadcast members): they never answer a message */
+    if (opt_scenario != SC_IDLE && running && t < t_measure1) queue_frames(c, 1, t);
 }
 
 static void frame_done(conn *c, double t) {

@@ -28,7 +28,27 @@ from wsdaemon.interfaces import WebSocketProtocol
 
 
 class HandshakeFailed(Exception):
-    """The server did not accept our upgrade; the message says what it answered."""
+    """The server did not accept our upgrade; the message says what it answered.
+
+    Args:
+        message: one line saying what went wrong.
+        status: the HTTP status of the server's answer, when it sent one
+            (a reconnecting client retries a 5xx or 429, not a 404).
+        retry_after_seconds: the answer's ``Retry-After`` in seconds, if it had one.
+    """
+
+    def __init__(self, message: str, status: int | None = None, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after_seconds = retry_after_seconds
+
+
+def retry_after(response: ResponseHead) -> float | None:
+    """A ``Retry-After`` given in seconds (RFC 9110 §10.2.3), else None (an HTTP date is not worth parsing here)."""
+    value = response.get("retry-after")
+    if value is None or not value.strip().isdigit():
+        return None
+    return float(value.strip())
 
 
 class TLSFailed(HandshakeFailed):
@@ -129,13 +149,19 @@ class ClientHandshake:
         """
         self._buffer += data
         end = find_head_end(self._buffer)
+        if (end if end >= 0 else len(self._buffer)) > self.limits.http_max_header_bytes:
+            self._buffer = b""  # nothing of an oversized head is kept
+            raise InvalidResponse("response head too large")
         if end < 0:
-            if len(self._buffer) > self.limits.http_max_header_bytes:
-                raise InvalidResponse("response head too large")
             return None
         head, rest = self._buffer[:end], self._buffer[end:]
         self._buffer = b""
         return parse_response_head(head), rest
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of an incomplete answer head held so far (never more than ``http_max_header_bytes``)."""
+        return len(self._buffer)
 
     def open(self, response: ResponseHead) -> tuple[Connection, str | None]:
         """Check the server's 101 and build the client core with what it accepted: (core, subprotocol).
@@ -164,13 +190,23 @@ class WebSocketClientProtocol(Protocol):
         origin: str | None,
         ready: Deferred[WebSocketWireProtocol],
         deflate: bool = True,
+        *,
+        keepalive: bool = False,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.handler = handler
         self.target = target
         self.reactor = reactor
         self.limits = limits
+        self.keepalive = keepalive
         self.handshake = ClientHandshake(
-            target.host_header, target.resource, limits, subprotocols=subprotocols, origin=origin, deflate=deflate
+            target.host_header,
+            target.resource,
+            limits,
+            subprotocols=subprotocols,
+            origin=origin,
+            deflate=deflate,
+            headers=headers,
         )
         self.ready = ready
         self.wire: WebSocketWireProtocol | None = None
@@ -187,6 +223,7 @@ class WebSocketClientProtocol(Protocol):
         if self.wire is not None:
             self.wire.dataReceived(data)
             return
+        response: ResponseHead | None = None
         try:
             answer = self.handshake.receive_head(data)
             if answer is None:
@@ -194,11 +231,18 @@ class WebSocketClientProtocol(Protocol):
             response, rest = answer
             connection, subprotocol = self.handshake.open(response)
         except InvalidResponse as error:
-            self._fail(HandshakeFailed(str(error)))
+            status = None if response is None else response.status
+            wait = None if response is None else retry_after(response)
+            self._fail(HandshakeFailed(str(error), status, wait))
             return
         self._deadlines.cancel("handshake")
         self.wire = WebSocketWireProtocol(
-            self.handler, connection, self.reactor, path=self.target.resource, subprotocol=subprotocol
+            self.handler,
+            connection,
+            self.reactor,
+            path=self.target.resource,
+            subprotocol=subprotocol,
+            keepalive=self.keepalive,
         )
         self.wire.makeConnection(self.transport)
         self.wire.finishNegotiation()
@@ -272,20 +316,41 @@ def connect(
     origin: str | None = None,
     cafile: str | None = None,
     deflate: bool = True,
+    keepalive: bool = False,
+    headers: Sequence[tuple[str, str]] = (),
     endpoint_factory: Callable[..., IStreamClientEndpoint] = client_endpoint,
 ) -> Deferred[WebSocketWireProtocol]:
     """Open a WebSocket to ``url``; fires with the wire protocol once the 101 is checked.
 
     The handler gets the usual ``negotiationStarted``/``negotiationFinished``
     and message callbacks, exactly as on the server side. With ``deflate``
-    (the default) the client offers permessage-deflate.
+    (the default) the client offers permessage-deflate. With ``keepalive`` the
+    client pings every ``limits.ping_interval_seconds`` and fails the
+    connection (1011 "keepalive timeout") when no pong comes within
+    ``limits.pong_timeout_seconds``, like the server does. ``headers`` are
+    extra request header lines (a token, say).
+
+    The Deferred fails with :class:`HandshakeFailed` (its ``status`` set when
+    the server answered something else than a 101), or with the endpoint's own
+    error when no connection could be made (refused, unreachable, DNS).
     """
     target = parse_url(url)
     ready: Deferred[WebSocketWireProtocol] = Deferred()
     settings = limits or Limits()
 
     def build() -> WebSocketClientProtocol:
-        return WebSocketClientProtocol(handler, target, reactor, settings, subprotocols, origin, ready, deflate)
+        return WebSocketClientProtocol(
+            handler,
+            target,
+            reactor,
+            settings,
+            subprotocols,
+            origin,
+            ready,
+            deflate,
+            keepalive=keepalive,
+            headers=headers,
+        )
 
     connecting = endpoint_factory(reactor, target, cafile).connect(Factory.forProtocol(build))
     connecting.addErrback(lambda failure: None if ready.called else ready.errback(failure))
