@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import socket
 import statistics
@@ -144,7 +143,9 @@ def main() -> int:
         shares = [max(split) / sum(split) for split in splits if sum(split)]
         rows.append((mode, splits, statistics.mean(shares), max(shares)))
         print(f"{mode}: {splits}", file=sys.stderr)
-    print(f"{options.conns} connections per run, {options.concurrency} handshakes at once, {options.runs} runs per mode\n")
+    print(
+        f"{options.conns} connections per run, {options.concurrency} handshakes at once, {options.runs} runs per mode\n"
+    )
     print("| mode | connections per process, each run | busier process's share: mean | worst |")
     print("|---|---|---|---|")
     for mode, splits, mean, worst in rows:

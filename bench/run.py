@@ -726,6 +726,14 @@ def headroom(rounds: list[dict[str, Any]]) -> list[str]:
 WORKER_METRICS = [metric for metric in METRICS if metric.scenario in WORKER_SCENARIOS]
 
 
+def placement(names: list[str], cores: tuple[Any, Any], all_cores: str) -> str:
+    """Where the servers and the load generator ran, for the footer."""
+    pinned = f"server on core {cores[0]}, load generator on core {cores[1]}"
+    unpinned = f"workers comparison: servers and load generator on cores {all_cores}"
+    kinds = {BY_NAME[name].pinned for name in names}
+    return "; ".join(([pinned] if True in kinds else []) + ([unpinned] if False in kinds else []))
+
+
 def workers_table(summary: dict[str, Any], names: list[str], all_cores: str) -> str:
     """wsdaemon with workers = 1 and = 2 side by side: throughput and CPU per operation (all processes)."""
     lines = [
@@ -946,7 +954,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"- {line}")
     print()
     print(
-        f"_{cmd.strip()} — {elapsed:.0f} s; server on core {cores[0]}, load generator on core {cores[1]}; "
+        f"_{cmd.strip()} — {elapsed:.0f} s; {placement(names, cores, options.all_cores)}; "
         f"{', '.join(f'{k} {v}' for k, v in versions().items())}_"
     )
 

@@ -921,6 +921,7 @@ def test_bad_workers_value_is_reported(value: str) -> None:
     ("line", "key"),
     [
         ("heartbeat_timeout_seconds = 0.1", "process.heartbeat_timeout_seconds"),
+        ("start_timeout_seconds = 0.5", "process.start_timeout_seconds"),
         ('restart_delay_max_seconds = "30"', "process.restart_delay_max_seconds"),
         ("stop_grace_seconds = -1", "process.stop_grace_seconds"),
     ],
@@ -931,9 +932,16 @@ def test_bad_supervision_time_is_reported(line: str, key: str) -> None:
 
 
 def test_supervision_times_are_read() -> None:
-    """heartbeat_timeout_seconds, restart_delay_max_seconds and stop_grace_seconds take effect."""
-    text = "[process]\nworkers = 2\nheartbeat_timeout_seconds = 2\nrestart_delay_max_seconds = 4.5\nstop_grace_seconds = 0\n"
-    assert parse_config(text, SOURCE).process == ProcessConfig(2, 2.0, 4.5, 0.0)
+    """start_timeout_seconds, heartbeat_timeout_seconds, restart_delay_max_seconds and stop_grace_seconds take effect."""
+    text = "[process]\nworkers = 2\nstart_timeout_seconds = 60\nheartbeat_timeout_seconds = 2\nrestart_delay_max_seconds = 4.5\nstop_grace_seconds = 0\n"
+    expected = ProcessConfig(
+        2,
+        start_timeout_seconds=60.0,
+        heartbeat_timeout_seconds=2.0,
+        restart_delay_max_seconds=4.5,
+        stop_grace_seconds=0.0,
+    )
+    assert parse_config(text, SOURCE).process == expected
 
 
 def test_unknown_process_key_is_reported_with_a_suggestion() -> None:
@@ -957,7 +965,9 @@ def test_broadcast_with_one_worker_is_fine() -> None:
 def test_listener_the_workers_cannot_share_is_refused() -> None:
     """With workers > 1 an ssl: endpoint is refused: the main process can only hand over a plain socket."""
     text = '[process]\nworkers = 2\n[[listeners]]\nendpoint = "ssl:8443:privateKey=k.pem"\n'
-    assert_reported(config_error(text), "listeners[0].endpoint", "a tcp:, tcp6:, unix:, systemd: endpoint while")
+    assert_reported(
+        config_error(text), "listeners[0].endpoint", "a tcp:, tcp6: or systemd: (INET or INET6) endpoint while"
+    )
 
 
 def test_listen_option_the_workers_cannot_share_names_the_option() -> None:
@@ -967,6 +977,13 @@ def test_listen_option_the_workers_cannot_share_names_the_option() -> None:
 
 
 def test_shareable_listeners_pass_with_workers() -> None:
-    """tcp:, tcp6:, unix: and systemd: listeners are fine with several workers."""
-    listen = ("tcp:8080", "tcp6:8081", "unix:/run/ws.sock", "systemd:domain=INET:index=0")
+    """tcp:, tcp6: and systemd: TCP listeners are fine with several workers."""
+    listen = ("tcp:8080", "tcp6:8081", "systemd:domain=INET:index=0", "systemd:domain=INET6:name=https")
     assert len(parse_config("[process]\nworkers = 2\n", SOURCE, listen).listeners) == 4
+
+
+@pytest.mark.parametrize("endpoint", ["unix:/run/ws.sock", "systemd:domain=UNIX:name=ws"])
+def test_unix_socket_listener_needs_one_worker(endpoint: str) -> None:
+    """A UNIX socket cannot be shared by workers (each would chmod and delete its file): refused, saying so."""
+    error = config_error("[process]\nworkers = 2\n", (endpoint,))
+    assert_reported(error, "--listen[0]", "unix: sockets need workers = 1", repr(endpoint))

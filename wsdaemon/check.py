@@ -120,6 +120,7 @@ def _process_line(process: ProcessConfig) -> str:
         return f"process: {workers}: one process serves every listener"
     return (
         f"process: {workers}: a main process holds the listeners, {count} worker processes serve them; "
+        f"start_timeout_seconds = {process.start_timeout_seconds}, "
         f"heartbeat_timeout_seconds = {process.heartbeat_timeout_seconds}, "
         f"restart_delay_max_seconds = {process.restart_delay_max_seconds}, "
         f"stop_grace_seconds = {process.stop_grace_seconds}"

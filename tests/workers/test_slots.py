@@ -7,6 +7,7 @@ import signal
 from twisted.internet.error import ProcessDone, ProcessTerminated
 
 from tests.test_lifecycle import PLAIN, Daemon
+from wsdaemon.config import ProcessConfig
 from wsdaemon.workers.backoff import RestartBackoff
 from wsdaemon.workers.slots import Slot, describe_exit, notify_fields, stale, status_text
 
@@ -58,11 +59,17 @@ def test_notify_fields_keep_their_order_and_skip_junk():
     assert notify_fields(b"READY=1\nSTATUS=a=b\njunk") == [("READY", "1"), ("STATUS", "a=b")]
 
 
-def test_stale_workers_are_the_silent_running_ones():
-    """Only running workers silent for longer than the timeout are stale."""
+def test_stale_workers_are_the_silent_ready_ones_and_the_slow_starters():
+    """A ready worker silent past heartbeat_timeout_seconds, or one not ready by start_timeout_seconds, is stale."""
+    process = ProcessConfig(2, start_timeout_seconds=30.0, heartbeat_timeout_seconds=5.0)
     silent, alive, gone = slot(1, heartbeat=0.0), slot(2, heartbeat=9.0), slot(3, heartbeat=0.0)
+    starting, slow = slot(4, ready=False, heartbeat=0.0), slot(5, ready=False, heartbeat=-21.0)
     gone.ended()
-    assert stale([silent, alive, gone], now=10.0, timeout=5.0) == [silent]
+    found = stale([silent, alive, gone, starting, slow], now=10.0, process=process)
+    assert [(item.index, reason.split(" (")[1]) for item, reason in found] == [
+        (1, "heartbeat_timeout_seconds)"),
+        (5, "start_timeout_seconds)"),
+    ]
 
 
 def test_a_slot_is_named_with_its_pid():

@@ -33,3 +33,11 @@ def test_a_good_configuration_gives_the_supervisor_of_that_many_workers():
     config = parse_config("[process]\nworkers = 3\n", "w.toml")
     supervisor = build_supervisor(config, discover_handlers(), MemoryReactorClock(), 3, command=["python"])
     assert isinstance(supervisor, Supervisor) and len(supervisor.slots) == 3
+
+
+def test_an_unreadable_api_token_stops_the_main_process(tmp_path):
+    """The [api] token file is read by the main process too: a missing one is reported before any worker."""
+    text = f'[process]\nworkers = 2\n[api]\ntoken_file = "{tmp_path / "missing"}"\n'
+    with pytest.raises(ConfigError) as error:
+        build_supervisor(parse_config(text, "w.toml"), discover_handlers(), MemoryReactorClock(), 2, command=["x"])
+    assert "api.token_file: expected a readable file" in str(error.value)

@@ -177,6 +177,21 @@ def test_a_worker_without_heartbeat_is_killed_and_replaced(logged):
     assert "worker 2 (pid 1001) killed by SIGKILL (signal 9) (no heartbeat for 4 s" in lines
 
 
+def test_a_worker_that_never_gets_ready_is_killed_at_the_start_timeout(logged):
+    """A replacement that does not listen within start_timeout_seconds is killed; heartbeats alone do not save it."""
+    harness = Harness("[process]\nstart_timeout_seconds = 5\nheartbeat_timeout_seconds = 1\n").started_ready()
+    harness.current(1).dies(signal_number=signal.SIGKILL)
+    harness.clock.advance(0)
+    replacement = harness.current(1)
+    for _ in range(4):
+        harness.clock.advance(1)
+        replacement.say("WATCHDOG=1")
+    assert replacement.process.signals == []  # slow imports are no hang
+    harness.clock.advance(1.5)
+    assert replacement.process.signals == ["KILL"]
+    assert "not ready 5 s after its start (start_timeout_seconds); killing it (SIGKILL)" in "\n".join(texts(logged))
+
+
 def test_watchdog_pings_only_while_every_worker_is_alive():
     """WATCHDOG=1 goes out at half of WatchdogSec while all workers beat; a silent worker stops it."""
     environ = {"WATCHDOG_USEC": "2000000", "WATCHDOG_PID": str(os.getpid())}

@@ -126,7 +126,9 @@ class ProcessConfig:
     """
 
     workers: int | str = 1
-    #: A worker whose reactor sent no heartbeat for this long is killed (SIGKILL) and replaced.
+    #: A worker not ready (listening) this long after its start is killed (SIGKILL) and replaced.
+    start_timeout_seconds: float = 30.0
+    #: A ready worker whose reactor sent no heartbeat for this long is killed (SIGKILL) and replaced.
     heartbeat_timeout_seconds: float = 10.0
     #: The longest wait before restarting a worker that keeps dying soon after it started.
     restart_delay_max_seconds: float = 30.0

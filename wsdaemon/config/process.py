@@ -13,14 +13,21 @@ from typing import Any
 from wsdaemon.config.checks import Report, checked_table, join_key
 from wsdaemon.config.model import AUTO_WORKERS, MAX_WORKERS, ListenerConfig, ProcessConfig
 
-_PROCESS_KEYS = ("workers", "heartbeat_timeout_seconds", "restart_delay_max_seconds", "stop_grace_seconds")
+_PROCESS_KEYS = (
+    "workers",
+    "start_timeout_seconds",
+    "heartbeat_timeout_seconds",
+    "restart_delay_max_seconds",
+    "stop_grace_seconds",
+)
 _SECONDS_RANGES = {
+    "start_timeout_seconds": (1.0, 3600.0),
     "heartbeat_timeout_seconds": (0.5, 3600.0),
     "restart_delay_max_seconds": (0.5, 3600.0),
     "stop_grace_seconds": (0.0, 3600.0),
 }
-#: Endpoint types whose plain listening socket the main process can hand to its workers.
-SHAREABLE_ENDPOINTS = ("tcp", "tcp6", "unix", "systemd")
+#: Endpoint types whose plain TCP listening socket the main process can hand to its workers.
+SHAREABLE_ENDPOINTS = ("tcp", "tcp6", "systemd")
 
 
 def available_cpus() -> int:
@@ -56,19 +63,23 @@ def parse_process(value: Any, report: Report) -> ProcessConfig:
 def refuse_unshared_listeners(
     process: ProcessConfig, listeners: Sequence[ListenerConfig], from_command_line: bool, report: Report
 ) -> None:
-    """With several workers, every listener must be a plain socket the main process can hand over.
+    """With several workers, every listener must be a TCP socket the main process can hand over.
 
     An ``ssl:`` (or plugin) endpoint wraps its socket inside the process that listens, so
     the workers could not serve it; ``tls = true`` on a ``tcp:`` listener is the way to TLS.
+    A UNIX socket cannot be shared either: Twisted's port for an adopted UNIX socket sets
+    the socket file's mode to 0666 when a worker adopts it and deletes the file when a
+    worker stops, while the others still listen on it.
     """
     if process.workers == 1:
         return
     for index, listener in enumerate(listeners):
-        kind = listener.endpoint.split(":", 1)[0]
-        if kind not in SHAREABLE_ENDPOINTS:
+        parts = listener.endpoint.split(":")
+        if parts[0] not in SHAREABLE_ENDPOINTS or "domain=UNIX" in parts:
             key = f"--listen[{index}]" if from_command_line else f"listeners[{index}].endpoint"
             expected = (
-                f"a {', '.join(kind + ':' for kind in SHAREABLE_ENDPOINTS)} endpoint while [process] workers is not 1 "
-                "(the main process hands its plain socket to every worker; for TLS use tls = true on a tcp: listener)"
+                "a tcp:, tcp6: or systemd: (INET or INET6) endpoint while [process] workers is not 1 "
+                "(the main process hands its TCP socket to every worker; for TLS use tls = true on a tcp: "
+                "listener; unix: sockets need workers = 1)"
             )
             report.bad(key, expected, listener.endpoint)

@@ -108,7 +108,7 @@ class Readiness:
             self.start_timer(self._refresh_status, STATUS_INTERVAL_SECONDS)
 
     def _watchdog(self) -> None:
-        if not stale(self.slots, self.reactor.seconds(), self.process.heartbeat_timeout_seconds):
+        if not stale(self.slots, self.reactor.seconds(), self.process):
             self.notifier.watchdog()
 
     def _refresh_status(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from twisted.internet.error import ProcessTerminated
 
+from wsdaemon.config import ProcessConfig
 from wsdaemon.workers.backoff import RestartBackoff
 
 # What a worker's lifecycle says in STATUS= ("3 connections (1 WebSocket) on 1 listeners").
@@ -96,6 +97,28 @@ def status_text(slots: Sequence[Slot]) -> str:
     return text
 
 
-def stale(slots: Iterable[Slot], now: float, timeout: float) -> list[Slot]:
-    """Running workers that gave no sign of life for more than ``timeout`` seconds."""
-    return [slot for slot in slots if slot.process is not None and now - slot.heartbeat > timeout]
+def overdue(slot: Slot, now: float, process: ProcessConfig) -> str | None:
+    """Why a running worker must be killed as hung, or None.
+
+    A starting worker has ``start_timeout_seconds`` to be ready (imports and config on a
+    loaded machine take seconds); a ready one must beat every ``heartbeat_timeout_seconds``.
+    """
+    if slot.process is None:
+        return None
+    if not slot.ready:
+        if now - slot.started > process.start_timeout_seconds:
+            return f"not ready {process.start_timeout_seconds:g} s after its start (start_timeout_seconds)"
+        return None
+    if now - slot.heartbeat > process.heartbeat_timeout_seconds:
+        return f"no heartbeat for {process.heartbeat_timeout_seconds:g} s (heartbeat_timeout_seconds)"
+    return None
+
+
+def stale(slots: Iterable[Slot], now: float, process: ProcessConfig) -> list[tuple[Slot, str]]:
+    """The running workers that look hung, each with why."""
+    found = []
+    for slot in slots:
+        reason = overdue(slot, now, process)
+        if reason is not None:
+            found.append((slot, reason))
+    return found

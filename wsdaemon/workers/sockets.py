@@ -1,6 +1,6 @@
 """The main process's listening sockets: opened once, never accepted on, inherited by every worker.
 
-The main process listens on each configured endpoint (``tcp:``, ``tcp6:``, ``unix:``, or a
+The main process listens on each configured endpoint (``tcp:``, ``tcp6:``, or a TCP
 ``systemd:`` socket adopted from socket activation) exactly as the single process does, with
 Twisted's endpoints, then takes the port out of its reactor (``IReactorFDSet.removeReader``):
 the socket stays open and keeps queueing connections, but the main process never accepts one.

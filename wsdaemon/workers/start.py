@@ -1,7 +1,8 @@
 """Building the main process of several workers: everything checked first, as a single process does.
 
 The main process never serves, but it refuses to start on what would stop a worker: unknown
-handlers or bad handler options, unparsable endpoints, unreadable certificates. The
+handlers or bad handler options, unparsable endpoints, unreadable certificates, an unreadable
+``[api]`` token or ``[broker]`` password. The
 errors are the same :class:`~wsdaemon.config.ConfigError` a single process prints, and
 nothing is spawned.
 """
@@ -17,6 +18,7 @@ from twisted.application.service import IService, MultiService
 from wsdaemon.config import Config, ConfigError, Problem
 from wsdaemon.handler_factories import resolve_factories
 from wsdaemon.interfaces import HandlerContext
+from wsdaemon.pubsub import build_api_access, build_broker
 from wsdaemon.systemd import Notifier
 from wsdaemon.tls import build_listener_tls
 from wsdaemon.workers.sockets import open_sockets
@@ -49,8 +51,11 @@ def build_supervisor(
         ConfigError: any handler, option or certificate problem, all reported at once.
     """
     problems: list[Problem] = []
-    context = HandlerContext(reactor, MultiService())
-    resolve_factories(config, handlers, context, problems)  # built and dropped: the workers build their own
+    # Built and dropped, as --check-config does: the workers build their own (the broker connects
+    # only when its service starts, so a Redis client made here never connects).
+    broker = build_broker(config, reactor, problems)
+    resolve_factories(config, handlers, HandlerContext(reactor, MultiService(), broker), problems)
+    build_api_access(config, [], problems)
     build_listener_tls(config, problems)
     if problems:
         raise ConfigError(config.source or "(built-in defaults and --listen)", problems)

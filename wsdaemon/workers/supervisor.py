@@ -255,9 +255,8 @@ class Supervisor(Service):
             pass  # it is exiting; processEnded follows
 
     def _check_heartbeats(self) -> None:
-        timeout = self.process.heartbeat_timeout_seconds
-        for slot in stale(self.slots, self.reactor.seconds(), timeout):
-            self.kill(slot, f"no heartbeat for {timeout:g} s (heartbeat_timeout_seconds)")
+        for slot, reason in stale(self.slots, self.reactor.seconds(), self.process):
+            self.kill(slot, reason)
 
     # --- what workers say ------------------------------------------------------------------
 
