@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 
 from wsdaemon.adapter.switching import SwitchingFactory
 from wsdaemon.config import Config, ConfigError, Problem
-from wsdaemon.core import CloseCode
+from wsdaemon.core.errors import SHUTDOWN
 from wsdaemon.interfaces import HandlerOptionsError, WebSocketServerFactory
 from wsdaemon.lifecycle import LifecycleService
 from wsdaemon.systemd import Notifier
@@ -89,7 +89,7 @@ class DrainService(Service):
     def stopService(self) -> Deferred[None]:
         """Start the drain; the reactor waits for the returned Deferred before it stops."""
         super().stopService()  # type: ignore[no-untyped-call]  # super(): mypy#16653
-        return self.factory.drain(CloseCode.GOING_AWAY, "server shutting down", self.timeout_seconds)
+        return self.factory.drain(SHUTDOWN, self.timeout_seconds)
 
 
 def resolve_factories(

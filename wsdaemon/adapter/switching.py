@@ -27,6 +27,7 @@ from wsdaemon.adapter.deadlines import Deadlines
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
 from wsdaemon.adapter.transport import IStreamTransport
 from wsdaemon.core import Limits
+from wsdaemon.core.errors import LocalClose
 
 
 def peer_host(transport: Any) -> str:
@@ -162,8 +163,8 @@ class SwitchingFactory(WrappingFactory[SwitchingProtocol]):
         """How many connections ``host`` has open on this listener."""
         return self.per_host.get(host, 0)
 
-    def drain(self, code: int, reason: str, timeout_seconds: float) -> Deferred[None]:
-        """Close every connection: WebSockets with ``code`` (a close handshake), HTTP ones at once.
+    def drain(self, why: LocalClose, timeout_seconds: float) -> Deferred[None]:
+        """Close every connection: WebSockets for ``why`` (a close handshake, e.g. ``SHUTDOWN``), HTTP ones at once.
 
         Fires when all are gone, or after ``timeout_seconds``, when the rest are aborted.
         """
@@ -175,7 +176,7 @@ class SwitchingFactory(WrappingFactory[SwitchingProtocol]):
         for wrapper in list(self.protocols):
             upgraded = wrapper.upgraded
             if isinstance(upgraded, WebSocketWireProtocol):
-                upgraded.loseConnection(code, reason)
+                upgraded.close_for(why)
             else:
                 wrapper.loseConnection()
         deadline = self.reactor.callLater(timeout_seconds, self._abort_all)
