@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from itertools import pairwise
+from typing import NamedTuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,7 +25,7 @@ from tests.helpers import (
     server_frame,
 )
 from wsdaemon.core.close import CloseCode
-from wsdaemon.core.connection import EOF, Connection, Input, Side, State
+from wsdaemon.core.connection import _TRANSITIONS, EOF, Connection, Input, Side, State
 from wsdaemon.core.errors import (
     IDLE_TIMEOUT,
     SHUTDOWN,
@@ -748,21 +749,67 @@ class TestClientSide:
         failed(1002, events, out, eof)
 
 
-#: RFC 6455 §1.4, §5.5.1, §7.1: what each input does in each state, written out from the RFC
-#: rather than read from the code's table. A pair not listed is our caller's error.
-EXPECTED_TRANSITIONS: dict[tuple[State, Input], State] = {
-    (State.OPEN, Input.SEND_DATA): State.OPEN,
-    (State.OPEN, Input.SEND_CLOSE): State.CLOSING,
-    (State.OPEN, Input.RECEIVE_DATA): State.OPEN,
-    (State.OPEN, Input.RECEIVE_CLOSE): State.CLOSED,
-    (State.OPEN, Input.FAIL): State.CLOSED,
-    (State.OPEN, Input.EOF): State.CLOSED,
-    (State.CLOSING, Input.RECEIVE_DATA): State.CLOSING,  # the peer may still send until its Close
-    (State.CLOSING, Input.RECEIVE_CLOSE): State.CLOSED,
-    (State.CLOSING, Input.FAIL): State.CLOSED,
-    (State.CLOSING, Input.EOF): State.CLOSED,
-    (State.CLOSED, Input.EOF): State.CLOSED,
+class Outcome(NamedTuple):
+    """What one input did: the new state, the events' types, the frames sent and whether TCP is to be closed."""
+
+    state: State
+    events: tuple[type, ...]
+    frames: tuple[tuple[bool, int, bytes], ...]
+    eof: bool
+
+
+#: A local call the state forbids: LocalProtocolError, nothing changes.
+RAISES = None
+_CLOSE_1000 = (True, CLOSE, close_payload(1000))
+
+#: Every (state, input) pair of a server connection and its outcome, written from RFC 6455 §5.5.1, §7
+#: and §1.4 (not read from _TRANSITIONS): the peer's inputs never raise, and nothing follows CLOSED.
+BEHAVIOUR: dict[tuple[State, Input], Outcome | None] = {
+    (State.OPEN, Input.SEND_DATA): Outcome(State.OPEN, (), ((True, TEXT, b"x"),), False),
+    (State.OPEN, Input.SEND_CLOSE): Outcome(State.CLOSING, (), (_CLOSE_1000,), False),
+    (State.OPEN, Input.RECEIVE_DATA): Outcome(State.OPEN, (BytesMessage,), (), False),
+    # §5.5.1: answer a Close with a Close; §7.1.1: the server then closes TCP first.
+    (State.OPEN, Input.RECEIVE_CLOSE): Outcome(State.CLOSED, (CloseReceived,), (_CLOSE_1000,), True),
+    (State.OPEN, Input.FAIL): Outcome(State.CLOSED, (ConnectionFailed,), ((True, CLOSE, close_payload(1011)),), True),
+    (State.OPEN, Input.EOF): Outcome(State.CLOSED, (), (), False),  # TCP is gone: nothing to send or close
+    (State.CLOSING, Input.SEND_DATA): RAISES,  # §5.5.1: no data after our Close
+    (State.CLOSING, Input.SEND_CLOSE): RAISES,
+    (State.CLOSING, Input.RECEIVE_DATA): Outcome(State.CLOSING, (BytesMessage,), (), False),  # §1.4
+    (State.CLOSING, Input.RECEIVE_CLOSE): Outcome(State.CLOSED, (CloseReceived,), (), True),  # no second Close
+    (State.CLOSING, Input.FAIL): Outcome(State.CLOSED, (ConnectionFailed,), (), True),
+    (State.CLOSING, Input.EOF): Outcome(State.CLOSED, (), (), False),
+    (State.CLOSED, Input.SEND_DATA): RAISES,
+    (State.CLOSED, Input.SEND_CLOSE): RAISES,
+    (State.CLOSED, Input.RECEIVE_DATA): Outcome(State.CLOSED, (), (), False),
+    (State.CLOSED, Input.RECEIVE_CLOSE): Outcome(State.CLOSED, (), (), False),
+    (State.CLOSED, Input.FAIL): Outcome(State.CLOSED, (), (), False),
+    (State.CLOSED, Input.EOF): Outcome(State.CLOSED, (), (), False),
 }
+
+
+class TestStateTable:
+    """House rule 11: one state machine, one table."""
+
+    @pytest.mark.parametrize("state", list(State))
+    @pytest.mark.parametrize("event", list(Input))
+    def test_every_pair_behaves_as_rfc_6455_says(self, state: State, event: Input) -> None:
+        """Driving a server connection through each (state, input) pair gives the state, events and bytes of RFC 6455 §7."""
+        expected = BEHAVIOUR[state, event]
+        conn = in_state(state)
+        if expected is RAISES:
+            with pytest.raises(LocalProtocolError, match=f"cannot {event.value} in state {state.value}"):
+                DRIVERS[event](conn)
+            assert conn.state is state and conn.data_to_send() == [] and conn.events_received() == []
+            return
+        returned = DRIVERS[event](conn)
+        events = (list(returned) if isinstance(returned, list) else []) + conn.events_received()
+        frames, eof = output_frames(conn.data_to_send(), Side.SERVER)
+        outcome = Outcome(conn.state, tuple(type(item) for item in events), tuple(frames), eof)
+        assert outcome == expected
+
+    def test_closed_is_final(self) -> None:
+        """Nothing leaves CLOSED."""
+        assert all(new is State.CLOSED for (old, _), new in _TRANSITIONS.items() if old is State.CLOSED)
 
 
 def in_state(state: State) -> Connection:
@@ -803,11 +850,11 @@ PEER_INPUTS = {Input.RECEIVE_DATA, Input.RECEIVE_CLOSE, Input.FAIL, Input.EOF}
 
 @given(state=st.sampled_from(list(State)), event=st.sampled_from(list(Input)))
 def test_public_api_follows_the_state_table(state: State, event: Input) -> None:
-    """Driving a connection in any state with any input moves as RFC 6455 says, or raises LocalProtocolError."""
+    """Driving a connection in any state with any input moves per _TRANSITIONS, or raises LocalProtocolError."""
     conn = in_state(state)
-    if (state, event) in EXPECTED_TRANSITIONS:
+    if (state, event) in _TRANSITIONS:
         DRIVERS[event](conn)
-        assert conn.state is EXPECTED_TRANSITIONS[state, event]
+        assert conn.state is _TRANSITIONS[state, event]
     elif event in PEER_INPUTS:
         DRIVERS[event](conn)  # the input methods never raise for what the peer does
         assert conn.state is state and conn.data_to_send() == [] and conn.events_received() == []
