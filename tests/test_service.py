@@ -9,8 +9,10 @@ from twisted.internet.testing import MemoryReactorClock
 
 from wsdaemon.adapter.switching import SwitchingFactory
 from wsdaemon.config import ConfigError, default_config, parse_config
+from wsdaemon.handlers.echo import EchoFactory
 from wsdaemon.plugins import discover_handlers
-from wsdaemon.service import ListenerService, build_service
+from wsdaemon.service import DrainService, ListenerService, build_service
+from wsdaemon.testing import MemoryServer
 
 TWO_LISTENERS = """
 [[listeners]]
@@ -203,3 +205,14 @@ def test_problems_in_the_defaults_name_the_command_line(handlers):
     with pytest.raises(ConfigError) as raised:
         build_service(config, handlers, MemoryReactorClock())
     assert "--listen" in raised.value.source
+
+
+def test_drain_closes_websockets_with_1001_server_shutting_down():
+    """On shutdown, DrainService gives every WebSocket close 1001 "server shutting down" and fires once they are gone."""
+    server = MemoryServer({"/echo": EchoFactory()})
+    clients = [server.connect("/echo"), server.connect("/echo")]
+    drained = DrainService(server.factory, 10.0).stopService()
+    server.pump()
+    assert [(client.close_code, client.close_reason) for client in clients] == [(1001, "server shutting down")] * 2
+    assert all(client.closed for client in clients)
+    assert drained.called
