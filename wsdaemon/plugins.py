@@ -8,19 +8,57 @@ handlers are found the same way (``twisted/plugins/wsdaemon_handlers.py``).
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from twisted.logger import ILogObserver, Logger, globalLogPublisher
+from twisted.logger import ILogObserver, Logger, LogLevel, globalLogPublisher
 from twisted.plugin import IPlugin, getPlugins
+from twisted.python import log as legacy_log
 from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
-from wsdaemon.interfaces import HandlerOptionsError, IHandlerPlugin, WebSocketServerFactory
+from wsdaemon.interfaces import (
+    HandlerContext,
+    HandlerOptionsError,
+    IHandlerPlugin,
+    InvalidHandlerOptions,
+    WebSocketServerFactory,
+)
+
+
+def takes_context(function: Callable[..., Any]) -> bool:
+    """Whether ``function`` can be called as ``(options, endpoint, context)``.
+
+    Handlers written before :class:`HandlerContext` existed take ``(options, endpoint)``
+    only; they keep working, called without it. A callable whose signature cannot be
+    read is assumed to take the context (it is the current API).
+    """
+    try:
+        inspect.signature(function).bind(None, None, None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (some builtins)
+        return True
+    return True
+
+
+def build_handler_factory(
+    plugin: Any, options: Mapping[str, Any], endpoint: str, context: HandlerContext
+) -> WebSocketServerFactory[Any]:
+    """``plugin.buildFactory`` for one endpoint, with ``context`` if the plugin takes it.
+
+    Raises:
+        HandlerOptionsError: the plugin refused an option.
+    """
+    build = plugin.buildFactory
+    if takes_context(build):
+        return build(options, endpoint, context)  # type: ignore[no-any-return]
+    return build(options, endpoint)  # type: ignore[no-any-return]
 
 
 @implementer(IPlugin, IHandlerPlugin)
@@ -29,7 +67,8 @@ class HandlerPlugin:
 
     The module is imported only when an endpoint uses the handler (the
     ``ServiceMaker`` trick), and must define
-    ``build_factory(options, endpoint) -> WebSocketServerFactory``.
+    ``build_factory(options, endpoint, context) -> WebSocketServerFactory``, or
+    ``build_factory(options, endpoint)`` if it needs nothing from the daemon.
     """
 
     def __init__(self, name: str, module: str, description: str, options: Mapping[str, str] | None = None) -> None:
@@ -38,19 +77,31 @@ class HandlerPlugin:
         self.description = description
         self.options = MappingProxyType(dict(options or {}))
 
-    def buildFactory(self, options: Mapping[str, Any], endpoint: str) -> WebSocketServerFactory[Any]:
+    def buildFactory(
+        self, options: Mapping[str, Any], endpoint: str, context: HandlerContext | None = None
+    ) -> WebSocketServerFactory[Any]:
         """Import the implementation and let it validate ``options``.
 
+        The daemon always passes ``context``; it is passed on to a ``build_factory`` that
+        takes it. Without one (a test building a handler that needs nothing from the
+        daemon), ``build_factory`` is called with ``(options, endpoint)``.
+
         Raises:
-            HandlerOptionsError: an option is unknown or invalid.
+            HandlerOptionsError: an option is unknown or invalid (``InvalidHandlerOptions``: several).
         """
+        declared = sorted(self.options)
         unknown = sorted(set(options) - set(self.options))
         if unknown:
-            raise HandlerOptionsError(
-                unknown[0], f"one of: {', '.join(sorted(self.options)) or '(no options)'}", options[unknown[0]]
+            from wsdaemon.config.checks import did_you_mean  # not at import: plugin modules import this one
+
+            expected = f"one of: {', '.join(declared) or '(no options)'}"
+            raise InvalidHandlerOptions(
+                [HandlerOptionsError(name, expected + did_you_mean(name, declared), options[name]) for name in unknown]
             )
-        implementation = importlib.import_module(self.module)
-        return implementation.build_factory(options, endpoint)  # type: ignore[no-any-return]
+        build = importlib.import_module(self.module).build_factory
+        if context is not None and takes_context(build):
+            return build(options, endpoint, context)  # type: ignore[no-any-return]
+        return build(options, endpoint)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"<handler plugin {self.name!r} from {self.module}>"
@@ -78,9 +129,9 @@ _log = Logger(namespace="wsdaemon.plugins")
 def discover_handlers(broken: list[BrokenPlugin] | None = None) -> dict[str, Any]:
     """Every installed handler plugin by name.
 
-    A plugin module that fails to import is skipped: twisted.plugin logs its
-    traceback, and one line naming the module is logged here (DESIGN §4) and
-    added to ``broken``.
+    A plugin module that fails to import is skipped: one error line naming the
+    module and the error is logged here (DESIGN §4) and the module added to
+    ``broken``; twisted.plugin's own traceback of it is logged at debug level only.
 
     Raises:
         DuplicateHandler: two plugins share a name (which one wins would be luck).
@@ -90,7 +141,7 @@ def discover_handlers(broken: list[BrokenPlugin] | None = None) -> dict[str, Any
     found: dict[str, Any] = {}
     failures: list[Failure] = []
     with _failures_logged(failures):
-        plugins = list(getPlugins(IHandlerPlugin, twisted.plugins))
+        plugins = legacy_log.callWithContext({"log_level": LogLevel.debug}, _scan, twisted.plugins)
     for failure in failures:
         module = broken_plugin(failure)
         _log.error("{module}", module=module)
@@ -103,6 +154,16 @@ def discover_handlers(broken: list[BrokenPlugin] | None = None) -> dict[str, Any
             )
         found[plugin.name] = plugin
     return found
+
+
+def _scan(package: Any) -> list[Any]:
+    """The handler plugins in ``package``, read to the end (``getPlugins`` is lazy).
+
+    twisted.plugin reports a module that fails to import with ``log.err``: a
+    critical traceback, which goes to stderr even before logging starts. The
+    caller runs this in a legacy log context that makes it a debug event instead.
+    """
+    return list(getPlugins(IHandlerPlugin, package))
 
 
 @contextmanager
@@ -120,6 +181,23 @@ def _failures_logged(failures: list[Failure]) -> Iterator[None]:
         yield
     finally:
         globalLogPublisher.removeObserver(observe)
+
+
+def is_plugin_import_report(event: Mapping[str, Any]) -> bool:
+    """Whether ``event`` is twisted.plugin's traceback of a plugin module that failed to import, above debug level.
+
+    ``twist`` and ``twistd`` scan the plugins themselves (for reactors and
+    subcommands) before wsdaemon is imported, and each scan logs the same
+    traceback at critical level; wsdaemon's log formatters leave those out, since
+    :func:`discover_handlers` logs one line naming the module instead. The debug-level
+    copy from wsdaemon's own scan is kept, for ``--log-level debug``.
+    """
+    failure = event.get("log_failure") or event.get("failure")  # log.err events carry "failure"
+    if not isinstance(failure, Failure) or not failure.frames or event.get("log_level") == LogLevel.debug:
+        return False
+    function, path = failure.frames[0][:2]  # where it was caught
+    scanning = function == "getCache" and path.endswith(os.path.join("twisted", "plugin.py"))
+    return scanning and broken_plugin(failure).path != "(unknown)"
 
 
 def broken_plugin(failure: Failure) -> BrokenPlugin:

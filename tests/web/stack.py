@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from tests.adapter.recording import RecordingFactory
 from tests.helpers import client_frame, parse_frames
 from wsdaemon.adapter.switching import SwitchingFactory, SwitchingProtocol
+from wsdaemon.admission import Admission
 from wsdaemon.config import Config, default_config, parse_config
 from wsdaemon.web.site import build_factory
 
@@ -129,15 +130,21 @@ class Stack:
     """A listener's protocol factory on a memory clock, with a factory per endpoint.
 
     Every endpoint gets an echoing :class:`RecordingFactory` unless
-    ``factories`` names another one for its path.
+    ``factories`` names another one for its path; ``admission`` replaces the
+    daemon's own (a test double).
     """
 
-    def __init__(self, config: Config | str | None = None, factories: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config | str | None = None,
+        factories: Mapping[str, Any] | None = None,
+        admission: Admission | None = None,
+    ) -> None:
         self.config = config if isinstance(config, Config) else make_config(config)
         self.clock = MemoryReactorClock()
         self.factories: dict[str, Any] = {endpoint.path: RecordingFactory() for endpoint in self.config.endpoints}
         self.factories.update(factories or {})
-        self.factory: SwitchingFactory = build_factory(self.config, self.factories, self.clock)
+        self.factory: SwitchingFactory = build_factory(self.config, self.factories, self.clock, admission)
 
     def connect(self, host: str = PEER_IP, port: int = 40000) -> Peer:
         """Accept one connection from ``host``."""

@@ -22,14 +22,7 @@ from zope.interface import implementer
 
 from wsdaemon.adapter.deadlines import Deadlines, Ticker
 from wsdaemon.adapter.heartbeat import Due, Heartbeat
-from wsdaemon.adapter.outcome import (
-    WebSocketClosed,
-    WebSocketLost,
-    certificate_subject,
-    log_closed,
-    peer_certificate,
-    peer_text,
-)
+from wsdaemon.adapter.outcome import PeerInfo, WebSocketClosed, WebSocketLost, log_closed
 from wsdaemon.adapter.transport import IStreamTransport
 from wsdaemon.core import (
     EOF,
@@ -44,7 +37,7 @@ from wsdaemon.core import (
 )
 from wsdaemon.core.errors import IDLE_TIMEOUT, InternalError, KeepaliveTimeout, LocalClose, SlowConsumer
 from wsdaemon.core.frames import SharedMessage
-from wsdaemon.interfaces import WebSocketProtocol
+from wsdaemon.interfaces import ClientAddress, Identity, WebSocketProtocol
 
 #: The per-connection summary's logger: a plain Logger with the class's namespace, since
 #: ``self.log`` (a descriptor) builds a new Logger on every access.
@@ -55,11 +48,12 @@ _OPEN, _CLOSED = State.OPEN, State.CLOSED
 
 
 @implementer(IPushProducer)
-class WebSocketWireProtocol(Protocol):
+class WebSocketWireProtocol(PeerInfo, Protocol):
     """One WebSocket connection on the reactor, speaking to one handler.
 
-    It is also the ``WebSocketTransport`` the handler sends through, and the
-    push producer the TCP transport pauses when the peer stops reading.
+    It is also the ``WebSocketTransport`` the handler sends through (who is at
+    the other end comes from :class:`PeerInfo`), and the push producer the TCP
+    transport pauses when the peer stops reading.
     """
 
     log = Logger()
@@ -75,8 +69,12 @@ class WebSocketWireProtocol(Protocol):
         subprotocol: str | None = None,
         keepalive: bool = False,
         ticker: Ticker | None = None,
+        client: ClientAddress | None = None,
+        identity: Identity | None = None,
     ) -> None:
         self.handler = handler
+        self._client = client
+        self.identity = identity
         self.connection = connection
         self.limits: Limits = connection.limits
         self.path = path
@@ -208,24 +206,6 @@ class WebSocketWireProtocol(Protocol):
         if not self._paused and self.transport is not None and self.connection.state is not _CLOSED:
             self.transport.resumeProducing()
 
-    def getPeer(self) -> Any:
-        """The peer's address, as the TCP transport reports it."""
-        assert self.transport is not None
-        return self.transport.getPeer()
-
-    def getPeerCertificate(self) -> Any:
-        """The peer's TLS certificate (a pyOpenSSL ``X509``); None on plain TCP or when it sent none."""
-        return peer_certificate(self.transport)
-
-    @property
-    def peerCertificateSubject(self) -> str | None:
-        """The subject of the peer's TLS client certificate, RFC 4514 style ("CN=alice,O=Example"), or None.
-
-        Set only on a TLS listener with ``client_certs`` "optional" or "required", whose
-        certificate authority already verified the certificate during the TLS handshake.
-        """
-        return certificate_subject(self.getPeerCertificate())
-
     # --- IPushProducer: the transport tells us the peer is slow -------------
 
     def pauseProducing(self) -> None:
@@ -287,7 +267,7 @@ class WebSocketWireProtocol(Protocol):
                 elif type(event) is ConnectionFailed:
                     self.log.info(
                         "failing WebSocket connection from {peer}: {code} {reason}",
-                        peer=peer_text(self.transport),
+                        peer=str(self.clientAddress),
                         code=event.code,
                         reason=event.reason,
                     )
@@ -368,7 +348,7 @@ class WebSocketWireProtocol(Protocol):
 
     def _close_timed_out(self) -> None:
         """The peer never finished the close handshake (or never read it): drop TCP."""
-        self.log.info("close timeout for {peer}; dropping the connection", peer=peer_text(self.transport))
+        self.log.info("close timeout for {peer}; dropping the connection", peer=str(self.clientAddress))
         self.transport.abortConnection()  # type: ignore[union-attr]
 
     def tick(self, now: float) -> None:
@@ -388,7 +368,7 @@ class WebSocketWireProtocol(Protocol):
         """No pong in time: the peer is gone (often a NAT that forgot us); fail with 1011 to free it."""
         self.log.info(
             "keepalive timeout for {peer}: no pong within {seconds} s",
-            peer=peer_text(self.transport),
+            peer=str(self.clientAddress),
             seconds=self.limits.pong_timeout_seconds,
         )
         self.connection.fail_with(KeepaliveTimeout())
@@ -397,4 +377,4 @@ class WebSocketWireProtocol(Protocol):
     def _log_summary(self, code: int, reason: str) -> None:
         """The one line per closed connection an operator greps for (DESIGN §4)."""
         duration = self._reactor.seconds() - self._started
-        log_closed(_SUMMARY_LOG, self, peer=peer_text(self.transport), code=code, reason=reason, duration=duration)
+        log_closed(_SUMMARY_LOG, self, peer=str(self.clientAddress), code=code, reason=reason, duration=duration)

@@ -4,6 +4,10 @@ One :class:`DaemonSite` serves every listener: the demo page, ``/healthz``
 and one :class:`WebSocketResource` per configured endpoint, all on the same
 port. It is always wrapped in a :class:`SwitchingFactory` (see
 :func:`build_factory`), which is what lets a request become a WebSocket.
+
+In the daemon, the tree and the limits are the running :class:`Runtime`'s, read
+from its :class:`RuntimeSlot` for each request and each new connection
+(:func:`build_listening_factory`), so a reload swaps them without touching the Site.
 """
 
 from __future__ import annotations
@@ -14,14 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.web import pages
-from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
-from wsdaemon.adapter.switching import SwitchingFactory, SwitchingProtocol
+from wsdaemon.adapter.switching import SwitchingFactory
+from wsdaemon.admission import Admission
 from wsdaemon.config import Config
-from wsdaemon.core import EndpointPolicy
+from wsdaemon.core import EndpointPolicy, Limits
 from wsdaemon.interfaces import WebSocketServerFactory
+from wsdaemon.runtime import Runtime, RuntimeSlot
+from wsdaemon.web.channel import DaemonChannel
+from wsdaemon.web.request import DaemonRequest
 from wsdaemon.web.resource import WebSocketResource
 
 if TYPE_CHECKING:
@@ -72,42 +79,39 @@ class PathNode(Resource):
         return pages.notFound("Not Found", "No such resource.").render(request)  # type: ignore[no-any-return]
 
 
-class DaemonRequest(Request):
-    """A Request that drives the handshake clock and sends no version banner."""
-
-    def process(self) -> None:
-        """Stop the connection's handshake clock while this request is served."""
-        wrapper = self.channel.transport
-        if isinstance(wrapper, SwitchingProtocol):
-            wrapper.requestStarted()
-            self.notifyFinish().addBoth(lambda _: wrapper.requestFinished())
-        super().process()  # type: ignore[no-untyped-call]  # super(): mypy#16653
-
-    def write(self, data: bytes) -> None:
-        """Drop twisted.web's ``Server: TwistedWeb/x.y`` before the head goes out."""
-        if not self.startedWriting:
-            self.responseHeaders.removeHeader(b"server")
-        super().write(data)  # type: ignore[no-untyped-call]  # super(): mypy#16653
-
-
 class DaemonSite(Site):
     """A Site with wsdaemon's request class and HTTP limits, HTTP/1.1 only."""
 
     requestFactory = DaemonRequest
     # No h2: a WebSocket upgrade needs HTTP/1.1. Twisted types HTTPFactory for its HTTP/1.1-or-h2 proxy only.
-    protocol = HTTPChannel  # type: ignore[assignment]
+    protocol = DaemonChannel  # type: ignore[assignment]
 
-    def __init__(self, resource: IResource, config: Config, reactor: IReactorTime) -> None:
+    def __init__(
+        self, resource: IResource, config: Config, reactor: IReactorTime, *, runtime: RuntimeSlot | None = None
+    ) -> None:
+        """Serve ``resource`` with ``config``'s limits, or, given ``runtime``, whatever runs in that slot.
+
+        Args:
+            resource: the root resource (the daemon passes a :class:`RunningRoot`).
+            config: whose limits apply when no ``runtime`` is given.
+            reactor: the reactor requests are timed with.
+            runtime: the slot whose running Runtime's limits apply to each new channel.
+        """
         # The wrapper's handshake deadline replaces twisted.web's idle timeout.
         super().__init__(resource, reactor=reactor, timeout=None)  # type: ignore[no-untyped-call]  # super(): mypy#16653
-        self.limits = config.limits
+        self.reactor: IReactorTime = reactor
+        self.runtime = runtime if runtime is not None else RuntimeSlot(Runtime(config, {}, resource))
         self.displayTracebacks = False
 
-    def buildProtocol(self, addr: Any) -> HTTPChannel:  # type: ignore[override]  # see protocol
-        """A channel with this daemon's header count and size limits."""
-        channel: HTTPChannel = super().buildProtocol(addr)  # type: ignore[no-untyped-call]  # super(): mypy#16653
-        channel.maxHeaders = self.limits.http_max_headers
-        channel.totalHeadersSize = self.limits.http_max_header_bytes
+    @property
+    def limits(self) -> Limits:
+        """The limits of the running Runtime (read when each connection's channel is built)."""
+        return self.runtime.current.limits
+
+    def buildProtocol(self, addr: Any) -> DaemonChannel:  # type: ignore[override]  # see protocol
+        """A channel with this daemon's head and body limits."""
+        channel: DaemonChannel = super().buildProtocol(addr)  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        channel.configure(self.limits, self.reactor)
         return channel
 
 
@@ -140,8 +144,18 @@ def _path_node(root: PathNode, path: str) -> PathNode:
     return node
 
 
-def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[Any]], reactor: IReactorTime) -> Resource:
-    """The resource tree: demo page, /healthz and one WebSocket endpoint per config entry."""
+def build_root(
+    config: Config,
+    factories: Mapping[str, WebSocketServerFactory[Any]],
+    reactor: IReactorTime,
+    *,
+    admission: Admission,
+) -> Resource:
+    """The resource tree: demo page, /healthz and one WebSocket endpoint per config entry.
+
+    Every endpoint asks ``admission``, the one its listeners' ``SwitchingFactory``
+    counts connections with (a rebuilt tree on reload gets the running one).
+    """
     root = PathNode()
     if config.demo_page:
         csp = {"Content-Security-Policy": _DEMO_CSP}
@@ -157,7 +171,12 @@ def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[An
             subprotocols=subprotocols, allowed_origins=endpoint.allowed_origins, deflate=endpoint.deflate
         )
         resource = WebSocketResource(
-            factories[endpoint.path], reactor, policy=policy, limits=endpoint.limits, path=endpoint.path
+            factories[endpoint.path],
+            reactor,
+            admission=admission,
+            policy=policy,
+            limits=endpoint.limits,
+            path=endpoint.path,
         )
         _mount(root, endpoint.path, resource)
     if config.static:
@@ -168,9 +187,74 @@ def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[An
     return root
 
 
+class RunningRoot(Resource):
+    """The Site's root: the running Runtime's tree, looked up afresh for each request.
+
+    A request is routed from here into one Runtime's tree and stays in it, so a reload
+    in the middle of a request cannot mix two trees.
+    """
+
+    def __init__(self, runtime: RuntimeSlot) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        self.runtime = runtime
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
+        """The child of the running tree's root (twisted.web routes every request through here)."""
+        child: IResource = self.runtime.current.root.getChildWithDefault(path, request)
+        return child
+
+    def render(self, request: Request) -> bytes | int:
+        """The running tree's root itself (a request with no path segment at all)."""
+        return self.runtime.current.root.render(request)  # type: ignore[no-any-return]
+
+
+class DaemonFactory(SwitchingFactory):
+    """The listening factory of the daemon: its connection limits are the running Runtime's."""
+
+    def __init__(self, site: DaemonSite, reactor: IReactorTime, admission: Admission | None = None) -> None:
+        super().__init__(site, site.limits, reactor, admission)
+        self.runtime = site.runtime
+
+    @property
+    def limits(self) -> Limits:
+        """``max_connections`` and the handshake deadline of the running Runtime, for each new connection."""
+        return self.runtime.current.limits
+
+
+def build_runtime(
+    config: Config,
+    factories: Mapping[str, WebSocketServerFactory[Any]],
+    reactor: IReactorTime,
+    *,
+    admission: Admission,
+) -> Runtime:
+    """The :class:`Runtime` of ``config`` with these endpoint factories: its tree built on ``reactor``, asking ``admission``."""
+    return Runtime(config, factories, build_root(config, factories, reactor, admission=admission))
+
+
+def build_listening_factory(runtime: RuntimeSlot, reactor: IReactorTime, admission: Admission) -> DaemonFactory:
+    """The protocol factory every listener serves: the Site, wrapped for the WebSocket switch, reading ``runtime``.
+
+    ``admission`` must be the one the running tree's endpoints ask (it outlives every
+    Runtime: the counts of open connections do not change on reload).
+    """
+    site = DaemonSite(RunningRoot(runtime), runtime.current.config, reactor, runtime=runtime)
+    return DaemonFactory(site, reactor, admission)
+
+
 def build_factory(
-    config: Config, factories: Mapping[str, WebSocketServerFactory[Any]], reactor: IReactorTime
+    config: Config,
+    factories: Mapping[str, WebSocketServerFactory[Any]],
+    reactor: IReactorTime,
+    admission: Admission | None = None,
 ) -> SwitchingFactory:
-    """The protocol factory every listener serves: Site wrapped for the WebSocket switch."""
-    site = DaemonSite(build_root(config, factories, reactor), config, reactor)
-    return SwitchingFactory(site, config.limits, reactor)
+    """A listening factory serving ``config`` with these endpoint factories, for good (no reload).
+
+    For tests, ``--check-config`` and embedding: the daemon itself builds its factory on a
+    :class:`RuntimeSlot` (:func:`build_listening_factory`). One ``admission`` (a new one
+    unless given) counts the connections and resolves the clients for the wrapper and
+    every endpoint alike.
+    """
+    admission = admission if admission is not None else Admission()
+    runtime = RuntimeSlot(build_runtime(config, factories, reactor, admission=admission))
+    return build_listening_factory(runtime, reactor, admission)
