@@ -16,8 +16,10 @@ from twisted.python.failure import Failure
 
 from tests.adapter.recording import RecordingFactory
 from tests.test_systemd import Recorder
+from tests.wire import decode_frames
 from wsdaemon.adapter.switching import SwitchingFactory
 from wsdaemon.config import ConfigError, default_config, parse_config
+from wsdaemon.core.handshake import build_request
 from wsdaemon.interfaces import HandlerContext
 from wsdaemon.plugins import discover_handlers
 from wsdaemon.service import ListenerService, build_service
@@ -394,3 +396,18 @@ def test_listeners_can_be_given_as_endpoints_instead_of_strings(handlers):
     assert [listener.description for listener in listeners(service)] == [
         listener.endpoint for listener in config.listeners
     ]
+
+
+def test_the_drain_closes_websockets_with_1001_server_shutting_down(handlers):
+    """On shutdown every WebSocket gets close 1001 "server shutting down": the core's SHUTDOWN reason."""
+    service, _ = build(None, handlers)
+    address = IPv4Address("TCP", "192.0.2.1", 5000)
+    peer = service.factory.buildProtocol(address)
+    transport = StringTransport(peerAddress=address)
+    peer.makeConnection(transport)
+    peer.dataReceived(build_request("localhost", "/echo").data)
+    assert transport.value().startswith(b"HTTP/1.1 101 ")
+    transport.clear()
+    service.drain()
+    (close,) = decode_frames(transport.value(), masked=False)
+    assert (close.opcode, close.payload) == (0x8, b"\x03\xe9server shutting down")

@@ -109,7 +109,11 @@ class DaemonTransport(WebSocketTransport, Protocol):
         """The TCP peer's address (an ``IPv4Address`` on TCP): behind a proxy, the proxy's; see ``clientAddress``."""
 
     def sendSharedMessage(self, message: SharedMessage) -> None:
-        """Send a message framed once for many connections (a broadcast): the same bytes to each."""
+        """Send a message framed once for many connections (a broadcast).
+
+        Each connection that can writes the same bytes; one with
+        permessage-deflate encodes the message itself. Dropped once closing began.
+        """
 
     def pauseReceiving(self) -> None:
         """Stop reading from the peer (backpressure from where the handler forwards messages)."""

@@ -31,7 +31,7 @@ from wsdaemon.adapter.switching import SwitchingFactory
 from wsdaemon.admission import Admission
 from wsdaemon.broker import IBroker
 from wsdaemon.config import Config, ConfigError, Problem
-from wsdaemon.core import CloseCode
+from wsdaemon.core.errors import SHUTDOWN
 from wsdaemon.handler_factories import resolve_factories as resolve_factories  # re-exported: its old home
 from wsdaemon.interfaces import HandlerContext
 from wsdaemon.lifecycle import LifecycleService
@@ -200,7 +200,7 @@ class DaemonService(MultiService):
     def drain(self) -> Deferred[None]:
         """Close every connection (WebSockets with 1001), waiting up to the running drain timeout."""
         seconds = self.runtime.current.limits.drain_timeout_seconds
-        return self.factory.drain(CloseCode.GOING_AWAY, "server shutting down", seconds)
+        return self.factory.drain(SHUTDOWN, seconds)
 
     def _stop_together(self, services: Sequence[IService]) -> Deferred[None]:
         """Stop ``services`` at once; fires when all have stopped (failures are logged)."""

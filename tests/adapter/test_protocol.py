@@ -8,6 +8,7 @@ wire, as a peer would see them.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +21,12 @@ from twisted.python.failure import Failure
 
 from tests.adapter.recording import SECRET, HandlerBug, RecordingHandler, RecordingProducer
 from tests.helpers import client_frame, close_payload, frame, parse_frames
+from tests.wire import decode_frames
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
 from wsdaemon.core import Connection, Limits, LocalProtocolError, Side
-from wsdaemon.core.frames import Opcode
+from wsdaemon.core.deflate import DeflateParams, PerMessageDeflate
+from wsdaemon.core.errors import SHUTDOWN
+from wsdaemon.core.frames import Opcode, SharedMessage
 
 TEXT, BINARY, CLOSE, PING, PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CLOSE, Opcode.PING, Opcode.PONG
 
@@ -210,6 +214,51 @@ def test_send_after_close_is_dropped_without_error():
     wire.handler.transport.sendBytesMessage(b"too late")
     wire.handler.transport.ping(b"too late")
     assert wire.transport.value() == b""
+
+
+# --- shared messages ---------------------------------------------------------------------
+
+
+def test_shared_message_keeps_its_place_among_the_handler_sends():
+    """A shared message sent between two plain sends, inside dispatch, goes out between them."""
+
+    class Relay(RecordingHandler):
+        def textMessageReceived(self, message: str) -> None:
+            transport: Any = self.transport
+            transport.sendTextMessage("before")
+            transport.sendSharedMessage(SharedMessage(TEXT, message.encode()))
+            transport.sendTextMessage("after")
+
+    wire = connect(Relay())
+    wire.send_frame(TEXT, b"shared")
+    assert wire.frames() == [(True, TEXT, b"before"), (True, TEXT, b"shared"), (True, TEXT, b"after")]
+    assert wire.protocol.messages_out == 3
+
+
+def test_shared_message_after_close_is_dropped_without_error():
+    """Once our Close went out, a shared message is dropped like any other (nothing after the Close)."""
+    wire = connect()
+    wire.handler.transport.loseConnection()
+    wire.frames()
+    with capturedLogs() as events:
+        wire.handler.transport.sendSharedMessage(SharedMessage(TEXT, b"too late"))
+    assert wire.transport.value() == b"" and wire.protocol.messages_out == 0
+    assert any(event.get("kind") == "shared" for event in events)
+
+
+def test_compressing_connection_encodes_a_shared_message_itself():
+    """On a permessage-deflate connection the shared message is compressed for it (RSV1) and inflates back."""
+    clock = MemoryReactorClock()
+    codec = PerMessageDeflate(DeflateParams())
+    protocol = WebSocketWireProtocol(RecordingHandler(), Connection(Side.SERVER, Limits(), (codec,)), clock)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.finishNegotiation()
+    text = b"one message for the whole channel " * 3
+    protocol.sendSharedMessage(SharedMessage(TEXT, text))
+    (sent,) = decode_frames(transport.value(), masked=False)
+    assert (sent.fin, sent.rsv, sent.opcode) == (True, 0x40, TEXT)
+    assert zlib.decompressobj(-15).decompress(sent.payload + b"\x00\x00\xff\xff") == text
 
 
 # --- ping and pong ----------------------------------------------------------------------
@@ -487,9 +536,7 @@ def test_idle_connection_is_closed_with_1001():
     wire.clock.advance(59)
     assert wire.transport.value() == b""
     wire.clock.advance(1)
-    frames = wire.frames()
-    assert len(frames) == 1 and frames[0][1] == CLOSE
-    assert frames[0][2][:2] == close_payload(1001)
+    assert wire.frames() == [close_frame(1001, b"idle timeout")]
 
 
 def test_incoming_traffic_postpones_the_idle_timeout():
@@ -510,6 +557,17 @@ def test_outgoing_traffic_postpones_the_idle_timeout():
     wire.handler.transport.sendTextMessage("server push")
     wire.frames()
     wire.clock.advance(2)
+    assert wire.frames() == []
+
+
+def test_close_for_shutdown_sends_1001_and_reads_the_answer():
+    """close_for(SHUTDOWN) (the drain) sends 1001 "server shutting down" and resumes reading a paused peer."""
+    wire = connect()
+    wire.handler.transport.pauseReceiving()
+    wire.protocol.close_for(SHUTDOWN)
+    assert wire.frames() == [close_frame(1001, b"server shutting down")]
+    assert wire.transport.producerState == "producing"  # the peer's Close must be read
+    wire.protocol.close_for(SHUTDOWN)
     assert wire.frames() == []
 
 
@@ -590,7 +648,7 @@ def test_peer_that_does_not_read_is_closed_with_1008_and_memory_stays_bounded():
     written = wire.transport.value()
     assert len(written) <= 8192 + 2 * 102 + 4 + 64
     frames = parse_frames(written, masked=False)
-    assert frames[-1][1] == CLOSE and frames[-1][2][:2] == close_payload(1008)
+    assert frames[-1] == close_frame(1008, b"peer is not reading")
     assert wire.transport.disconnecting
 
 

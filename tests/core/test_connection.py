@@ -26,9 +26,19 @@ from tests.helpers import (
 )
 from wsdaemon.core.close import CloseCode
 from wsdaemon.core.connection import _TRANSITIONS, EOF, Connection, Input, Side, State
-from wsdaemon.core.errors import LocalProtocolError, MessageTooBig
+from wsdaemon.core.errors import (
+    IDLE_TIMEOUT,
+    SHUTDOWN,
+    FailReason,
+    InternalError,
+    KeepaliveTimeout,
+    LocalClose,
+    LocalProtocolError,
+    MessageTooBig,
+    SlowConsumer,
+)
 from wsdaemon.core.events import BytesMessage, CloseReceived, ConnectionFailed, Event, Ping, Pong, TextMessage
-from wsdaemon.core.frames import Opcode
+from wsdaemon.core.frames import Opcode, SharedMessage
 from wsdaemon.core.limits import Limits
 
 TEXT, BINARY, CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONTINUATION
@@ -540,8 +550,9 @@ class TestLocalErrors:
             lambda c: c.send_ping(),
             lambda c: c.send_pong(),
             lambda c: c.send_close(),
+            lambda c: c.send_shared(SharedMessage(Opcode.TEXT, b"x")),
         ],
-        ids=["text", "binary", "ping", "pong", "close"],
+        ids=["text", "binary", "ping", "pong", "close", "shared"],
     )
     @pytest.mark.parametrize("how", ["send_close", "peer_close", "fail", "eof"])
     def test_sending_after_close_is_a_local_error(self, send, how: str) -> None:  # type: ignore[no-untyped-def]
@@ -589,6 +600,104 @@ class TestFail:
         conn.data_to_send()
         conn.fail(1011, "close timeout")
         assert conn.data_to_send() == [EOF]
+
+
+class TestSharedMessages:
+    """A message encoded once for many connections goes through the core like any other."""
+
+    def test_plain_server_connection_queues_the_shared_frames_themselves(self) -> None:
+        """Without an extension the very frames of the SharedMessage are queued: nothing is re-encoded."""
+        message = SharedMessage(Opcode.TEXT, b"to everyone")
+        conn = Connection(Side.SERVER)
+        conn.send_shared(message)
+        output = conn.data_to_send()
+        assert output == [server_frame(TEXT, b"to everyone")]
+        assert output[0] is message.frames(conn.limits.fragment_outgoing_bytes)[0]
+
+    def test_shared_message_keeps_its_place_among_other_sends(self) -> None:
+        """Sends before and after a shared message go out in the order they were queued."""
+        conn = Connection(Side.SERVER)
+        conn.send_text("before")
+        conn.send_shared(SharedMessage(Opcode.BINARY, b"\x01shared"))
+        conn.send_ping(b"p")
+        assert output_frames(conn.data_to_send(), Side.SERVER) == (
+            [(True, TEXT, b"before"), (True, BINARY, b"\x01shared"), (True, PING, b"p")],
+            False,
+        )
+
+    def test_shared_message_is_fragmented_at_the_connection_fragment_size(self) -> None:
+        """A shared message over fragment_outgoing_bytes goes out as that connection's fragments."""
+        conn = Connection(Side.SERVER, SMALL)
+        conn.send_shared(SharedMessage(Opcode.BINARY, b"s" * 450))
+        frames = parse_frames(b"".join(conn.data_to_send()), masked=False)
+        assert [(fin, op, len(p)) for fin, op, p in frames] == [
+            (False, BINARY, 200),
+            (False, CONT, 200),
+            (True, CONT, 50),
+        ]
+
+    def test_shared_message_after_our_close_raises_and_queues_nothing(self) -> None:
+        """RFC 6455 §5.5.1: nothing follows our Close; send_shared then raises LocalProtocolError."""
+        conn = Connection(Side.SERVER)
+        conn.send_close(1000)
+        conn.data_to_send()
+        with pytest.raises(LocalProtocolError):
+            conn.send_shared(SharedMessage(Opcode.TEXT, b"late"))
+        assert conn.data_to_send() == []
+
+    def test_client_encodes_a_shared_message_itself_masked(self) -> None:
+        """Shared frames are unmasked; a client masks every frame (RFC 6455 §5.3), so it encodes its own."""
+        message = SharedMessage(Opcode.TEXT, b"from a client")
+        conn = Connection(Side.CLIENT)
+        conn.send_shared(message)
+        data = b"".join(conn.data_to_send())
+        assert data != b"".join(message.frames(conn.limits.fragment_outgoing_bytes))
+        assert parse_frames(data, masked=True) == [(True, TEXT, b"from a client")]
+
+
+class TestLocalReasons:
+    """Closes for reasons only the I/O layer sees: it names the reason, the core's table gives the code."""
+
+    @pytest.mark.parametrize(("why", "payload"), [(IDLE_TIMEOUT, b"idle timeout"), (SHUTDOWN, b"server shutting down")])
+    def test_close_for_starts_the_closing_handshake_with_1001(self, why: LocalClose, payload: bytes) -> None:
+        """close_for sends Close 1001 with the reason's words and waits for the peer's answer."""
+        conn = Connection(Side.SERVER)
+        conn.close_for(why)
+        assert output_frames(conn.data_to_send(), Side.SERVER) == ([(True, CLOSE, close_payload(1001, payload))], False)
+        assert conn.state is State.CLOSING and (conn.close_code, conn.close_reason) == (1001, why.reason)
+
+    @pytest.mark.parametrize("how", ["send_close", "peer_close", "fail"])
+    def test_close_for_once_closing_does_nothing(self, how: str) -> None:
+        """A timeout racing a close handshake already under way sends no second Close."""
+        conn = Connection(Side.SERVER)
+        if how == "send_close":
+            conn.send_close(4000)
+        elif how == "peer_close":
+            conn.receive_data(close_frame(1000))
+            conn.events_received()
+        else:
+            conn.fail(1011)
+        conn.data_to_send()
+        conn.close_for(SHUTDOWN)
+        assert conn.data_to_send() == [] and conn.close_code != 1001
+
+    @pytest.mark.parametrize(
+        ("error", "code", "reason"),
+        [
+            (SlowConsumer(), 1008, b"peer is not reading"),
+            (KeepaliveTimeout(), 1011, b"keepalive timeout"),
+            (InternalError(), 1011, b"internal error"),
+        ],
+        ids=["slow-consumer", "keepalive-timeout", "handler-error"],
+    )
+    def test_fail_with_takes_the_code_from_the_error_type(self, error: FailReason, code: int, reason: bytes) -> None:
+        """fail_with sends the Close its error type carries, closes TCP and reports ConnectionFailed."""
+        conn = Connection(Side.SERVER)
+        conn.fail_with(error)
+        events, out, eof = taken(conn)
+        assert out == [(True, CLOSE, close_payload(code, reason))] and eof
+        assert events == [ConnectionFailed(code, reason.decode())]
+        assert conn.failure is error and conn.failed
 
 
 class TestClientSide:

@@ -28,7 +28,7 @@ from wsdaemon.core.deflate import (
     negotiate,
 )
 from wsdaemon.core.extensions import ExtensionOffer, parse_extension_offers
-from wsdaemon.core.frames import RSV1, Opcode, serialize_frame
+from wsdaemon.core.frames import RSV1, Opcode, SharedMessage, serialize_frame
 
 TAIL = b"\x00\x00\xff\xff"
 
@@ -297,6 +297,21 @@ class TestConnectionWithDeflate:
         frames = parser_conn.events_received()
         assert frames == [BytesMessage(payload)]
         assert wire[0] & RSV1 and wire[0] & 0x0F == Opcode.BINARY
+
+    def test_shared_message_is_encoded_for_the_connection_and_decodes_on_the_peer(self) -> None:
+        """A deflate connection given a SharedMessage compresses it itself; a deflate peer reads the message."""
+        text = "the same news for every member of the channel " * 4
+        message = SharedMessage(Opcode.TEXT, text.encode())
+        server = Connection(Side.SERVER, Limits(), (server_codec(local_max_window_bits=12),))
+        server.send_shared(message)
+        wire = b"".join(server.data_to_send())
+        assert wire[0] == 0x80 | RSV1 | Opcode.TEXT  # compressed: not the shared (plain) frames
+        assert len(wire) < len(b"".join(message.frames(Limits().fragment_outgoing_bytes)))
+        client = Connection(
+            Side.CLIENT, Limits(), (client_params(offers("permessage-deflate; server_max_window_bits=12")[0]),)
+        )
+        client.receive_data(wire)
+        assert client.events_received() == [TextMessage(text)]
 
     def test_round_trip_between_client_and_server_codecs(self) -> None:
         """Messages compressed by our client inflate on our server and back, with takeover."""

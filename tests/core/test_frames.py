@@ -19,7 +19,9 @@ from wsdaemon.core.frames import (
     FrameHeader,
     FrameParser,
     Opcode,
+    SharedMessage,
     apply_mask,
+    encode_message,
     serialize_frame,
 )
 
@@ -361,6 +363,45 @@ class TestSerialize:
     def test_fin_and_rsv_bits_are_written(self) -> None:
         """FIN=0 and RSV1 show up in the first byte."""
         assert serialize_frame(Opcode.TEXT, b"", fin=False, rsv=RSV1)[0][0] == 0x41
+
+
+class TestEncodeMessage:
+    """encode_message: the one outgoing fragmenter, for a connection's own messages and shared ones (RFC 6455 §5.4)."""
+
+    def test_message_is_split_at_the_fragment_size(self) -> None:
+        """The first frame has the opcode, the rest are continuations, FIN only on the last."""
+        frames = b"".join(encode_message(Opcode.TEXT, b"abcdefghij", 4))
+        assert frames == b"\x01\x04abcd" + b"\x00\x04efgh" + b"\x80\x02ij"
+
+    def test_message_of_the_fragment_size_is_one_frame(self) -> None:
+        """A message no longer than fragment_bytes is exactly serialize_frame's one frame."""
+        assert encode_message(Opcode.BINARY, b"x" * 125, 125) == serialize_frame(Opcode.BINARY, b"x" * 125)
+
+    def test_rsv_goes_on_the_first_frame_only(self) -> None:
+        """RFC 7692 §6.1: a compressed message has RSV1 on its first frame, never on continuations."""
+        frames = encode_message(Opcode.BINARY, b"z" * 10, 4, rsv=RSV1)
+        assert [frame[0] for frame in frames] == [0x40 | 0x02, 0x00, 0x80]
+
+    def test_masked_fragments_unmask_to_the_message(self) -> None:
+        """A client's fragments are each masked (RFC 6455 §5.3) and reassemble to the message."""
+        data = b"".join(encode_message(Opcode.TEXT, b"masked message", 5, mask=True))
+        parser = FrameParser(expect_masked=True, max_frame_bytes=100)
+        parser.feed(data)
+        chunks = drain(parser)
+        assert [c.header.opcode for c in chunks] == [Opcode.TEXT, Opcode.CONTINUATION, Opcode.CONTINUATION]
+        assert b"".join(c.payload for c in chunks) == b"masked message"
+
+
+class TestSharedMessage:
+    """A message framed once for many server connections."""
+
+    def test_frames_are_cached_per_fragment_size(self) -> None:
+        """SharedMessage.frames returns the same list for the same fragment size and re-encodes for another."""
+        message = SharedMessage(Opcode.BINARY, b"x" * 300)
+        first = message.frames(1024)
+        assert message.frames(1024) is first
+        assert first == encode_message(Opcode.BINARY, b"x" * 300, 1024)
+        assert len(message.frames(125)) == 3
 
 
 def _repeat_to(length: int, seed: bytes) -> bytes:

@@ -10,7 +10,7 @@ from twisted.logger import capturedLogs
 import wsdaemon.core.frames
 from wsdaemon.broker import InProcessBroker
 from wsdaemon.core import Limits
-from wsdaemon.core.frames import Opcode, SharedMessage, encode_message
+from wsdaemon.core.frames import Opcode, SharedMessage
 from wsdaemon.handlers.broadcast import BroadcastFactory, BroadcastProtocol, build_factory
 from wsdaemon.interfaces import HandlerContext, HandlerOptionsError
 from wsdaemon.plugins import discover_handlers
@@ -216,39 +216,39 @@ def test_a_message_is_framed_once_for_all_members(monkeypatch):
     assert all(client.received() == ["hello everyone"] for client in clients)
 
 
-def test_shared_message_caches_its_frames_per_fragment_size():
-    """SharedMessage.frames returns the same list for the same fragment size and re-encodes for another."""
-    message = SharedMessage(Opcode.BINARY, b"x" * 300)
-    first = message.frames(1024)
-    assert message.frames(1024) is first
-    assert first == encode_message(Opcode.BINARY, b"x" * 300, 1024)
-    assert len(message.frames(125)) == 3
-
-
-def test_encode_message_fragments_like_the_core():
-    """encode_message splits at fragment_bytes: first frame has the opcode, the rest are continuations, FIN last."""
-    frames = b"".join(encode_message(Opcode.TEXT, b"abcdefghij", 4))
-    assert frames == b"\x01\x04abcd" + b"\x00\x04efgh" + b"\x80\x02ij"
-
-
-def test_members_of_a_compressing_connection_get_the_message_encoded_for_them(monkeypatch):
-    """A member whose connection cannot share frames (permessage-deflate) still gets the message, sent its own way."""
+def test_members_of_a_compressing_connection_get_the_message_encoded_for_them():
+    """A member that negotiated permessage-deflate gets the message compressed for its connection, and reads it."""
     server = chat()
-    plain, special = server.connect("/chat"), server.connect("/chat")
-    wire = special.protocol.upgraded
-    monkeypatch.setattr(wire, "_shares_frames", lambda: False)
-    sent = []
-    real_send_text = wire.sendTextMessage
-    monkeypatch.setattr(wire, "sendTextMessage", lambda text: (sent.append(text), real_send_text(text)))
-    plain.send_text("hello")
-    assert sent == ["hello"]
-    assert special.received() == ["hello"] and plain.received() == ["hello"]
+    plain, compressing = server.connect("/chat"), server.connect("/chat", deflate=True)
+    assert compressing.deflate and not plain.deflate
+    compressing.pause_reading()
+    text = "news for the whole channel, " * 4  # over min_size_bytes (64): worth compressing
+    plain.send_text(text)
+    wire = compressing.transport.value()
+    shared = b"".join(SharedMessage(Opcode.TEXT, text.encode()).frames(SMALL_BUFFER.fragment_outgoing_bytes))
+    assert wire[0] == 0xC1 and wire != shared  # FIN, RSV1, text: its own frame, not the shared one
+    compressing.resume_reading()
+    assert compressing.received() == [text] and plain.received() == [text]
 
 
-def test_plain_connections_share_frames():
-    """A connection with no per-message extension can take frames encoded for others."""
-    client = chat().connect("/chat")
-    assert client.protocol.upgraded._shares_frames() is True
+def test_plain_connections_share_frames(monkeypatch):
+    """Members without an extension are all written the one shared encoding, byte for byte."""
+    calls = []
+    real = wsdaemon.core.frames.encode_message
+    monkeypatch.setattr(
+        wsdaemon.core.frames, "encode_message", lambda *args, **kw: calls.append(args[1]) or real(*args, **kw)
+    )
+    server = chat()
+    members = [server.connect("/chat") for _ in range(3)]
+    compressing = server.connect("/chat", deflate=True)
+    for client in members:
+        client.pause_reading()
+    text = "the same bytes on every plain wire, whatever the compressing member gets"
+    members[0].send_text(text)
+    expected = b"".join(real(Opcode.TEXT, text.encode(), SMALL_BUFFER.fragment_outgoing_bytes))
+    assert calls == [text.encode()]
+    assert [client.transport.value() for client in members] == [expected] * 3
+    assert compressing.received() == [text]
 
 
 class PlainTransport:

@@ -2,7 +2,10 @@
 
 It does nothing but feed bytes in, write what the core queues, keep time and
 call the handler. It never builds a frame or picks a close code on its own:
-those come from the core (DESIGN §2.2, seam 1).
+those come from the core (DESIGN §2.2, seam 1). When it closes for a reason
+only it can see (idle or keepalive timeout, a peer that stopped reading, a
+handler that raised), it tells the core which reason, and the core's table
+(``wsdaemon.core.errors``) gives the code.
 """
 
 from __future__ import annotations
@@ -32,12 +35,16 @@ from wsdaemon.core import (
     State,
     TextMessage,
 )
-from wsdaemon.core.frames import Opcode, SharedMessage
+from wsdaemon.core.errors import IDLE_TIMEOUT, InternalError, KeepaliveTimeout, LocalClose, SlowConsumer
+from wsdaemon.core.frames import SharedMessage
 from wsdaemon.interfaces import ClientAddress, Identity, WebSocketProtocol
 
 #: The per-connection summary's logger: a plain Logger with the class's namespace, since
 #: ``self.log`` (a descriptor) builds a new Logger on every access.
 _SUMMARY_LOG = Logger(namespace="wsdaemon.adapter.protocol.WebSocketWireProtocol")
+
+#: The states, looked up once: an Enum member read off its class costs a descriptor call on CPython 3.11.
+_OPEN, _CLOSED = State.OPEN, State.CLOSED
 
 
 @implementer(IPushProducer)
@@ -142,36 +149,35 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
 
     def ping(self, payload: bytes = b"") -> None:
         """Send a Ping (at most 125 bytes); the Pong arrives as ``pongReceived``."""
-        if self.connection.state is State.OPEN:
+        if self.connection.state is _OPEN:
             self.connection.send_ping(payload)
             self._flush()
 
     def loseConnection(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake; calling it again while closing does nothing."""
-        if self.connection.state is State.OPEN:
+        if self.connection.state is _OPEN:
             self.connection.send_close(code, reason)
-            self._flush()
-            if self._receiving_paused:
-                self.resumeReceiving()  # the peer's Close must be read to finish the handshake
+            self._closing_started()
+
+    def close_for(self, why: LocalClose) -> None:
+        """Start the closing handshake for a reason of the daemon's own (``IDLE_TIMEOUT``, ``SHUTDOWN``).
+
+        The code and reason come from ``why``, one of the core's named
+        reasons; calling it while closing does nothing, like :meth:`loseConnection`.
+        """
+        if self.connection.state is _OPEN:
+            self.connection.close_for(why)
+            self._closing_started()
 
     def sendSharedMessage(self, message: SharedMessage) -> None:
-        """Send a message framed once for many connections: the same bytes go on every wire.
+        """Send a message framed once for many connections (a broadcast); dropped once closing has begun.
 
-        A wsdaemon extension of the transport API, for broadcasts. A connection
-        that cannot use shared frames (see :meth:`_shares_frames`) encodes the
-        message itself instead; either way the peer gets the same message.
+        A wsdaemon extension of the transport API. The core queues it in order
+        with everything else and decides whether the shared frames are valid
+        on this connection (with permessage-deflate it encodes the message
+        itself); either way the peer gets the same message.
         """
-        if self.connection.state is not State.OPEN:
-            self.log.debug("shared message dropped: connection is {state}", state=self.connection.state.value)
-        elif not self._shares_frames():
-            if message.opcode == Opcode.TEXT:
-                self.sendTextMessage(message.payload.decode("utf-8"))
-            else:
-                self.sendBytesMessage(message.payload)
-        else:
-            self.messages_out += 1
-            self._flush()  # whatever the core queued first goes out first
-            self._write(message.frames(self.limits.fragment_outgoing_bytes))
+        self._send(self.connection.send_shared, message, "shared")
 
     def attachProducer(self, producer: IPushProducer) -> None:
         """Pause ``producer`` whenever the peer is not keeping up with what we send."""
@@ -197,7 +203,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
     def resumeReceiving(self) -> None:
         """Read from the peer again, unless the peer itself is behind on what we send."""
         self._receiving_paused = False
-        if not self._paused and self.transport is not None and self.connection.state is not State.CLOSED:
+        if not self._paused and self.transport is not None and self.connection.state is not _CLOSED:
             self.transport.resumeProducing()
 
     # --- IPushProducer: the transport tells us the peer is slow -------------
@@ -213,7 +219,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
     def resumeProducing(self) -> None:
         """The write buffer drained: read again, resume the handler."""
         self._paused = False
-        if self.connection.state is not State.CLOSED and not self._receiving_paused:
+        if self.connection.state is not _CLOSED and not self._receiving_paused:
             self.transport.resumeProducing()  # type: ignore[union-attr]
         if self._producer is not None:
             self._producer.resumeProducing()
@@ -226,13 +232,13 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
 
     # --- internals -------------------------------------------------------------
 
-    def _send(self, send: Callable[[Any], None], message: str | bytes, kind: str) -> None:
+    def _send(self, send: Callable[[Any], None], message: str | bytes | SharedMessage, kind: str) -> None:
         """Queue a message with the core's ``send``; write at once unless inside dispatch.
 
         Inside dispatch the write waits: one write at the end of the read
         covers every answer. Nothing goes out after our Close (RFC 6455 §5.5.1).
         """
-        if self.connection.state is not State.OPEN:
+        if self.connection.state is not _OPEN:
             self.log.debug(
                 "{kind} message dropped: connection is {state}", kind=kind, state=self.connection.state.value
             )
@@ -267,7 +273,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
                     )
         except Exception:  # noqa: BLE001 - any handler bug closes only its connection, with 1011
             self.log.failure("handler {handler!r} raised; closing its connection with 1011", handler=handler)
-            self.connection.fail(CloseCode.INTERNAL_ERROR, "internal error")
+            self.connection.fail_with(InternalError())
         finally:
             self._dispatching = False
 
@@ -285,7 +291,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
                 handler=self.handler,
                 name=name,
             )
-            self.connection.fail(CloseCode.INTERNAL_ERROR, "internal error")
+            self.connection.fail_with(InternalError())
 
     def _flush(self) -> None:
         """Write what the core queued; close TCP on its EOF marker; arm the close timeout."""
@@ -309,6 +315,12 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         if self.connection.close_expected() and not self._deadlines.is_set("close"):
             self._deadlines.set("close", self.limits.close_timeout_seconds, self._close_timed_out)
 
+    def _closing_started(self) -> None:
+        """Write our Close; while the handler paused reading, read again to get the peer's answer."""
+        self._flush()
+        if self._receiving_paused:
+            self.resumeReceiving()  # the peer's Close must be read to finish the handshake
+
     def _write(self, chunks: list[bytes]) -> None:
         """Write frames; bytes written while the peer is already behind count towards the cap."""
         size = sum(map(len, chunks))
@@ -323,15 +335,6 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         if already_paused:
             self._note_queued(size)
 
-    def _shares_frames(self) -> bool:
-        """Whether frames encoded once for many connections are valid on this one.
-
-        A per-message extension (permessage-deflate, RFC 7692) makes each
-        connection's frames its own, so such a connection encodes shared
-        messages itself.
-        """
-        return self.connection.extension is None
-
     def _note_queued(self, size: int) -> None:
         """Fail a peer that lets more than ``write_buffer_max_bytes`` pile up unread (1008).
 
@@ -339,8 +342,8 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         ``write_buffer_high_bytes`` count, so one large message never trips it.
         """
         self._queued_while_paused += size
-        if self._queued_while_paused > self.limits.write_buffer_max_bytes and self.connection.state is not State.CLOSED:
-            self.connection.fail(CloseCode.POLICY_VIOLATION, "peer is not reading")
+        if self._queued_while_paused > self.limits.write_buffer_max_bytes and self.connection.state is not _CLOSED:
+            self.connection.fail_with(SlowConsumer())
             self._flush()
 
     def _close_timed_out(self) -> None:
@@ -350,12 +353,11 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
 
     def tick(self, now: float) -> None:
         """The shared ticker's once-a-second look at the idle and keepalive deadlines."""
-        if self.connection.state is not State.OPEN:
+        if self.connection.state is not _OPEN:
             return
         due = self._heartbeat.due(now, (self.messages_in, self.messages_out))
         if due is Due.CLOSE_IDLE:
-            self.connection.send_close(CloseCode.GOING_AWAY, "idle timeout")
-            self._flush()
+            self.close_for(IDLE_TIMEOUT)
         elif due is Due.PING:
             self.connection.send_ping(self._heartbeat.next_ping(now))
             self._flush()
@@ -369,9 +371,10 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
             peer=str(self.clientAddress),
             seconds=self.limits.pong_timeout_seconds,
         )
-        self.connection.fail(CloseCode.INTERNAL_ERROR, "keepalive timeout")
+        self.connection.fail_with(KeepaliveTimeout())
         self._flush()
 
     def _log_summary(self, code: int, reason: str) -> None:
+        """The one line per closed connection an operator greps for (DESIGN §4)."""
         duration = self._reactor.seconds() - self._started
         log_closed(_SUMMARY_LOG, self, peer=str(self.clientAddress), code=code, reason=reason, duration=duration)

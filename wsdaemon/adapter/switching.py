@@ -28,6 +28,7 @@ from wsdaemon.adapter.protocol import WebSocketWireProtocol
 from wsdaemon.adapter.transport import IStreamTransport
 from wsdaemon.admission import Admission, AdmissionTicket
 from wsdaemon.core import Limits
+from wsdaemon.core.errors import LocalClose
 from wsdaemon.interfaces import ClientAddress
 
 if TYPE_CHECKING:
@@ -183,8 +184,8 @@ class SwitchingFactory(WrappingFactory[SwitchingProtocol]):
             for drained in waiting:
                 drained.callback(None)
 
-    def drain(self, code: int, reason: str, timeout_seconds: float) -> Deferred[None]:
-        """Close every connection: WebSockets with ``code`` (a close handshake), HTTP ones at once.
+    def drain(self, why: LocalClose, timeout_seconds: float) -> Deferred[None]:
+        """Close every connection: WebSockets for ``why`` (a close handshake, e.g. ``SHUTDOWN``), HTTP ones at once.
 
         Fires when all are gone, or after ``timeout_seconds``, when the rest are aborted.
         """
@@ -196,7 +197,7 @@ class SwitchingFactory(WrappingFactory[SwitchingProtocol]):
         for wrapper in list(self.protocols):
             upgraded = wrapper.upgraded
             if isinstance(upgraded, WebSocketWireProtocol):
-                upgraded.loseConnection(code, reason)
+                upgraded.close_for(why)
             else:
                 wrapper.loseConnection()
         deadline = self.reactor.callLater(timeout_seconds, self._abort_all)

@@ -3,27 +3,36 @@
 from wsdaemon.core.close import CloseCode
 from wsdaemon.core.connection import EOF, Connection, Side, State
 from wsdaemon.core.errors import (
+    IDLE_TIMEOUT,
+    SHUTDOWN,
     BadRequest,
     ForbiddenOrigin,
     HandshakeError,
+    InternalError,
     InvalidResponse,
     InvalidUTF8,
+    KeepaliveTimeout,
+    LocalClose,
     LocalProtocolError,
     MessageTooBig,
     PolicyViolation,
     ProtocolViolation,
     RemoteError,
     ServiceUnavailable,
+    SlowConsumer,
     UnsupportedVersion,
     UpgradeRequired,
 )
 from wsdaemon.core.events import BytesMessage, CloseReceived, ConnectionFailed, Event, Ping, Pong, TextMessage
+from wsdaemon.core.frames import SharedMessage
 from wsdaemon.core.handshake import Accepted, EndpointPolicy, accept_key, accept_request, build_request, check_response
 from wsdaemon.core.http import RequestHead, ResponseHead
 from wsdaemon.core.limits import Limits
 
 __all__ = [
     "EOF",
+    "IDLE_TIMEOUT",
+    "SHUTDOWN",
     "Accepted",
     "BadRequest",
     "BytesMessage",
@@ -35,9 +44,12 @@ __all__ = [
     "Event",
     "ForbiddenOrigin",
     "HandshakeError",
+    "InternalError",
     "InvalidResponse",
     "InvalidUTF8",
+    "KeepaliveTimeout",
     "Limits",
+    "LocalClose",
     "LocalProtocolError",
     "MessageTooBig",
     "Ping",
@@ -48,7 +60,9 @@ __all__ = [
     "RequestHead",
     "ResponseHead",
     "ServiceUnavailable",
+    "SharedMessage",
     "Side",
+    "SlowConsumer",
     "State",
     "TextMessage",
     "UnsupportedVersion",

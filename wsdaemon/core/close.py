@@ -1,28 +1,21 @@
-"""Close codes and close-frame payloads (RFC 6455 §5.5.1, §7.4)."""
+"""Close-frame payloads and which close codes may go on the wire (RFC 6455 §5.5.1, §7.4).
+
+:class:`~wsdaemon.core.errors.CloseCode` is defined in ``errors.py``, next to
+the table that gives each failure its code, and re-exported here.
+"""
 
 from __future__ import annotations
 
-from enum import IntEnum
+from wsdaemon.core.errors import CloseCode, InvalidUTF8, ProtocolViolation
 
-
-class CloseCode(IntEnum):
-    """The registered close codes (RFC 6455 §7.4.1 and the IANA registry)."""
-
-    NORMAL_CLOSURE = 1000
-    GOING_AWAY = 1001
-    PROTOCOL_ERROR = 1002
-    UNSUPPORTED_DATA = 1003
-    NO_STATUS_RCVD = 1005  # never on the wire
-    ABNORMAL_CLOSURE = 1006  # never on the wire
-    INVALID_DATA = 1007
-    POLICY_VIOLATION = 1008
-    MESSAGE_TOO_BIG = 1009
-    MANDATORY_EXTENSION = 1010
-    INTERNAL_ERROR = 1011
-    SERVICE_RESTART = 1012
-    TRY_AGAIN_LATER = 1013
-    BAD_GATEWAY = 1014
-    TLS_HANDSHAKE = 1015  # never on the wire
+__all__ = [
+    "MAX_REASON_BYTES",
+    "CloseCode",
+    "is_valid_close_code",
+    "parse_close",
+    "serialize_close",
+    "truncate_reason",
+]
 
 
 #: Codes below 3000 that an endpoint may put in a close frame.
@@ -66,8 +59,6 @@ def parse_close(payload: bytes) -> tuple[int, str]:
         ProtocolViolation: a one-byte payload or a code not allowed on the wire.
         InvalidUTF8: the reason is not valid UTF-8.
     """
-    from wsdaemon.core.errors import InvalidUTF8, ProtocolViolation
-
     if not payload:
         return CloseCode.NO_STATUS_RCVD, ""
     if len(payload) == 1:

@@ -15,7 +15,16 @@ Rules for this file:
   ``_TRANSITIONS``; a pair missing from the table is an error, not a silent
   no-op.
 * The core answers Pings, echoes Closes and fails bad input itself; the I/O
-  layer decides nothing.
+  layer decides nothing. When the I/O layer closes for a reason only it can
+  see (a timeout, a peer that stopped reading, a handler that raised), it
+  names the reason (:meth:`Connection.fail_with`, :meth:`Connection.close_for`)
+  and the close code comes from the table in ``errors.py``.
+* Every outgoing message, shared ones included (:meth:`Connection.send_shared`),
+  goes through :meth:`Connection.data_to_send` in the order it was queued, and
+  nothing is queued after our Close (RFC 6455 §5.5.1).
+* Incoming data frames become messages in
+  :class:`~wsdaemon.core.assembler.MessageAssembler`, which holds the one
+  message-size check.
 """
 
 from __future__ import annotations
@@ -23,9 +32,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import Enum
 
+from wsdaemon.core.assembler import MessageAssembler
 from wsdaemon.core.close import CloseCode, is_valid_close_code, parse_close, serialize_close
 from wsdaemon.core.deflate import Extension, compressed_size_bound
-from wsdaemon.core.errors import LocalProtocolError, MessageTooBig, ProtocolViolation
+from wsdaemon.core.errors import FailReason, LocalClose, LocalProtocolError, ProtocolViolation
 from wsdaemon.core.events import (
     BytesMessage,
     CloseReceived,
@@ -35,9 +45,17 @@ from wsdaemon.core.events import (
     Pong,
     TextMessage,
 )
-from wsdaemon.core.frames import SMALL_FRAME_HEADS, FrameChunk, FrameParser, Opcode, serialize_frame
+from wsdaemon.core.frames import (
+    SMALL_FRAME_HEADS,
+    FrameChunk,
+    FrameParser,
+    Opcode,
+    SharedMessage,
+    encode_message,
+    serialize_frame,
+)
 from wsdaemon.core.limits import Limits
-from wsdaemon.core.utf8 import Utf8Validator, decode_text
+from wsdaemon.core.utf8 import decode_text
 
 #: The "close TCP now" marker in :meth:`Connection.data_to_send`.
 EOF = b""
@@ -73,6 +91,10 @@ class Input(Enum):
 
     __hash__ = object.__hash__
 
+
+# An Enum member looked up on its class costs a Python-level descriptor call on
+# CPython 3.11 (about 50 ns); the methods below compare with these instead.
+_OPEN, _CLOSED = State.OPEN, State.CLOSED
 
 _TRANSITIONS: dict[tuple[State, Input], State] = {
     (State.OPEN, Input.SEND_DATA): State.OPEN,
@@ -113,29 +135,28 @@ class Connection:
         self.side = side
         self.limits = limits = limits or Limits()
         self.extension = extension = extensions[0] if extensions else None
-        self.state = State.OPEN
+        self.state = _OPEN
         self.close_code: int | None = None
         self.close_reason = ""
         self.failure: Exception | None = None  # what made us fail the connection, for logs
         self.failed = False  # True once fail() ran: the close was not a clean handshake
         # With compression a frame may be a little larger than what it inflates to.
-        wire_bound = compressed_size_bound if extension is not None else int
-        self._wire_message_limit = wire_bound(limits.max_message_bytes)
-        self._parser = FrameParser(
+        max_frame_bytes = limits.max_frame_bytes
+        self._parser = parser = FrameParser(
             expect_masked=side is Side.SERVER,
-            max_frame_bytes=wire_bound(limits.max_frame_bytes),
+            max_frame_bytes=compressed_size_bound(max_frame_bytes) if extension is not None else max_frame_bytes,
             allowed_rsv=extension.rsv if extension is not None else 0,
         )
+        self._assembler = MessageAssembler(limits, extension)
+        # The small-frame fast path skips the assembler, so it runs only when every
+        # small frame (at most 125 bytes) fits the message limit.
+        self._next_small_frame = parser.next_small_frame if limits.max_message_bytes >= 125 else _no_small_frame
         self._mask = side is Side.CLIENT
+        # Frames encoded once for many connections are valid here only unmasked and
+        # without a per-message extension (see send_shared).
+        self._shares_frames = extension is None and side is Side.SERVER
         self._events: list[Event] = []
         self._output: list[bytes] = []
-        self._msg_opcode: int | None = None  # opcode of the message being reassembled
-        self._msg_parts: list[bytes] = []
-        self._msg_bytes = 0
-        self._msg_frames = 0
-        self._msg_compressed = False  # the message being reassembled had RSV1 (RFC 7692 §6)
-        self._msg_inflated = 0  # bytes it inflated to so far
-        self._text = Utf8Validator()
 
     # --- output ---------------------------------------------------------
 
@@ -153,7 +174,7 @@ class Connection:
 
     def close_expected(self) -> bool:
         """Whether TCP should close soon, so the caller arms the close timeout."""
-        return self.state is not State.OPEN
+        return self.state is not _OPEN
 
     # --- commands from our caller -----------------------------------------
 
@@ -172,6 +193,28 @@ class Connection:
             LocalProtocolError: the connection is not open.
         """
         self._send_message(Opcode.BINARY, bytes(data))
+
+    def send_shared(self, message: SharedMessage) -> None:
+        """Queue a message encoded once for many connections (a broadcast, a replay).
+
+        Its shared frames are queued as they are where they are valid: on a
+        server connection (RFC 6455 §5.1: servers never mask) without a
+        per-message extension. A permessage-deflate connection (RFC 7692 §6:
+        its frames are compressed with its own context) or a client encodes
+        the message itself, as :meth:`send_text` or :meth:`send_binary`
+        would. Either way the peer gets the same message, in order with
+        everything else this connection sends.
+
+        Raises:
+            LocalProtocolError: the connection is not open (nothing goes out
+                after our Close, RFC 6455 §5.5.1).
+        """
+        if not self._shares_frames:
+            self._send_message(message.opcode, message.payload)
+            return
+        if self.state is not _OPEN:  # (OPEN, SEND_DATA) -> OPEN; the table judges the rest
+            self.state = _next_state(self.state, Input.SEND_DATA)
+        self._output += message.frames(self.limits.fragment_outgoing_bytes)
 
     def send_ping(self, payload: bytes = b"") -> None:
         """Queue a Ping; its payload is at most 125 bytes (RFC 6455 §5.5).
@@ -202,22 +245,46 @@ class Connection:
         self.close_code, self.close_reason = code, payload[2:].decode("utf-8")  # what the peer gets
         self._output.extend(serialize_frame(Opcode.CLOSE, payload, mask=self._mask))
 
+    def close_for(self, why: LocalClose) -> None:
+        """Start the closing handshake for a reason of our own, e.g. ``IDLE_TIMEOUT`` or ``SHUTDOWN``.
+
+        The code and reason come from ``why`` (the table in ``errors.py``), so
+        the caller names the reason, never a close code. Once a Close was sent
+        or received this does nothing: the closing handshake is already under
+        way, and a timeout racing it stays harmless.
+        """
+        if self.state is _OPEN:
+            self.send_close(why.code, why.reason)
+
+    def fail_with(self, error: FailReason) -> None:
+        """Fail the connection for ``error``, with the close code its type carries (``errors.py``).
+
+        For what the core finds itself (a bad frame) and for what only the
+        I/O layer sees: :class:`~wsdaemon.core.errors.SlowConsumer`,
+        :class:`~wsdaemon.core.errors.KeepaliveTimeout`,
+        :class:`~wsdaemon.core.errors.InternalError` (a handler raised). The
+        reason on the wire is the error's message: our own words, never the
+        details of a bug. Like :meth:`fail`, it does nothing once closed.
+        """
+        self.fail(error.close_code, str(error), error)
+
     def fail(self, code: int, reason: str = "", error: Exception | None = None) -> None:
         """Fail the connection (RFC 6455 §7.1.7): send a Close if we still may, then close TCP.
 
         Failing a connection that is already closed does nothing, so timeouts
-        and errors racing each other stay harmless.
+        and errors racing each other stay harmless. Prefer :meth:`fail_with`,
+        whose error type carries the code.
         """
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             return
         payload = serialize_close(code, reason)
         reason = payload[2:].decode("utf-8")  # a reason cut to fit the frame, as the peer gets it
-        if self.state is State.OPEN:
+        if self.state is _OPEN:
             self._output.extend(serialize_frame(Opcode.CLOSE, payload, mask=self._mask))
         self.state = _next_state(self.state, Input.FAIL)
         self.close_code, self.close_reason, self.failure = code, reason, error
         self.failed = True
-        self._msg_parts = []
+        self._assembler.reset()
         self._output.append(EOF)
         self._events.append(ConnectionFailed(code, reason))
 
@@ -225,7 +292,7 @@ class Connection:
 
     def receive_data(self, data: bytes) -> None:
         """Buffer bytes from the peer; they are parsed by :meth:`next_event`."""
-        if self.state is not State.CLOSED and data:
+        if self.state is not _CLOSED and data:
             self._parser.feed(data)
 
     def next_event(self) -> Event | None:
@@ -243,11 +310,17 @@ class Connection:
         if not parser.buffered():
             return None  # nothing to parse: the usual answer to the last call after a read
         try:
-            if self._msg_opcode is None and self.state is State.OPEN:
-                small = parser.next_small_frame()  # the common case, without per-chunk objects
+            if self._assembler.opcode is None and self.state is _OPEN:
+                small = self._next_small_frame()  # the common case, without per-chunk objects
                 if small is not None:
-                    return self._small_message(*small)
-            while not events and self.state is not State.CLOSED:
+                    opcode, payload = small
+                    if opcode != _TEXT:
+                        return BytesMessage(payload)
+                    try:
+                        return TextMessage(payload.decode("utf-8"))
+                    except UnicodeDecodeError:
+                        return TextMessage(decode_text(payload))  # raises InvalidUTF8 with the close reason
+            while not events and self.state is not _CLOSED:
                 chunk = parser.next_chunk()
                 if chunk is None:
                     break
@@ -256,37 +329,21 @@ class Connection:
                 else:
                     self._receive_data_chunk(chunk)
         except ProtocolViolation as error:
-            self.fail(error.close_code, str(error), error)
+            self.fail_with(error)
         return events.pop(0) if events else None
-
-    def _small_message(self, opcode: int, payload: bytes) -> Event:
-        """A whole message from :meth:`FrameParser.next_small_frame` (state OPEN stays OPEN).
-
-        Raises:
-            MessageTooBig: over ``max_message_bytes`` (which may be below 126).
-            InvalidUTF8: a text message that is not UTF-8.
-        """
-        if len(payload) > self.limits.max_message_bytes:
-            raise MessageTooBig(f"message over the limit of {self.limits.max_message_bytes} bytes")
-        if opcode == Opcode.TEXT:
-            try:
-                return TextMessage(payload.decode("utf-8"))
-            except UnicodeDecodeError:
-                return TextMessage(decode_text(payload))  # raises InvalidUTF8 with the close reason
-        return BytesMessage(payload)
 
     def receive_eof(self) -> None:
         """The TCP connection ended; without a completed close handshake that is 1006."""
-        if self.state is not State.CLOSED:
+        if self.state is not _CLOSED:
             self.close_code, self.close_reason = CloseCode.ABNORMAL_CLOSURE, "connection lost without a close frame"
-            self._msg_parts = []
+            self._assembler.reset()
         self.state = _next_state(self.state, Input.EOF)
 
     # --- internals ----------------------------------------------------------
 
-    def _send_message(self, opcode: Opcode, payload: bytes) -> None:
+    def _send_message(self, opcode: int, payload: bytes) -> None:
         """Frame a message, split at ``fragment_outgoing_bytes`` (RFC 6455 §5.4)."""
-        if self.state is not State.OPEN:  # (OPEN, SEND_DATA) -> OPEN; the table judges the rest
+        if self.state is not _OPEN:  # (OPEN, SEND_DATA) -> OPEN; the table judges the rest
             self.state = _next_state(self.state, Input.SEND_DATA)
         rsv = 0
         if self.extension is not None:
@@ -295,22 +352,14 @@ class Connection:
             # The fast path: a small server frame is two header bytes and the payload.
             self._output.append(SMALL_FRAME_HEADS[0x80 | rsv | opcode][len(payload)] + payload)
             return
-        size = self.limits.fragment_outgoing_bytes
-        if len(payload) <= size:
-            self._output.extend(serialize_frame(opcode, payload, rsv=rsv, mask=self._mask))
-            return
-        view = memoryview(payload)
-        for start in range(0, len(payload), size):
-            piece = bytes(view[start : start + size])
-            fin = start + size >= len(payload)
-            first = start == 0  # RFC 7692 §6.1: RSV1 only on the first frame
-            self._output.extend(
-                serialize_frame(
-                    opcode if first else Opcode.CONTINUATION, piece, fin=fin, rsv=rsv if first else 0, mask=self._mask
-                )
-            )
+        self._output += encode_message(opcode, payload, self.limits.fragment_outgoing_bytes, rsv=rsv, mask=self._mask)
 
     def _send_control(self, opcode: Opcode, payload: bytes) -> None:
+        """Queue a Ping or Pong; control frames are never fragmented (RFC 6455 §5.5).
+
+        Raises:
+            LocalProtocolError: the connection is not open, or the payload is over 125 bytes.
+        """
         if len(payload) > 125:
             raise LocalProtocolError("control frame payloads are at most 125 bytes")
         self.state = _next_state(self.state, Input.SEND_DATA)
@@ -320,7 +369,7 @@ class Connection:
         """Ping, Pong and Close may arrive between fragments (RFC 6455 §5.4)."""
         if opcode == Opcode.PING:
             self._events.append(Ping(payload))
-            if self.state is State.OPEN:
+            if self.state is _OPEN:
                 self._output.extend(serialize_frame(Opcode.PONG, payload, mask=self._mask))
         elif opcode == Opcode.PONG:
             self._events.append(Pong(payload))
@@ -334,9 +383,9 @@ class Connection:
         Close *received*, also when we sent ours first.
         """
         code, reason = parse_close(payload)
-        was_open = self.state is State.OPEN
+        was_open = self.state is _OPEN
         self.state = _next_state(self.state, Input.RECEIVE_CLOSE)
-        self._msg_parts = []
+        self._assembler.reset()
         self.close_code, self.close_reason = code, reason
         if was_open:
             echo = CloseCode.NORMAL_CLOSURE if code == CloseCode.NO_STATUS_RCVD else code
@@ -346,72 +395,25 @@ class Connection:
         self._events.append(CloseReceived(code, reason))
 
     def _receive_data_chunk(self, chunk: FrameChunk) -> None:
-        """Reassemble a message, checking limits before buffering and UTF-8 as it arrives."""
-        header, payload = chunk.header, chunk.payload
-        self.state = _next_state(self.state, Input.RECEIVE_DATA)
-        if chunk.last and chunk.first and header.fin and self._msg_opcode is None and header.opcode:
-            # The fast path: a whole message in one frame that arrived at once.
-            if header.length > (self._wire_message_limit if header.rsv else self.limits.max_message_bytes):
-                raise MessageTooBig(f"message over the limit of {self.limits.max_message_bytes} bytes")
-            if header.rsv:  # the parser lets RSV bits through only for a negotiated extension
-                self._msg_inflated = 0
-                payload = self._inflate(payload) + self._inflate_end()
-            self._events.append(
-                TextMessage(decode_text(payload)) if header.opcode == Opcode.TEXT else BytesMessage(payload)
-            )
-            return
+        """Hand a piece of a data frame to the assembler; a finished message becomes an event.
+
+        Raises:
+            ProtocolViolation: the frame breaks the fragmentation rules, or the
+                message its limits (see :class:`MessageAssembler`).
+        """
+        header = chunk.header
+        if self.state is not _OPEN:  # (OPEN, RECEIVE_DATA) -> OPEN; the table judges the rest
+            self.state = _next_state(self.state, Input.RECEIVE_DATA)
+        assembler = self._assembler
         if chunk.first:
-            self._start_frame(header.opcode, header.length, header.rsv)
-        if self._msg_compressed:
-            payload = self._inflate(payload)
-        self._keep(payload)
-        if chunk.last and header.fin:
-            if self._msg_compressed:
-                self._keep(self._inflate_end())
-            self._deliver_reassembled()
+            assembler.start_frame(header.opcode, header.length, header.rsv)
+        message = assembler.add(chunk.payload, chunk.last and header.fin)
+        if message is not None:
+            self._events.append(message)
 
-    def _keep(self, payload: bytes) -> None:
-        """Add a piece to the message: text is validated as it arrives, binary just kept."""
-        if self._msg_opcode == Opcode.TEXT:
-            self._text.feed(payload)
-        elif payload:
-            self._msg_parts.append(payload)
 
-    def _inflate(self, data: bytes) -> bytes:
-        """Decompress a piece within what is left of ``max_message_bytes`` (bomb-safe)."""
-        assert self.extension is not None
-        out = self.extension.decode(data, self.limits.max_message_bytes - self._msg_inflated)
-        self._msg_inflated += len(out)
-        return out
+_TEXT = int(Opcode.TEXT)
 
-    def _inflate_end(self) -> bytes:
-        assert self.extension is not None
-        out = self.extension.decode_end(self.limits.max_message_bytes - self._msg_inflated)
-        self._msg_inflated += len(out)
-        return out
 
-    def _start_frame(self, opcode: int, length: int, rsv: int = 0) -> None:
-        """Per-frame checks of continuation order and message limits (RFC 6455 §5.4)."""
-        if opcode == Opcode.CONTINUATION:
-            if self._msg_opcode is None:
-                raise ProtocolViolation("continuation frame without a message to continue")
-        elif self._msg_opcode is not None:
-            raise ProtocolViolation("new data frame inside a fragmented message")
-        else:
-            self._msg_opcode, self._msg_bytes, self._msg_frames = opcode, 0, 0
-            self._msg_compressed, self._msg_inflated = bool(rsv), 0
-        self._msg_frames += 1
-        self._msg_bytes += length
-        limits = self.limits
-        if self._msg_bytes > (self._wire_message_limit if self._msg_compressed else limits.max_message_bytes):
-            raise MessageTooBig(f"message over the limit of {limits.max_message_bytes} bytes")
-        if self._msg_frames > limits.max_fragments:
-            raise MessageTooBig(f"message in more than {limits.max_fragments} frames")
-
-    def _deliver_reassembled(self) -> None:
-        opcode, self._msg_opcode = self._msg_opcode, None
-        if opcode == Opcode.TEXT:
-            self._events.append(TextMessage(self._text.finish()))
-        else:
-            parts, self._msg_parts = self._msg_parts, []
-            self._events.append(BytesMessage(b"".join(parts)))
+def _no_small_frame() -> None:
+    """Stands in for the small-frame fast path when ``max_message_bytes`` is under 125 bytes."""

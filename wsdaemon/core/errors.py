@@ -1,4 +1,4 @@
-"""Every failure the core knows, each carrying its answer on the wire.
+"""Every failure the core knows, each carrying its answer on the wire: the one table (DESIGN §2.4).
 
 Errors split by blame (the h11/wsproto habit):
 
@@ -6,15 +6,59 @@ Errors split by blame (the h11/wsproto habit):
   a ``close_code`` (after the handshake) or an HTTP ``status`` plus
   ``headers`` (during the handshake). Their messages come from our own strings,
   so they are safe to put on the wire.
+* :class:`InternalError`: *our* side broke (a handler raised: a bug by
+  definition). It closes with 1011 and its fixed message, so no detail of the
+  bug reaches the wire (house rule 3).
 * :class:`LocalProtocolError`: *our caller* (the adapter or a handler) misused
   the API, e.g. sent a message after closing. It is raised to that caller.
+
+Closes we start for a reason of our own that is no failure (an idle timeout, a
+shutdown) are :class:`LocalClose` values in the same table, so the adapter
+names *why* it closes and never a close code.
+
+The table, after the handshake (``Connection.fail_with`` / ``Connection.close_for``):
+
+==========================  =====  ==========================================
+what                        code   how
+==========================  =====  ==========================================
+:class:`ProtocolViolation`  1002   fail; framing, opcode, RSV, close payload
+:class:`InvalidUTF8`        1007   fail; inside the offending fragment
+:class:`MessageTooBig`      1009   fail; from the declared length, or inflate
+:class:`PolicyViolation`    1008   fail; :class:`SlowConsumer` (not reading)
+:class:`KeepaliveTimeout`   1011   fail; no Pong to our keepalive Ping
+:class:`InternalError`      1011   fail; a handler raised, no details sent
+:data:`IDLE_TIMEOUT`        1001   close handshake; no message for too long
+:data:`SHUTDOWN`            1001   close handshake; the daemon is stopping
+==========================  =====  ==========================================
+
+This module depends on nothing else in the core: :class:`CloseCode` lives here,
+next to the table that uses it, and ``close.py`` imports it from here.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from enum import IntEnum
+from typing import ClassVar, NamedTuple
 
-from wsdaemon.core.close import CloseCode
+
+class CloseCode(IntEnum):
+    """The registered close codes (RFC 6455 §7.4.1 and the IANA registry)."""
+
+    NORMAL_CLOSURE = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    NO_STATUS_RCVD = 1005  # never on the wire
+    ABNORMAL_CLOSURE = 1006  # never on the wire
+    INVALID_DATA = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
+    TLS_HANDSHAKE = 1015  # never on the wire
 
 
 class LocalProtocolError(Exception):
@@ -50,6 +94,62 @@ class PolicyViolation(ProtocolViolation):
     """The peer broke a local policy, e.g. it stopped reading what we send."""
 
     close_code: ClassVar[CloseCode] = CloseCode.POLICY_VIOLATION
+
+
+class SlowConsumer(PolicyViolation):
+    """The peer let more than ``write_buffer_max_bytes`` pile up unread: 1008.
+
+    Only the I/O layer can see a transport's buffer, so it reports this to the
+    core (``Connection.fail_with(SlowConsumer())``); the code comes from here.
+    """
+
+    def __init__(self, message: str = "peer is not reading") -> None:
+        super().__init__(message)
+
+
+class KeepaliveTimeout(ProtocolViolation):
+    """No Pong answered our keepalive Ping in ``pong_timeout_seconds``: 1011 "keepalive timeout".
+
+    RFC 6455 §5.5.2 obliges the peer to answer a Ping, so silence breaks the
+    protocol; 1011 (not 1002) is what websockets sends for it, and what
+    clients expect from a server that gave up on a dead link (often a NAT
+    that forgot the connection).
+    """
+
+    close_code: ClassVar[CloseCode] = CloseCode.INTERNAL_ERROR
+
+    def __init__(self, message: str = "keepalive timeout") -> None:
+        super().__init__(message)
+
+
+class InternalError(Exception):
+    """Our side broke (a handler raised): 1011 with the fixed reason "internal error".
+
+    The message never carries the bug's details, which go to the log instead
+    (house rule 3: no traceback on the wire).
+    """
+
+    close_code: ClassVar[CloseCode] = CloseCode.INTERNAL_ERROR
+
+    def __init__(self) -> None:
+        super().__init__("internal error")
+
+
+#: A failure ``Connection.fail_with`` accepts: its type carries the close code, its message the reason.
+FailReason = ProtocolViolation | InternalError
+
+
+class LocalClose(NamedTuple):
+    """A close handshake we start for a reason of our own, with what it puts on the wire."""
+
+    code: CloseCode
+    reason: str
+
+
+#: No message either way for ``idle_timeout_seconds`` (RFC 6455 §7.4.1: 1001, going away).
+IDLE_TIMEOUT = LocalClose(CloseCode.GOING_AWAY, "idle timeout")
+#: The daemon is shutting down and drains its connections (RFC 6455 §7.4.1: 1001, going away).
+SHUTDOWN = LocalClose(CloseCode.GOING_AWAY, "server shutting down")
 
 
 # --- during the handshake: each maps to an HTTP status ----------------------

@@ -346,32 +346,45 @@ def serialize_frame(
     return [head + payload]
 
 
-def encode_message(opcode: int, payload: bytes, fragment_bytes: int) -> list[bytes]:
-    """A whole message as unmasked server frames, split every ``fragment_bytes`` (RFC 6455 §5.4).
+def encode_message(
+    opcode: int, payload: bytes, fragment_bytes: int, *, rsv: int = 0, mask: bool = False
+) -> list[bytes]:
+    """A whole message as frames, split every ``fragment_bytes`` (RFC 6455 §5.4).
 
-    The bytes depend only on the arguments, so one encoding can be written to
-    many server connections (RFC 6455 §5.1: servers never mask). They are not
-    valid on a connection with a per-message extension such as
-    permessage-deflate, whose frames are that connection's own (RFC 7692 §6).
+    The one outgoing fragmenter: a connection's own messages and shared ones
+    (:class:`SharedMessage`) are both framed here. The first frame carries the
+    opcode and ``rsv`` (RFC 7692 §6.1: RSV1 only on the first frame of a
+    compressed message), the others are continuations, the last has FIN.
+    Unmasked, the bytes depend only on the arguments, so one encoding can be
+    written to many server connections (RFC 6455 §5.1: servers never mask).
     """
     if len(payload) <= fragment_bytes:
-        return serialize_frame(opcode, payload)
+        return serialize_frame(opcode, payload, rsv=rsv, mask=mask)
     frames: list[bytes] = []
     view = memoryview(payload)
     for start in range(0, len(payload), fragment_bytes):
-        fin = start + fragment_bytes >= len(payload)
+        first = start == 0
         frames += serialize_frame(
-            opcode if start == 0 else Opcode.CONTINUATION, bytes(view[start : start + fragment_bytes]), fin=fin
+            opcode if first else Opcode.CONTINUATION,
+            bytes(view[start : start + fragment_bytes]),
+            fin=start + fragment_bytes >= len(payload),
+            rsv=rsv if first else 0,
+            mask=mask,
         )
     return frames
 
 
 class SharedMessage:
-    """One outgoing message meant for many server connections (a broadcast).
+    """One outgoing message meant for many server connections (a broadcast, a replay).
 
     It is framed once per fragment size, on first use, and every connection
-    writes those same bytes (:func:`encode_message`). A connection that cannot
-    use them (a per-message extension was negotiated) sends ``payload`` itself.
+    that can writes those same bytes (:func:`encode_message`). Whether a
+    connection can is its own decision
+    (:meth:`~wsdaemon.core.connection.Connection.send_shared`): one with a
+    per-message extension such as permessage-deflate (RFC 7692 §6: its frames
+    are compressed with its own context), or a client (RFC 6455 §5.3: a fresh
+    mask per frame), encodes ``payload`` itself. The peer gets the same message
+    either way.
 
     Args:
         opcode: ``Opcode.TEXT`` (``payload`` is UTF-8) or ``Opcode.BINARY``.

@@ -11,7 +11,11 @@ Rules for this file:
   sender too, unless ``deliver_to_sender = false``), in the order the channel
   received them.
 * A message is framed once (:class:`~wsdaemon.core.frames.SharedMessage`) and
-  the same bytes are written to every member.
+  handed to every member's transport (``sendSharedMessage``); the protocol
+  core writes those same bytes on every connection that can take them, and
+  encodes the message for a connection that cannot (permessage-deflate). On a
+  transport without ``sendSharedMessage`` (Twisted's own) each member sends it
+  with ``sendTextMessage``/``sendBytesMessage``.
 * A member whose peer is not reading is paused by its transport (the
   producer signals of ``attachProducer``). From then on its messages wait in
   its own queue, bounded in messages and bytes; when that is full the
@@ -175,6 +179,7 @@ class BroadcastProtocol:
             self._drop_oldest()
 
     def _drop_oldest(self) -> None:
+        """Forget the oldest queued message, counting it for the summary in :meth:`connectionLost`."""
         self.queued_bytes -= len(self.queue.popleft().payload)
         self.dropped += 1
 
@@ -191,6 +196,7 @@ class BroadcastProtocol:
         self.transport.loseConnection(self.settings.overflow_close_code, "not keeping up with the channel")  # type: ignore[call-arg]
 
     def _drain(self) -> None:
+        """Send queued messages in order until the queue is empty or the transport pauses us again."""
         while self.queue and not self.paused and self.joined:
             message = self.queue.popleft()
             self.queued_bytes -= len(message.payload)
@@ -204,11 +210,13 @@ class BroadcastProtocol:
             self.transport.sendBytesMessage(message.payload)
 
     def _publish(self, message: SharedMessage) -> None:
+        """Give a message this member sent to its channel, everywhere the broker reaches (nothing once it left)."""
         if self.joined:
             exclude = None if self.settings.deliver_to_sender else self
             self.factory.broker.publish(self.channel_name, message, exclude).addErrback(_refused)
 
     def _leave(self) -> None:
+        """Leave the channel (once) and free the queue: nothing is sent to this member after."""
         if self.joined:
             self.factory.broker.unsubscribe(self.channel_name, self)
             self.joined = False
