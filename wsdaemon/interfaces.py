@@ -4,24 +4,62 @@ The per-connection API mirrors Twisted's own ``twisted.web.websocket`` exactly
 (``WebSocketProtocol``, ``WebSocketTransport``, ``WebSocketServerFactory``), so a
 handler written for Twisted runs on wsdaemon unchanged. What wsdaemon adds is
 the plugin interface, :class:`IHandlerPlugin`, through which a handler is found
-by name and built from an endpoint's configuration options.
+by name and built from an endpoint's configuration options; who connected
+(:class:`ClientAddress`, :class:`Identity`); and the authentication step every
+endpoint runs before the handshake, :class:`IAuthenticator`.
 """
 
 from __future__ import annotations
 
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.plugin import IPlugin
 from twisted.python.failure import Failure
-from zope.interface import Attribute
+from zope.interface import Attribute, Interface
 
 if typing.TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
     from twisted.web.server import Request
 
     from wsdaemon.core.frames import SharedMessage
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAddress:
+    """Where a connection comes from, as the daemon resolved it (the address its limits and logs use).
+
+    Today the TCP peer; behind a trusted proxy, the client the proxy speaks for.
+
+    Attributes:
+        host: the IP address as text ("192.0.2.7", "2001:db8::1"); for a peer that is
+            not an IP address (a UNIX socket), that address as text.
+        port: the client's port, or None when it is unknown.
+    """
+
+    host: str
+    port: int | None = None
+
+    def __str__(self) -> str:
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a connection proved to be, as its endpoint's :class:`IAuthenticator` verified it.
+
+    Attributes:
+        name: the user: a user name, or a token's subject.
+        method: how it was verified: the authenticator's name ("basic", "jwt", ...).
+        claims: what the credential says besides (a token's claims); empty when it says nothing more.
+    """
+
+    name: str
+    method: str
+    claims: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 class WebSocketTransport(Protocol):
@@ -56,12 +94,16 @@ class DaemonTransport(WebSocketTransport, Protocol):
     #: The endpoint path the connection came in on, and the negotiated subprotocol (or None).
     path: str
     subprotocol: str | None
+    #: The client as the daemon resolved it (what its per-client limits and log lines use).
+    clientAddress: ClientAddress
+    #: Who the client proved to be before the 101 (see :class:`IAuthenticator`); None when anonymous.
+    identity: Identity | None
 
     def loseConnection(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake with ``code`` and a short ``reason`` (it goes on the wire)."""
 
     def getPeer(self) -> Any:
-        """The peer's address (an ``IPv4Address`` on TCP)."""
+        """The TCP peer's address (an ``IPv4Address`` on TCP): behind a proxy, the proxy's; see ``clientAddress``."""
 
     def sendSharedMessage(self, message: SharedMessage) -> None:
         """Send a message framed once for many connections (a broadcast): the same bytes to each."""
@@ -121,6 +163,59 @@ class ConnectionRejected(Exception):
         self.status = status
         self.reason = reason
         self.headers = list(headers or [])
+
+
+class AuthenticationRequired(ConnectionRejected):
+    """Raised by an :class:`IAuthenticator`: the request has no valid credentials: 401.
+
+    Args:
+        reason: a short plain-text body; it goes on the wire, so never put the credential in it.
+        challenge: the ``WWW-Authenticate`` value telling the client how to authenticate,
+            e.g. ``'Basic realm="chat"'`` or ``"Bearer"``; None for none.
+        headers: further response headers.
+    """
+
+    def __init__(
+        self,
+        reason: str = "authentication required",
+        challenge: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        extra = list(headers or [])
+        if challenge is not None:
+            extra.insert(0, ("WWW-Authenticate", challenge))
+        super().__init__(401, reason, extra)
+        self.challenge = challenge
+
+
+class IAuthenticator(Interface):
+    """Checks who sends an upgrade request, before the handshake (one per endpoint).
+
+    Every WebSocket endpoint runs its authenticator after the request passed
+    the per-client limits, the origin check and the handshake checks, and
+    before the handler's ``buildProtocol``. The identity it returns is what the
+    handler finds as ``request.identity`` and later ``transport.identity``.
+    The built-in default, ``none``, lets everyone in anonymously.
+    """
+
+    def authenticate(request: Request) -> Identity | Deferred[Identity | None] | None:
+        """Verify the credentials ``request`` carries.
+
+        It may answer later with a Deferred (a backend to ask): the upgrade
+        waits for it, at most the endpoint's ``handshake_timeout_seconds``
+        (then 503); the Deferred is cancelled if the client goes away meanwhile.
+        Return a fresh Deferred for each request: the endpoint adds its callbacks to it.
+
+        Returns:
+            The verified :class:`Identity`, None to let the request in anonymously,
+            or a Deferred firing with either.
+
+        Raises:
+            ConnectionRejected: refuse the request with its status, e.g.
+                :class:`AuthenticationRequired` (401 with ``WWW-Authenticate``), or
+                ``ConnectionRejected(403, ...)``. A Deferred may fail with it as well.
+                Any other exception is a bug: 500, logged, and nothing of it on the wire.
+        """
 
 
 class HandlerOptionsError(Exception):

@@ -179,6 +179,6 @@ def build_service(
         notifier=notifier,
         load_config=load_config,
         resolve=lambda new, found: resolve_factories(new, handlers, found),
-        build_root=lambda new, built: build_root(new, built, reactor),
+        build_root=lambda new, built: build_root(new, built, reactor, admission=factory.admission),
     ).setServiceParent(root)
     return root

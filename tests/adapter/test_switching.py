@@ -347,19 +347,19 @@ def test_a_closed_connection_frees_its_slot():
 
 
 def test_connections_are_counted_per_peer_address_up_and_down():
-    """connections_from counts open connections per peer IP, and forgets an address with none left."""
+    """The admission counts open connections per peer IP, and forgets an address with none left."""
     listener = Listener()
     a1, _ = listener.connect("192.0.2.1", 1)
     a2, _ = listener.connect("192.0.2.1", 2)
     b1, _ = listener.connect("192.0.2.2", 3)
     factory = listener.factory
-    assert (factory.connections_from("192.0.2.1"), factory.connections_from("192.0.2.2")) == (2, 1)
+    assert (factory.admission.connections_from("192.0.2.1"), factory.admission.connections_from("192.0.2.2")) == (2, 1)
     a1.connectionLost(Failure(ConnectionDone()))
-    assert factory.connections_from("192.0.2.1") == 1
+    assert factory.admission.connections_from("192.0.2.1") == 1
     a2.connectionLost(Failure(ConnectionDone()))
     b1.connectionLost(Failure(ConnectionDone()))
-    assert factory.connections_from("192.0.2.1") == 0
-    assert dict(factory.per_host) == {}
+    assert factory.admission.connections_from("192.0.2.1") == 0
+    assert factory.admission.clients() == {}
     assert factory.protocols == {}
 
 
@@ -368,9 +368,9 @@ def test_upgraded_connection_is_still_counted_until_it_closes():
     listener = Listener()
     protocol, _ = listener.connect("192.0.2.7")
     protocol.dataReceived(get("/switch"))
-    assert listener.factory.connections_from("192.0.2.7") == 1
+    assert listener.factory.admission.connections_from("192.0.2.7") == 1
     protocol.connectionLost(Failure(ConnectionDone()))
-    assert listener.factory.connections_from("192.0.2.7") == 0
+    assert listener.factory.admission.connections_from("192.0.2.7") == 0
 
 
 # --- TCP_NODELAY ----------------------------------------------------------------------------
@@ -411,7 +411,7 @@ def test_non_tcp_transport_is_accepted_without_nodelay():
     address = IPv4Address("TCP", "192.0.2.1", 1)
     protocol = factory.buildProtocol(address)
     protocol.makeConnection(StringTransport(peerAddress=address))
-    assert factory.connections_from("192.0.2.1") == 1
+    assert factory.admission.connections_from("192.0.2.1") == 1
 
 
 def test_local_address_is_asked_of_the_socket_once():

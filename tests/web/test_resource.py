@@ -316,7 +316,7 @@ def test_per_ip_slot_is_freed_when_a_connection_closes():
     stack = chat_stack(limits="max_connections_per_ip = 1")
     first = stack.upgraded("/chat")
     first.lose()
-    assert stack.factory.connections_from(PEER_IP) == 0
+    assert stack.factory.admission.connections_from(PEER_IP) == 0
     assert stack.connect().request(upgrade_request("/chat")).status == 101
 
 

@@ -156,7 +156,7 @@ def test_nested_endpoint_paths_are_refused_before_anything_is_served():
 def test_build_root_puts_one_resource_per_endpoint():
     """build_root mounts each configured endpoint at its path."""
     stack = Stack(NESTED)
-    root = build_root(stack.config, stack.factories, stack.clock)
+    root = build_root(stack.config, stack.factories, stack.clock, admission=stack.factory.admission)
     assert b"a" in root.children and b"healthz" in root.children
 
 
@@ -166,7 +166,11 @@ def test_build_root_puts_one_resource_per_endpoint():
 def test_http_max_headers_is_set_on_each_channel():
     """Every HTTP channel the site builds carries the configured header count and size limits."""
     stack = Stack("[limits]\nhttp_max_headers = 7\nhttp_max_header_bytes = 2048\n")
-    site = DaemonSite(build_root(stack.config, stack.factories, stack.clock), stack.config, stack.clock)
+    site = DaemonSite(
+        build_root(stack.config, stack.factories, stack.clock, admission=stack.factory.admission),
+        stack.config,
+        stack.clock,
+    )
     channel = site.buildProtocol(IPv4Address("TCP", "192.0.2.1", 1))
     assert (channel.maxHeaders, channel.totalHeadersSize) == (7, 2048)
 

@@ -8,14 +8,17 @@ from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger, LogLevel
 
+from wsdaemon.admission import resolve_client_address
+from wsdaemon.interfaces import ClientAddress, Identity
+
 __all__ = [
+    "PeerInfo",
     "Summarized",
     "WebSocketClosed",
     "WebSocketLost",
     "certificate_subject",
     "log_closed",
     "peer_certificate",
-    "peer_text",
 ]
 
 
@@ -35,13 +38,6 @@ class WebSocketLost(ConnectionLost):
         super().__init__(f"WebSocket lost: {code} {reason}".rstrip())
         self.code = code
         self.reason = reason
-
-
-def peer_text(transport: Any) -> str:
-    """The peer as ``host:port`` for logs (or whatever the transport reports)."""
-    peer = transport.getPeer() if transport is not None else None
-    host = getattr(peer, "host", None)
-    return f"{host}:{getattr(peer, 'port', '')}" if host is not None else str(peer)
 
 
 class Summarized(Protocol):
@@ -98,3 +94,48 @@ def certificate_subject(certificate: Any) -> str | None:
     if certificate is None:
         return None
     return str(certificate.to_cryptography().subject.rfc4514_string())
+
+
+class PeerInfo:
+    """Who is at the other end of a WebSocket: the part of the handler's transport API that says so.
+
+    Mixed into the wire protocol, which sets ``transport`` (Twisted), ``_client``
+    (the address the daemon's admission resolved, or None) and ``identity``.
+
+    Attributes:
+        identity: who the client proved to be before the 101 (the endpoint's
+            authenticator), or None when it connected anonymously.
+    """
+
+    transport: Any
+    _client: ClientAddress | None
+    identity: Identity | None
+
+    def getPeer(self) -> Any:
+        """The TCP peer's address, as Twisted's transport reports it (behind a proxy: the proxy)."""
+        assert self.transport is not None
+        return self.transport.getPeer()
+
+    @property
+    def clientAddress(self) -> ClientAddress:
+        """The client as the daemon's admission resolved it: what its limits and log lines use.
+
+        Behind a trusted proxy that is the proxied client, where :meth:`getPeer` is
+        the proxy. A connection built without one (the client side) uses the transport's peer.
+        """
+        if self._client is None:
+            self._client = resolve_client_address(self.transport.getPeer() if self.transport is not None else None)
+        return self._client
+
+    def getPeerCertificate(self) -> Any:
+        """The peer's TLS certificate (a pyOpenSSL ``X509``); None on plain TCP or when it sent none."""
+        return peer_certificate(self.transport)
+
+    @property
+    def peerCertificateSubject(self) -> str | None:
+        """The subject of the peer's TLS client certificate, RFC 4514 style ("CN=alice,O=Example"), or None.
+
+        Set only on a TLS listener with ``client_certs`` "optional" or "required", whose
+        certificate authority already verified the certificate during the TLS handshake.
+        """
+        return certificate_subject(self.getPeerCertificate())

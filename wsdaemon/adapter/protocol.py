@@ -19,14 +19,7 @@ from zope.interface import implementer
 
 from wsdaemon.adapter.deadlines import Deadlines, Ticker
 from wsdaemon.adapter.heartbeat import Due, Heartbeat
-from wsdaemon.adapter.outcome import (
-    WebSocketClosed,
-    WebSocketLost,
-    certificate_subject,
-    log_closed,
-    peer_certificate,
-    peer_text,
-)
+from wsdaemon.adapter.outcome import PeerInfo, WebSocketClosed, WebSocketLost, log_closed
 from wsdaemon.adapter.transport import IStreamTransport
 from wsdaemon.core import (
     EOF,
@@ -40,7 +33,7 @@ from wsdaemon.core import (
     TextMessage,
 )
 from wsdaemon.core.frames import Opcode, SharedMessage
-from wsdaemon.interfaces import WebSocketProtocol
+from wsdaemon.interfaces import ClientAddress, Identity, WebSocketProtocol
 
 #: The per-connection summary's logger: a plain Logger with the class's namespace, since
 #: ``self.log`` (a descriptor) builds a new Logger on every access.
@@ -48,11 +41,12 @@ _SUMMARY_LOG = Logger(namespace="wsdaemon.adapter.protocol.WebSocketWireProtocol
 
 
 @implementer(IPushProducer)
-class WebSocketWireProtocol(Protocol):
+class WebSocketWireProtocol(PeerInfo, Protocol):
     """One WebSocket connection on the reactor, speaking to one handler.
 
-    It is also the ``WebSocketTransport`` the handler sends through, and the
-    push producer the TCP transport pauses when the peer stops reading.
+    It is also the ``WebSocketTransport`` the handler sends through (who is at
+    the other end comes from :class:`PeerInfo`), and the push producer the TCP
+    transport pauses when the peer stops reading.
     """
 
     log = Logger()
@@ -68,8 +62,12 @@ class WebSocketWireProtocol(Protocol):
         subprotocol: str | None = None,
         keepalive: bool = False,
         ticker: Ticker | None = None,
+        client: ClientAddress | None = None,
+        identity: Identity | None = None,
     ) -> None:
         self.handler = handler
+        self._client = client
+        self.identity = identity
         self.connection = connection
         self.limits: Limits = connection.limits
         self.path = path
@@ -202,24 +200,6 @@ class WebSocketWireProtocol(Protocol):
         if not self._paused and self.transport is not None and self.connection.state is not State.CLOSED:
             self.transport.resumeProducing()
 
-    def getPeer(self) -> Any:
-        """The peer's address, as the TCP transport reports it."""
-        assert self.transport is not None
-        return self.transport.getPeer()
-
-    def getPeerCertificate(self) -> Any:
-        """The peer's TLS certificate (a pyOpenSSL ``X509``); None on plain TCP or when it sent none."""
-        return peer_certificate(self.transport)
-
-    @property
-    def peerCertificateSubject(self) -> str | None:
-        """The subject of the peer's TLS client certificate, RFC 4514 style ("CN=alice,O=Example"), or None.
-
-        Set only on a TLS listener with ``client_certs`` "optional" or "required", whose
-        certificate authority already verified the certificate during the TLS handshake.
-        """
-        return certificate_subject(self.getPeerCertificate())
-
     # --- IPushProducer: the transport tells us the peer is slow -------------
 
     def pauseProducing(self) -> None:
@@ -281,7 +261,7 @@ class WebSocketWireProtocol(Protocol):
                 elif type(event) is ConnectionFailed:
                     self.log.info(
                         "failing WebSocket connection from {peer}: {code} {reason}",
-                        peer=peer_text(self.transport),
+                        peer=str(self.clientAddress),
                         code=event.code,
                         reason=event.reason,
                     )
@@ -365,7 +345,7 @@ class WebSocketWireProtocol(Protocol):
 
     def _close_timed_out(self) -> None:
         """The peer never finished the close handshake (or never read it): drop TCP."""
-        self.log.info("close timeout for {peer}; dropping the connection", peer=peer_text(self.transport))
+        self.log.info("close timeout for {peer}; dropping the connection", peer=str(self.clientAddress))
         self.transport.abortConnection()  # type: ignore[union-attr]
 
     def tick(self, now: float) -> None:
@@ -386,7 +366,7 @@ class WebSocketWireProtocol(Protocol):
         """No pong in time: the peer is gone (often a NAT that forgot us); fail with 1011 to free it."""
         self.log.info(
             "keepalive timeout for {peer}: no pong within {seconds} s",
-            peer=peer_text(self.transport),
+            peer=str(self.clientAddress),
             seconds=self.limits.pong_timeout_seconds,
         )
         self.connection.fail(CloseCode.INTERNAL_ERROR, "keepalive timeout")
@@ -394,4 +374,4 @@ class WebSocketWireProtocol(Protocol):
 
     def _log_summary(self, code: int, reason: str) -> None:
         duration = self._reactor.seconds() - self._started
-        log_closed(_SUMMARY_LOG, self, peer=peer_text(self.transport), code=code, reason=reason, duration=duration)
+        log_closed(_SUMMARY_LOG, self, peer=str(self.clientAddress), code=code, reason=reason, duration=duration)

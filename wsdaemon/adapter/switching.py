@@ -7,14 +7,14 @@ calls :meth:`SwitchingProtocol.switchTo`; from then on the bytes go to the
 WebSocket protocol. Only public ``twisted.protocols.policies`` API is used, and
 it works under TLS because the TLS factory wraps this one (DESIGN §2.2, seam 2).
 
-The wrapper sees every connection first, so it also keeps the connection
-counts and the handshake deadline.
+The wrapper sees every connection first, so it opens and closes each
+connection's ticket with the daemon's :class:`~wsdaemon.admission.Admission`
+(the client address and the connection counts) and keeps the handshake deadline.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IProtocol, IProtocolFactory, IReactorTime, ITCPTransport
@@ -26,13 +26,12 @@ from twisted.python.failure import Failure
 from wsdaemon.adapter.deadlines import Deadlines
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
 from wsdaemon.adapter.transport import IStreamTransport
+from wsdaemon.admission import Admission, AdmissionTicket
 from wsdaemon.core import Limits
+from wsdaemon.interfaces import ClientAddress
 
-
-def peer_host(transport: Any) -> str:
-    """The peer's address as a string key (the host part of an IP address)."""
-    peer = transport.getPeer()
-    return str(getattr(peer, "host", peer))
+if TYPE_CHECKING:
+    from twisted.web.server import Request
 
 
 class SwitchingProtocol(ProtocolWrapper):
@@ -50,6 +49,8 @@ class SwitchingProtocol(ProtocolWrapper):
         self._in_request = False
         self._lost = False
         self._host: IAddress | None = None
+        #: This connection's admission ticket: the client it is counted under (set once connected).
+        self.ticket: AdmissionTicket | None = None
 
     def makeConnection(self, transport: Any) -> None:
         """Turn off Nagle (small frames must not wait) and start the handshake clock."""
@@ -64,6 +65,11 @@ class SwitchingProtocol(ProtocolWrapper):
         if self._host is None:
             self._host = super().getHost()  # type: ignore[no-untyped-call]  # super(): mypy#16653
         return self._host
+
+    def resolveClient(self, request: Request) -> ClientAddress:
+        """The client of ``request`` on this connection, as the admission resolves it (the ticket follows)."""
+        assert self.ticket is not None  # registered with the factory before any byte arrives
+        return self.factory.admission.resolve(self.ticket, request)
 
     def dataReceived(self, data: bytes) -> None:
         """Pass bytes to whichever protocol owns the connection now."""
@@ -112,27 +118,41 @@ class SwitchingProtocol(ProtocolWrapper):
 
     def _handshake_timed_out(self) -> None:
         """No complete request head in time (slowloris, or an idle keep-alive): hang up."""
-        self.log.info("handshake timeout for {peer}", peer=peer_host(self))
+        self.log.info("handshake timeout for {peer}", peer=str(self.ticket.address) if self.ticket else "(unknown)")
         self.loseConnection()
 
 
 class SwitchingFactory(WrappingFactory[SwitchingProtocol]):
-    """Wraps the ``Site``; counts connections in total and per peer address."""
+    """Wraps the ``Site``; each connection is counted by ``admission`` (in total and per client) while open.
+
+    Args:
+        wrappedFactory: the ``DaemonSite``.
+        limits: the listener's limits (``max_connections``; replaced on reload).
+        reactor: the clock of the handshake and drain deadlines.
+        admission: the daemon's one :class:`Admission` (its endpoints ask the same one);
+            a new one unless given.
+    """
 
     protocol = SwitchingProtocol
     log = Logger()
 
-    def __init__(self, wrappedFactory: IProtocolFactory, limits: Limits, reactor: IReactorTime) -> None:
+    def __init__(
+        self,
+        wrappedFactory: IProtocolFactory,
+        limits: Limits,
+        reactor: IReactorTime,
+        admission: Admission | None = None,
+    ) -> None:
         super().__init__(wrappedFactory)  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self.limits = limits
         self.reactor = reactor
-        self.per_host: Counter[str] = Counter()
+        self.admission = admission if admission is not None else Admission()
         self._drained: list[Deferred[None]] = []
 
     # Twisted's WrappingFactory never refuses a connection, so its types leave out None.
     def buildProtocol(self, addr: IAddress | None) -> SwitchingProtocol | None:  # type: ignore[override]
         """Refuse the connection (close at once) when ``max_connections`` are open."""
-        if len(self.protocols) >= self.limits.max_connections:
+        if not self.admission.room_for_connection(self.limits):
             self.log.warn(
                 "refusing connection from {addr}: max_connections={limit} reached",
                 addr=addr,
@@ -142,25 +162,20 @@ class SwitchingFactory(WrappingFactory[SwitchingProtocol]):
         return super().buildProtocol(addr)
 
     def registerProtocol(self, p: Protocol) -> None:
-        """Count a new connection against its peer address."""
+        """Count a new connection: its ticket records the client it is counted under."""
         super().registerProtocol(p)  # type: ignore[no-untyped-call]  # super(): mypy#16653
-        self.per_host[peer_host(p)] += 1
+        assert isinstance(p, SwitchingProtocol)  # the only protocol this factory builds
+        p.ticket = self.admission.connected(p.getPeer())
 
     def unregisterProtocol(self, p: Protocol) -> None:
-        """Uncount a closed connection."""
+        """Uncount a closed connection, under the client its ticket says (never by asking the transport again)."""
         super().unregisterProtocol(p)  # type: ignore[no-untyped-call]  # super(): mypy#16653
-        host = peer_host(p)
-        self.per_host[host] -= 1
-        if self.per_host[host] <= 0:
-            del self.per_host[host]
+        if isinstance(p, SwitchingProtocol) and p.ticket is not None:
+            self.admission.disconnected(p.ticket)
         if not self.protocols:
             waiting, self._drained = self._drained, []
             for drained in waiting:
                 drained.callback(None)
-
-    def connections_from(self, host: str) -> int:
-        """How many connections ``host`` has open on this listener."""
-        return self.per_host.get(host, 0)
 
     def drain(self, code: int, reason: str, timeout_seconds: float) -> Deferred[None]:
         """Close every connection: WebSockets with ``code`` (a close handshake), HTTP ones at once.

@@ -1,24 +1,32 @@
 """The twisted.web Resource at each WebSocket endpoint (DESIGN §2.2, seam 3).
 
-``render_GET`` turns the twisted.web request into a neutral ``RequestHead``,
-lets the core judge the handshake, and either answers with the status the
-error carries or writes the 101 and switches the connection to WebSocket.
+``render_GET`` runs a fixed pipeline: the daemon's admission (per-client
+limits), the core's judgement of the handshake (origin included), the
+endpoint's authenticator, the handler's ``buildProtocol``; each step may refuse
+with the status its error carries. Then it writes the 101 and switches the
+connection to WebSocket. An authenticator may answer later (a Deferred): the
+request then waits, bounded, and the pipeline goes on when it answers.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.interfaces import IReactorTime, ISSLTransport
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from wsdaemon.adapter.deadlines import Ticker
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
-from wsdaemon.adapter.switching import SwitchingProtocol, peer_host
+from wsdaemon.adapter.switching import SwitchingProtocol
+from wsdaemon.admission import Admission
+from wsdaemon.auth import NO_AUTHENTICATION
 from wsdaemon.core import (
+    Accepted,
     Connection,
     EndpointPolicy,
     HandshakeError,
@@ -29,7 +37,8 @@ from wsdaemon.core import (
     accept_request,
 )
 from wsdaemon.core.http import REASONS
-from wsdaemon.interfaces import ConnectionRejected, WebSocketServerFactory
+from wsdaemon.interfaces import ConnectionRejected, IAuthenticator, Identity, WebSocketServerFactory
+from wsdaemon.web.request import DaemonRequest
 
 
 def request_head(request: Request) -> RequestHead:
@@ -61,7 +70,17 @@ def refuse(
 
 
 class WebSocketResource(Resource):
-    """An endpoint that upgrades requests to WebSocket and serves them with ``factory``'s handlers."""
+    """An endpoint that upgrades requests to WebSocket and serves them with ``factory``'s handlers.
+
+    Args:
+        factory: the endpoint's handler factory.
+        reactor: the clock of the connections' deadlines (and of the authenticator's).
+        admission: the daemon's admission, the one its ``SwitchingFactory`` counts with.
+        authenticator: who may connect (default: everyone, anonymously).
+        policy: subprotocols, origins and compression of the endpoint.
+        limits: the endpoint's limits.
+        path: the endpoint's path, for its connections' log lines.
+    """
 
     isLeaf = True
     log = Logger()
@@ -71,6 +90,8 @@ class WebSocketResource(Resource):
         factory: WebSocketServerFactory[Any],
         reactor: IReactorTime,
         *,
+        admission: Admission,
+        authenticator: IAuthenticator = NO_AUTHENTICATION,
         policy: EndpointPolicy | None = None,
         limits: Limits | None = None,
         path: str = "",
@@ -78,6 +99,8 @@ class WebSocketResource(Resource):
         super().__init__()  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self.factory = factory
         self.reactor = reactor
+        self.admission = admission
+        self.authenticator = authenticator
         self.policy = policy or EndpointPolicy()
         self.limits = limits or Limits()
         self.path = path
@@ -90,21 +113,40 @@ class WebSocketResource(Resource):
         return refuse(request, 405, [("Allow", "GET, HEAD")], "a WebSocket endpoint answers GET only")
 
     def render_GET(self, request: Request) -> bytes | int:
-        """Upgrade, or answer 400/403/426/503 (a plain GET gets 426)."""
+        """Admission (503), the handshake (400/403/426; a plain GET gets 426), authentication, then the upgrade."""
         wrapper = request.channel.transport
-        if not isinstance(wrapper, SwitchingProtocol):
-            self.log.error("WebSocketResource needs its Site wrapped in a SwitchingFactory")
+        if (
+            not isinstance(wrapper, SwitchingProtocol)
+            or wrapper.ticket is None
+            or not isinstance(request, DaemonRequest)
+        ):
+            self.log.error("WebSocketResource needs a DaemonSite wrapped in a SwitchingFactory")
             return refuse(request, 500, [], "server misconfigured")
         try:
-            self._check_capacity(wrapper)
+            self.admission.check_upgrade(wrapper.ticket, self.limits)
             accepted = accept_request(request_head(request), self.policy, secure=ISSLTransport.providedBy(wrapper))
+        except HandshakeError as error:
+            return refuse(request, error.status, error.headers, str(error))
+        try:
+            verdict = self.authenticator.authenticate(request)
+        except Exception:  # noqa: BLE001 - a refusal or a bug: either gets its answer, no traceback on the wire
+            return self._not_authenticated(request, Failure())
+        if isinstance(verdict, Deferred):
+            return self._authenticate_later(request, wrapper, accepted, verdict)
+        return self._upgrade(request, wrapper, accepted, verdict)
+
+    def _upgrade(
+        self, request: DaemonRequest, wrapper: SwitchingProtocol, accepted: Accepted, identity: Identity | None
+    ) -> bytes | int:
+        """Give the authenticated request to the handler's factory; switch to WebSocket unless it refuses."""
+        request.identity = identity
+        try:
             handler = self.factory.buildProtocol(request)
             if handler is None:
                 raise ConnectionRejected(403, "connection refused by the endpoint's handler")
-        except HandshakeError as error:
-            return refuse(request, error.status, error.headers, str(error))
         except ConnectionRejected as rejection:
             return refuse(request, rejection.status, rejection.headers, rejection.reason)
+        assert wrapper.ticket is not None  # checked by render_GET
         protocol = WebSocketWireProtocol(
             handler,
             Connection(Side.SERVER, self.limits, accepted.extensions),
@@ -113,13 +155,91 @@ class WebSocketResource(Resource):
             subprotocol=accepted.subprotocol,
             keepalive=True,
             ticker=self.ticker,
+            client=wrapper.ticket.address,
+            identity=identity,
         )
         wrapper.switchTo(protocol, accepted.response)
         protocol.finishNegotiation()
         return NOT_DONE_YET
 
-    def _check_capacity(self, wrapper: SwitchingProtocol) -> None:
-        """503 + Retry-After when this peer already holds ``max_connections_per_ip``."""
-        host = peer_host(wrapper)
-        if wrapper.factory.connections_from(host) > self.limits.max_connections_per_ip:
-            raise ServiceUnavailable(f"too many connections from {host}")
+    def _authenticate_later(
+        self,
+        request: DaemonRequest,
+        wrapper: SwitchingProtocol,
+        accepted: Accepted,
+        pending: Deferred[Identity | None],
+    ) -> int:
+        """Wait for the authenticator's Deferred, at most ``handshake_timeout_seconds``, then go on.
+
+        The handshake clock is stopped while a request is served, so the wait has
+        its own bound (503 after it). If the client goes away meanwhile the
+        Deferred is cancelled, and nothing is built or answered.
+        """
+        gone = False
+
+        def client_gone(reason: Failure) -> None:
+            nonlocal gone
+            gone = True
+            pending.cancel()
+
+        def decided(identity: Identity | None) -> None:
+            if not gone:
+                finish(request, self._upgrade(request, wrapper, accepted, identity))
+
+        def failed(failure: Failure) -> None:
+            if not gone:
+                finish(request, self._not_authenticated(request, failure))
+
+        request.notifyFinish().addErrback(client_gone)
+        pending.addTimeout(self.limits.handshake_timeout_seconds, self.reactor)
+        pending.addCallbacks(decided, failed)
+        pending.addErrback(self._answer_bug, request, wrapper)
+        return NOT_DONE_YET
+
+    def _not_authenticated(self, request: DaemonRequest, failure: Failure) -> bytes:
+        """The authenticator refused (its status), did not answer in time (503), or failed (500, logged)."""
+        client = request.clientAddress
+        rejection = failure.value
+        if isinstance(rejection, ConnectionRejected):
+            self.log.info(
+                "authentication refused {client} on {path}: {status} {reason}",
+                client=str(client),
+                path=self.path,
+                status=rejection.status,
+                reason=rejection.reason,
+            )
+            return refuse(request, rejection.status, rejection.headers, rejection.reason)
+        if isinstance(rejection, TimeoutError):
+            unavailable = ServiceUnavailable("authentication did not answer in time")
+            self.log.warn(
+                "authentication of {client} on {path}: no answer within {seconds} s",
+                client=str(client),
+                path=self.path,
+                seconds=self.limits.handshake_timeout_seconds,
+            )
+            return refuse(request, unavailable.status, unavailable.headers, str(unavailable))
+        self.log.failure(
+            "authenticator {authenticator!r} failed for {client} on {path}",
+            failure,
+            authenticator=self.authenticator,
+            client=str(client),
+            path=self.path,
+        )
+        return refuse(request, 500, [], "internal error")
+
+    def _answer_bug(self, failure: Failure, request: DaemonRequest, wrapper: SwitchingProtocol) -> None:
+        """A bug after an asynchronous authenticator answered (in a handler's factory, say): 500, logged.
+
+        Nothing is written once the connection has switched to WebSocket or the client is gone.
+        """
+        self.log.failure("upgrade on {path} failed after authentication", failure, path=self.path)
+        if wrapper.upgraded is None and not request.finished and request.channel is not None:
+            finish(request, refuse(request, 500, [], "internal error"))
+
+
+def finish(request: Request, answer: bytes | int) -> None:
+    """Complete a request answered after ``render`` returned: write a refusal's body; a 101 needs nothing more."""
+    if isinstance(answer, bytes):
+        request.setHeader("Content-Length", str(len(answer)))
+        request.write(answer)
+        request.finish()

@@ -18,10 +18,12 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
-from wsdaemon.adapter.switching import SwitchingFactory, SwitchingProtocol
+from wsdaemon.adapter.switching import SwitchingFactory
+from wsdaemon.admission import Admission
 from wsdaemon.config import Config
 from wsdaemon.core import EndpointPolicy
 from wsdaemon.interfaces import WebSocketServerFactory
+from wsdaemon.web.request import DaemonRequest
 from wsdaemon.web.resource import WebSocketResource
 
 if TYPE_CHECKING:
@@ -70,24 +72,6 @@ class PathNode(Resource):
         if self.fallback is not None:
             return self.fallback.render(request)  # type: ignore[no-any-return]
         return pages.notFound("Not Found", "No such resource.").render(request)  # type: ignore[no-any-return]
-
-
-class DaemonRequest(Request):
-    """A Request that drives the handshake clock and sends no version banner."""
-
-    def process(self) -> None:
-        """Stop the connection's handshake clock while this request is served."""
-        wrapper = self.channel.transport
-        if isinstance(wrapper, SwitchingProtocol):
-            wrapper.requestStarted()
-            self.notifyFinish().addBoth(lambda _: wrapper.requestFinished())
-        super().process()  # type: ignore[no-untyped-call]  # super(): mypy#16653
-
-    def write(self, data: bytes) -> None:
-        """Drop twisted.web's ``Server: TwistedWeb/x.y`` before the head goes out."""
-        if not self.startedWriting:
-            self.responseHeaders.removeHeader(b"server")
-        super().write(data)  # type: ignore[no-untyped-call]  # super(): mypy#16653
 
 
 class DaemonSite(Site):
@@ -140,8 +124,18 @@ def _path_node(root: PathNode, path: str) -> PathNode:
     return node
 
 
-def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[Any]], reactor: IReactorTime) -> Resource:
-    """The resource tree: demo page, /healthz and one WebSocket endpoint per config entry."""
+def build_root(
+    config: Config,
+    factories: Mapping[str, WebSocketServerFactory[Any]],
+    reactor: IReactorTime,
+    *,
+    admission: Admission,
+) -> Resource:
+    """The resource tree: demo page, /healthz and one WebSocket endpoint per config entry.
+
+    Every endpoint asks ``admission``, the one its listeners' ``SwitchingFactory``
+    counts connections with (a rebuilt tree on reload gets the running one).
+    """
     root = PathNode()
     if config.demo_page:
         csp = {"Content-Security-Policy": _DEMO_CSP}
@@ -157,7 +151,12 @@ def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[An
             subprotocols=subprotocols, allowed_origins=endpoint.allowed_origins, deflate=endpoint.deflate
         )
         resource = WebSocketResource(
-            factories[endpoint.path], reactor, policy=policy, limits=endpoint.limits, path=endpoint.path
+            factories[endpoint.path],
+            reactor,
+            admission=admission,
+            policy=policy,
+            limits=endpoint.limits,
+            path=endpoint.path,
         )
         _mount(root, endpoint.path, resource)
     if config.static:
@@ -169,8 +168,16 @@ def build_root(config: Config, factories: Mapping[str, WebSocketServerFactory[An
 
 
 def build_factory(
-    config: Config, factories: Mapping[str, WebSocketServerFactory[Any]], reactor: IReactorTime
+    config: Config,
+    factories: Mapping[str, WebSocketServerFactory[Any]],
+    reactor: IReactorTime,
+    admission: Admission | None = None,
 ) -> SwitchingFactory:
-    """The protocol factory every listener serves: Site wrapped for the WebSocket switch."""
-    site = DaemonSite(build_root(config, factories, reactor), config, reactor)
-    return SwitchingFactory(site, config.limits, reactor)
+    """The protocol factory every listener serves: Site wrapped for the WebSocket switch.
+
+    One ``admission`` (a new one unless given) counts the connections and
+    resolves the clients for the wrapper and every endpoint alike.
+    """
+    admission = admission if admission is not None else Admission()
+    site = DaemonSite(build_root(config, factories, reactor, admission=admission), config, reactor)
+    return SwitchingFactory(site, config.limits, reactor, admission)
