@@ -21,7 +21,8 @@ from twisted.internet.endpoints import serverFromString
 
 from wsdaemon.config import Config, ConfigError, ListenerConfig, Problem, TLSConfig, load_config
 from wsdaemon.core.limits import Limits
-from wsdaemon.service import endpoint_problem, resolve_factories
+from wsdaemon.plugins import discover_authenticators
+from wsdaemon.service import endpoint_problem, resolve_authenticators, resolve_factories
 from wsdaemon.tls import MODERN_CIPHERS, ServerTLS, build_listener_tls
 from wsdaemon.web.site import build_factory
 
@@ -89,6 +90,9 @@ def report(
         )
         if endpoint.options:
             lines.append(f"    options: {dict(endpoint.options)}")
+        if endpoint.auth.type != "none":
+            expiry = "; closes with 1008 when it expires" if endpoint.auth.close_on_expiry else ""
+            lines.append(f"    auth: {endpoint.auth.type} {dict(endpoint.auth.options)}{expiry}")
         changes = _limit_changes(endpoint.limits, config.limits)
         if changes:
             lines.append(f"    limits: {changes}")
@@ -107,8 +111,9 @@ def check_config(
     out: TextIO,
     err: TextIO,
     now: datetime.datetime | None = None,
+    authenticators: Mapping[str, Any] | None = None,
 ) -> int:
-    """Validate like a start, print the effective settings to ``out``; the exit status (0 or 1)."""
+    """Validate like a start (key files read too), print the effective settings to ``out``; the exit status."""
     try:
         config = load_config(path, listen)
     except ConfigError as error:
@@ -116,12 +121,16 @@ def check_config(
         return 1
     problems: list[Problem] = []
     factories = resolve_factories(config, handlers, problems)
+    plugins = discover_authenticators() if authenticators is None else authenticators
+    guards = resolve_authenticators(config, plugins, reactor, problems)
     notes = check_listeners(config, reactor, problems)
     tls = build_listener_tls(config, problems)
     if problems:
         print(f"wsdaemon: {ConfigError(config.source or '(built-in defaults and --listen)', problems)}", file=err)
         return 1
-    build_factory(config, factories, reactor)  # the site tree builds: nothing else left to fail before listening
+    build_factory(
+        config, factories, reactor, authenticators=guards
+    )  # the site tree builds: nothing else left to fail before listening
     lines, warnings = report(config, tls, notes, now or datetime.datetime.now(datetime.UTC))
     print("\n".join(lines), file=out)
     for warning in warnings:

@@ -52,14 +52,18 @@ class Identity:
     """Who a connection proved to be, as its endpoint's :class:`IAuthenticator` verified it.
 
     Attributes:
-        name: the user: a user name, or a token's subject.
+        name: the user: a user name, or a token's subject ("" for a token without ``sub``).
         method: how it was verified: the authenticator's name ("basic", "jwt", ...).
         claims: what the credential says besides (a token's claims); empty when it says nothing more.
+        expires_at: when the credential stops being valid, in POSIX seconds (a token's ``exp``),
+            or None; with ``close_on_expiry = true`` the endpoint closes the connection with
+            1008 once it has passed.
     """
 
     name: str
     method: str
     claims: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    expires_at: float | None = None
 
 
 class WebSocketTransport(Protocol):
@@ -154,15 +158,23 @@ class ConnectionRejected(Exception):
         status: the HTTP status to answer with (4xx or 5xx).
         reason: a short plain-text body; it goes on the wire, so keep secrets out of it.
         headers: extra response headers, e.g. ``[("Retry-After", "10")]``.
+        why: for the log line only: why, in the operator's words (default: ``reason``); never
+            a credential, and not sent to the client.
     """
 
     def __init__(
-        self, status: int = 403, reason: str = "connection rejected", headers: list[tuple[str, str]] | None = None
+        self,
+        status: int = 403,
+        reason: str = "connection rejected",
+        headers: list[tuple[str, str]] | None = None,
+        *,
+        why: str | None = None,
     ) -> None:
         super().__init__(status, reason)
         self.status = status
         self.reason = reason
         self.headers = list(headers or [])
+        self.why = why or reason
 
 
 class AuthenticationRequired(ConnectionRejected):
@@ -173,6 +185,7 @@ class AuthenticationRequired(ConnectionRejected):
         challenge: the ``WWW-Authenticate`` value telling the client how to authenticate,
             e.g. ``'Basic realm="chat"'`` or ``"Bearer"``; None for none.
         headers: further response headers.
+        why: for the log line only (see :class:`ConnectionRejected`).
     """
 
     def __init__(
@@ -180,11 +193,13 @@ class AuthenticationRequired(ConnectionRejected):
         reason: str = "authentication required",
         challenge: str | None = None,
         headers: list[tuple[str, str]] | None = None,
+        *,
+        why: str | None = None,
     ) -> None:
         extra = list(headers or [])
         if challenge is not None:
             extra.insert(0, ("WWW-Authenticate", challenge))
-        super().__init__(401, reason, extra)
+        super().__init__(401, reason, extra, why=why)
         self.challenge = challenge
 
 
@@ -202,8 +217,9 @@ class IAuthenticator(Interface):
         """Verify the credentials ``request`` carries.
 
         It may answer later with a Deferred (a backend to ask): the upgrade
-        waits for it, at most the endpoint's ``handshake_timeout_seconds``
-        (then 503); the Deferred is cancelled if the client goes away meanwhile.
+        waits for it, at most the endpoint's ``[endpoints.auth] timeout_seconds``
+        (then 503: it fails closed); the Deferred is cancelled if the client
+        goes away meanwhile, or when that time is up.
         Return a fresh Deferred for each request: the endpoint adds its callbacks to it.
 
         Returns:
@@ -244,4 +260,43 @@ class IHandlerPlugin(IPlugin):
 
         Raises:
             HandlerOptionsError: an option is unknown, missing or of the wrong type.
+        """
+
+
+@dataclass(frozen=True)
+class AuthenticatorContext:
+    """What an authenticator plugin gets besides its options, when an endpoint's is built.
+
+    Attributes:
+        reactor: the daemon's reactor: its clock, its thread pool (a slow check such as
+            bcrypt runs there, off the reactor thread) and its network (a backend to ask).
+        endpoint: the path of the endpoint the authenticator guards.
+    """
+
+    reactor: Any
+    endpoint: str
+
+
+class IAuthenticatorPlugin(IPlugin):
+    """A named kind of authentication, discoverable with ``twisted.plugin`` (as handlers are).
+
+    Install a module in any package's ``twisted/plugins/`` that creates a provider of
+    this interface, and endpoints can use it with ``[endpoints.auth] type = "name"``;
+    the table's other keys (all but ``type``, ``close_on_expiry`` and ``timeout_seconds``)
+    are its options. The built-ins ``none``, ``jwt`` and ``basic`` are plugins too.
+    """
+
+    name = Attribute("The name endpoints use in ``type = ...``: lower-case, unique.")
+    description = Attribute("One line saying what the authenticator checks.")
+    options = Attribute("Mapping of option name to a one-line description (type and default).")
+
+    def buildAuthenticator(options: Mapping[str, Any], context: AuthenticatorContext) -> IAuthenticator:
+        """Validate ``options``, read any files they name, and return the endpoint's authenticator.
+
+        Called at start and again on every SIGHUP (so key and password files are re-read);
+        a failure at start stops it, a failure on reload keeps the running authenticator.
+
+        Raises:
+            HandlerOptionsError: an option is unknown, missing or of the wrong type, or a
+                file it names cannot be used (say which file, and why).
         """

@@ -20,10 +20,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from wsdaemon.adapter.switching import SwitchingFactory
+from wsdaemon.auth.errors import KeyFileError
 from wsdaemon.config import Config, ConfigError, Problem
 from wsdaemon.core import CloseCode
-from wsdaemon.interfaces import HandlerOptionsError, WebSocketServerFactory
+from wsdaemon.interfaces import AuthenticatorContext, HandlerOptionsError, IAuthenticator, WebSocketServerFactory
 from wsdaemon.lifecycle import LifecycleService
+from wsdaemon.plugins import discover_authenticators
 from wsdaemon.systemd import Notifier
 from wsdaemon.tls import TLSServerFactory, build_listener_tls
 from wsdaemon.web.site import build_factory, build_root
@@ -120,6 +122,39 @@ def resolve_factories(
     return factories
 
 
+def resolve_authenticators(
+    config: Config, plugins: Mapping[str, Any], reactor: Any, problems: list[Problem]
+) -> dict[str, IAuthenticator]:
+    """Build each endpoint's authenticator (reading its key files now), recording every problem.
+
+    Called at start and on every SIGHUP, so key and password files are re-read; a problem
+    stops the start, or refuses the reload (the running authenticators stay).
+    """
+    built: dict[str, IAuthenticator] = {}
+    for index, endpoint in enumerate(config.endpoints):
+        auth, key = endpoint.auth, f"endpoints[{index}].auth"
+        plugin = plugins.get(auth.type)
+        if plugin is None:
+            known = ", ".join(sorted(plugins)) or "(none installed)"
+            problems.append(Problem(f"{key}.type", f"an installed authenticator: {known}", repr(auth.type)))
+            continue
+        unknown = sorted(set(auth.options) - set(plugin.options))
+        for name in unknown:
+            expected = (
+                f"an option of authenticator {auth.type!r}: {', '.join(sorted(plugin.options)) or '(it has none)'}"
+            )
+            problems.append(Problem(f"{key}.{name}", expected, repr(auth.options[name])))
+        if unknown:
+            continue
+        try:
+            built[endpoint.path] = plugin.buildAuthenticator(auth.options, AuthenticatorContext(reactor, endpoint.path))
+        except KeyFileError as error:  # its got is already in words: the file and what is wrong with it
+            problems.append(Problem(f"{key}.{error.option}", error.expected, str(error.got)))
+        except HandlerOptionsError as error:
+            problems.append(Problem(f"{key}.{error.option}", error.expected, repr(error.got)))
+    return built
+
+
 def endpoint_problem(index: int, endpoint: str, error: Exception) -> Problem:
     """The config problem for a listener endpoint string that ``serverFromString`` refused."""
     expected = f"a Twisted server endpoint string such as tcp:8080:interface=127.0.0.1 ({error})"
@@ -144,22 +179,27 @@ def build_service(
     *,
     load_config: Callable[[], Config] | None = None,
     notifier: Notifier | None = None,
+    authenticators: Mapping[str, Any] | None = None,
 ) -> IService:
     """The daemon: a MultiService of listeners sharing one HTTP+WebSocket factory.
 
     TLS listeners wrap that factory in their own TLS factory. The last child is the
     :class:`LifecycleService` (signals, sd_notify, reload with ``load_config``).
+    ``authenticators`` are the authenticator plugins by name (default: the installed ones).
 
     Raises:
-        ConfigError: any handler, option, listener or certificate problem, all reported at once.
+        ConfigError: any handler, authenticator, option, key file, listener or certificate
+            problem, all reported at once.
     """
+    plugins = discover_authenticators() if authenticators is None else authenticators
     problems: list[Problem] = []
     factories = resolve_factories(config, handlers, problems)
+    guards = resolve_authenticators(config, plugins, reactor, problems)
     endpoints = parse_listeners(config, reactor, problems)
     tls = build_listener_tls(config, problems)
     if problems:
         raise ConfigError(config.source or "(built-in defaults and --listen)", problems)
-    factory = build_factory(config, factories, reactor)
+    factory = build_factory(config, factories, reactor, authenticators=guards)
     root = MultiService()
     drain = DrainService(factory, config.limits.drain_timeout_seconds)
     drain.setServiceParent(root)
@@ -168,6 +208,15 @@ def build_service(
         served = TLSServerFactory(tls[description], factory, reactor) if description in tls else factory
         listeners.append(ListenerService(description, endpoint, served, reactor))
         listeners[-1].setServiceParent(root)
+    fresh_guards: dict[str, IAuthenticator] = {}
+
+    def resolve(new: Config, found: list[Problem]) -> dict[str, WebSocketServerFactory[Any]]:
+        """On SIGHUP: the handler factories, and the authenticators (key files re-read) for build_root."""
+        built = resolve_factories(new, handlers, found)
+        fresh_guards.clear()
+        fresh_guards.update(resolve_authenticators(new, plugins, reactor, found))
+        return built
+
     LifecycleService(
         reactor,
         config,
@@ -178,7 +227,9 @@ def build_service(
         drain,
         notifier=notifier,
         load_config=load_config,
-        resolve=lambda new, found: resolve_factories(new, handlers, found),
-        build_root=lambda new, built: build_root(new, built, reactor, admission=factory.admission),
+        resolve=resolve,
+        build_root=lambda new, built: build_root(
+            new, built, reactor, admission=factory.admission, authenticators=dict(fresh_guards)
+        ),
     ).setServiceParent(root)
     return root

@@ -55,7 +55,7 @@ class BasicAuthTests(SynchronousTestCase):
     def test_right_password_gives_the_user(self):
         """The right password yields an identity named after the user (UTF-8 passwords too)."""
         identity = self.successResultOf(self.authenticator.authenticate(request(headers=basic("bob", "pässword"))))
-        self.assertEqual((identity.scheme, identity.subject), ("basic", "bob"))
+        self.assertEqual((identity.method, identity.name), ("basic", "bob"))
 
     def test_wrong_password_gets_401_naming_the_user_not_the_password(self):
         """A wrong password is 401 with a Basic challenge; the log names the user, never the password."""
@@ -93,7 +93,7 @@ class BasicAuthTests(SynchronousTestCase):
             authenticator.authenticate(request(headers=basic("alice", "wonderland")))
         self.assertEqual((info.value.status, info.value.headers), (503, [("Retry-After", "5")]))
         waiting[0].callback(True)
-        self.assertEqual(self.successResultOf(first).subject, "alice")
+        self.assertEqual(self.successResultOf(first).name, "alice")
         self.assertIsInstance(authenticator.authenticate(request(headers=basic("alice", "x"))), Deferred)
 
 

@@ -68,8 +68,8 @@ def test_valid_hs256_token_gives_its_subject_claims_and_expiry(tmp_path):
     """A valid HS256 token yields an identity with sub, every claim, and exp as expires_at."""
     presented = token(channels=["/chat/a"])
     identity = hs256(tmp_path).verify(presented)
-    assert identity.scheme == "jwt"
-    assert identity.subject == "alice"
+    assert identity.method == "jwt"
+    assert identity.name == "alice"
     assert identity.claims["channels"] == ["/chat/a"]
     assert identity.expires_at == jwt.decode(presented, options={"verify_signature": False})["exp"]
 
@@ -81,18 +81,18 @@ def test_valid_asymmetric_tokens_verify_with_the_public_key(tmp_path, algorithm,
     """RS256, PS256, ES256 and EdDSA tokens verify with the public key file alone."""
     settings = {"algorithms": [algorithm], "public_key_file": write(tmp_path / "key.pem", public_pem(key))}
     identity = load_verifier(read_jwt_settings(settings)).verify(token(key, algorithm))
-    assert identity.subject == "alice"
+    assert identity.name == "alice"
 
 
 def test_audience_and_issuer_that_match_are_accepted(tmp_path):
     """A token whose aud is one of the configured audiences and whose iss matches verifies."""
     verifier = hs256(tmp_path, audience=["chat", "news"], issuer="https://auth.example")
-    assert verifier.verify(token(aud="news", iss="https://auth.example")).subject == "alice"
+    assert verifier.verify(token(aud="news", iss="https://auth.example")).name == "alice"
 
 
 def test_leeway_forgives_a_just_expired_token(tmp_path):
     """leeway_seconds accepts a token that expired within the allowed clock skew."""
-    assert hs256(tmp_path, leeway_seconds=120).verify(token(exp=int(time.time()) - 30)).subject == "alice"
+    assert hs256(tmp_path, leeway_seconds=120).verify(token(exp=int(time.time()) - 30)).name == "alice"
 
 
 # --- tokens that do not -----------------------------------------------------------------------------
@@ -205,7 +205,7 @@ def test_token_in_the_header_is_verified(tmp_path):
     """Authorization: Bearer TOKEN is read and verified."""
     authenticator = JWTAuthenticator(hs256(tmp_path))
     identity = authenticator.authenticate(request("/chat", [("Authorization", f"Bearer {token()}")]))
-    assert identity.subject == "alice"
+    assert identity.name == "alice"
 
 
 def test_token_in_a_cookie_or_the_query_needs_token_from(tmp_path):
@@ -217,7 +217,7 @@ def test_token_in_a_cookie_or_the_query_needs_token_from(tmp_path):
     for sent in (by_cookie, by_query):
         with pytest.raises(Unauthorized):
             plain.authenticate(sent)
-        assert browser.authenticate(sent).subject == "alice"
+        assert browser.authenticate(sent).name == "alice"
 
 
 def test_a_bad_token_in_the_header_is_refused_even_with_a_good_cookie(tmp_path):

@@ -23,20 +23,16 @@ from typing import Any
 
 import bcrypt
 from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
+from zope.interface import implementer
 
 from wsdaemon.auth.errors import AuthenticationUnavailable, Unauthorized, quoted
 from wsdaemon.auth.htpasswd import load_htpasswd
-from wsdaemon.auth.identity import Identity
 from wsdaemon.handlers.options import OptionReader
+from wsdaemon.interfaces import AuthenticatorContext, IAuthenticator, Identity
 
-#: The options of ``[endpoints.auth]`` with ``type = "basic"``, for ``--list-authenticators``.
-BASIC_OPTIONS = {
-    "htpasswd_file": "path (required): user:bcrypt-hash lines, as written by htpasswd -B; re-read on SIGHUP",
-    "realm": 'string (default "wsdaemon"): the realm of the WWW-Authenticate challenge',
-    "max_pending_checks": "integer 1-10000 (default 32): password checks running or waiting at once; more get 503",
-}
 #: bcrypt uses the first 72 bytes of a password (and the bcrypt package refuses longer ones).
 BCRYPT_MAX_PASSWORD_BYTES = 72
 
@@ -81,8 +77,9 @@ def check_password(password: bytes, hashed: bytes) -> bool:
     return bcrypt.checkpw(password[:BCRYPT_MAX_PASSWORD_BYTES], hashed)
 
 
+@implementer(IAuthenticator)
 class BasicAuthenticator:
-    """Checks ``Authorization: Basic`` against one htpasswd file's users."""
+    """Checks ``Authorization: Basic`` against one htpasswd file's users (answers with a Deferred)."""
 
     def __init__(self, settings: BasicSettings, users: Mapping[str, bytes], run_check: CheckRunner) -> None:
         self.settings = settings
@@ -96,7 +93,7 @@ class BasicAuthenticator:
         """RFC 7617 §2: the realm, and that user names and passwords are UTF-8."""
         return f'Basic realm={quoted(self.settings.realm)}, charset="UTF-8"'
 
-    def authenticate(self, request: IRequest) -> Deferred[Identity]:
+    def authenticate(self, request: IRequest) -> Deferred[Identity | None]:
         """Fires with the user's identity once the password is checked.
 
         Raises:
@@ -111,13 +108,13 @@ class BasicAuthenticator:
         self.pending += 1
         checked = self.run_check(check_password, password, self.decoy if hashed is None else hashed)
 
-        def done(matches: bool) -> Identity:
+        def done(matches: bool) -> Identity | None:
             self.pending -= 1
             if hashed is None:
                 raise Unauthorized("basic: unknown user", self.challenge)
             if not matches:
                 raise Unauthorized(f"basic: wrong password for user {user!r}", self.challenge)
-            return Identity("basic", user)
+            return Identity(user, "basic")
 
         def failed(failure: Failure) -> Failure:
             self.pending -= 1
@@ -145,3 +142,22 @@ class BasicAuthenticator:
         if not colon:
             raise Unauthorized("basic: credentials without a colon", self.challenge)
         return name, password
+
+
+def thread_pool_runner(reactor: Any) -> CheckRunner:
+    """Runs each password check in ``reactor``'s thread pool (bcrypt releases the GIL while it hashes)."""
+
+    def run(check: Callable[[bytes, bytes], bool], password: bytes, hashed: bytes) -> Deferred[bool]:
+        return deferToThreadPool(reactor, reactor.getThreadPool(), check, password, hashed)
+
+    return run
+
+
+def build_authenticator(options: Mapping[str, Any], context: AuthenticatorContext) -> BasicAuthenticator:
+    """The ``basic`` authenticator of one endpoint, its htpasswd file read now (at start, or on SIGHUP).
+
+    Raises:
+        HandlerOptionsError: an option is invalid, or the file unusable (KeyFileError).
+    """
+    settings = read_basic_settings(options)
+    return BasicAuthenticator(settings, load_users(settings), thread_pool_runner(context.reactor))

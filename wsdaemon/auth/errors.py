@@ -1,14 +1,14 @@
 """Rejections before the upgrade, each carrying its HTTP answer and, apart, why (for the log).
 
 Each is a :class:`~wsdaemon.interfaces.ConnectionRejected`, so the endpoint answers it as it
-answers a handler's refusal: the status, the headers and the short text body. ``why`` is the
-reason for the operator's log line; it is built from our own words (never from a token or a
+answers a handler's refusal: the status, the headers and the short text body. ``why`` (the
+rejection's log-only reason) is for the operator's log line; it is built from our own words (never from a token or a
 password), and is not sent to the client, which learns only what the status tells it.
 """
 
 from __future__ import annotations
 
-from wsdaemon.interfaces import ConnectionRejected, HandlerOptionsError
+from wsdaemon.interfaces import AuthenticationRequired, ConnectionRejected, HandlerOptionsError
 
 
 def quoted(text: str) -> str:
@@ -16,7 +16,7 @@ def quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class Unauthorized(ConnectionRejected):
+class Unauthorized(AuthenticationRequired):
     """401: no credential, or one that does not verify (RFC 9110 §15.5.2).
 
     Args:
@@ -25,16 +25,14 @@ class Unauthorized(ConnectionRejected):
     """
 
     def __init__(self, why: str, challenge: str) -> None:
-        super().__init__(401, "authentication required", [("WWW-Authenticate", challenge)])
-        self.why = why
+        super().__init__("authentication required", challenge, why=why)
 
 
 class Forbidden(ConnectionRejected):
     """403: the credential is valid, but it does not allow this (a channel outside its claim)."""
 
     def __init__(self, why: str, reason: str = "not allowed for this identity") -> None:
-        super().__init__(403, reason)
-        self.why = why
+        super().__init__(403, reason, why=why)
 
 
 class AuthenticationUnavailable(ConnectionRejected):

@@ -16,31 +16,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import jwt
 from twisted.web.iweb import IRequest
+from zope.interface import implementer
 
 from wsdaemon.auth.errors import Unauthorized, quoted
-from wsdaemon.auth.identity import Identity
 from wsdaemon.auth.keys import ASYMMETRIC_ALGORITHMS, HMAC_MIN_BYTES, load_hmac_secret, load_public_key
 from wsdaemon.auth.tokens import TOKEN_SOURCES, MalformedCredential, TokenSources, find_token
 from wsdaemon.handlers.options import OptionReader
-from wsdaemon.interfaces import HandlerOptionsError
+from wsdaemon.interfaces import AuthenticatorContext, HandlerOptionsError, IAuthenticator, Identity
 
-#: The options of ``[endpoints.auth]`` with ``type = "jwt"``, for ``--list-authenticators``.
-JWT_OPTIONS = {
-    "algorithms": 'list (required): e.g. ["HS256"] (with secret_file) or ["RS256"], ["ES256"], ["EdDSA"] '
-    '(with public_key_file); never "none", never HS* and asymmetric together',
-    "secret_file": "path: the HMAC secret for HS256/384/512 (at least 32/48/64 bytes)",
-    "public_key_file": "path: a PEM public key or certificate for RS*, PS*, ES256/384/512 or EdDSA",
-    "audience": "string or list (default none): the aud claim must name one of these",
-    "issuer": "string (default none): the iss claim must be this",
-    "leeway_seconds": "number 0-300 (default 0): clock skew forgiven on exp, nbf and iat",
-    "token_from": 'list of "header", "cookie", "query" (default ["header"]): where the token is read, in that order',
-    "cookie_name": 'string (default "access_token"): the cookie read when token_from has "cookie"',
-    "realm": 'string (default "wsdaemon"): the realm of the WWW-Authenticate challenge',
-}
 #: The query parameter read when ``token_from`` has "query".
 QUERY_PARAMETER = "token"
 _ALGORITHMS = tuple(HMAC_MIN_BYTES) + ASYMMETRIC_ALGORITHMS
@@ -167,7 +155,8 @@ class JWTVerifier:
         except Exception as error:  # noqa: BLE001 - PyJWT may raise TypeError/ValueError on odd input too
             raise self._refusal(error, token) from None
         subject = claims.get("sub")
-        return Identity("jwt", subject if isinstance(subject, str) else None, claims, float(claims["exp"]))
+        name = subject if isinstance(subject, str) else ""
+        return Identity(name, "jwt", MappingProxyType(claims), float(claims["exp"]))
 
     def _refusal(self, error: Exception, token: str) -> Unauthorized:
         """The 401 for a token that did not verify, with why in our own words."""
@@ -193,8 +182,9 @@ def _header_algorithm(token: str) -> str:
     return repr(algorithm) if algorithm in known else "(unknown)"
 
 
+@implementer(IAuthenticator)
 class JWTAuthenticator:
-    """Reads the token from the request (header, cookie, query) and verifies it."""
+    """Reads the token from the request (header, cookie, query) and verifies it (at once: no Deferred)."""
 
     def __init__(self, verifier: JWTVerifier) -> None:
         self.verifier = verifier
@@ -231,3 +221,12 @@ def load_verifier(settings: JWTSettings) -> JWTVerifier:
     if settings.key_option == "secret_file":
         return JWTVerifier(settings, load_hmac_secret("secret_file", settings.key_file, algorithms))
     return JWTVerifier(settings, load_public_key("public_key_file", settings.key_file, algorithms))
+
+
+def build_authenticator(options: Mapping[str, Any], context: AuthenticatorContext) -> JWTAuthenticator:
+    """The ``jwt`` authenticator of one endpoint, its key file read now (at start, or on SIGHUP).
+
+    Raises:
+        HandlerOptionsError: an option is invalid, or the key file unusable (KeyFileError).
+    """
+    return JWTAuthenticator(load_verifier(read_jwt_settings(options)))

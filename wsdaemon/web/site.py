@@ -20,9 +20,10 @@ from twisted.web.server import Request, Site
 
 from wsdaemon.adapter.switching import SwitchingFactory
 from wsdaemon.admission import Admission
-from wsdaemon.config import Config
+from wsdaemon.auth import NO_AUTHENTICATION
+from wsdaemon.config import Config, EndpointConfig
 from wsdaemon.core import EndpointPolicy
-from wsdaemon.interfaces import WebSocketServerFactory
+from wsdaemon.interfaces import IAuthenticator, WebSocketServerFactory
 from wsdaemon.web.request import DaemonRequest
 from wsdaemon.web.resource import WebSocketResource
 
@@ -130,11 +131,17 @@ def build_root(
     reactor: IReactorTime,
     *,
     admission: Admission,
+    authenticators: Mapping[str, IAuthenticator] | None = None,
 ) -> Resource:
     """The resource tree: demo page, /healthz and one WebSocket endpoint per config entry.
 
     Every endpoint asks ``admission``, the one its listeners' ``SwitchingFactory``
-    counts connections with (a rebuilt tree on reload gets the running one).
+    counts connections with (a rebuilt tree on reload gets the running one), and
+    authenticates with its entry in ``authenticators`` (by path).
+
+    Raises:
+        ValueError: an endpoint configured with an authenticator has none in
+            ``authenticators`` (never fall back to letting everyone in).
     """
     root = PathNode()
     if config.demo_page:
@@ -154,6 +161,9 @@ def build_root(
             factories[endpoint.path],
             reactor,
             admission=admission,
+            authenticator=_authenticator(endpoint, authenticators or {}),
+            auth_timeout_seconds=endpoint.auth.timeout_seconds,
+            close_on_expiry=endpoint.auth.close_on_expiry,
             policy=policy,
             limits=endpoint.limits,
             path=endpoint.path,
@@ -167,11 +177,22 @@ def build_root(
     return root
 
 
+def _authenticator(endpoint: EndpointConfig, authenticators: Mapping[str, IAuthenticator]) -> IAuthenticator:
+    """The endpoint's authenticator; only ``type = "none"`` may go without one (fail closed)."""
+    found = authenticators.get(endpoint.path)
+    if found is not None:
+        return found
+    if endpoint.auth.type != "none":
+        raise ValueError(f"endpoint {endpoint.path} needs its {endpoint.auth.type!r} authenticator built")
+    return NO_AUTHENTICATION
+
+
 def build_factory(
     config: Config,
     factories: Mapping[str, WebSocketServerFactory[Any]],
     reactor: IReactorTime,
     admission: Admission | None = None,
+    authenticators: Mapping[str, IAuthenticator] | None = None,
 ) -> SwitchingFactory:
     """The protocol factory every listener serves: Site wrapped for the WebSocket switch.
 
@@ -179,5 +200,6 @@ def build_factory(
     resolves the clients for the wrapper and every endpoint alike.
     """
     admission = admission if admission is not None else Admission()
-    site = DaemonSite(build_root(config, factories, reactor, admission=admission), config, reactor)
+    root = build_root(config, factories, reactor, admission=admission, authenticators=authenticators)
+    site = DaemonSite(root, config, reactor)
     return SwitchingFactory(site, config.limits, reactor, admission)
