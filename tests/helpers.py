@@ -1,5 +1,8 @@
 """Shared test helpers: frame builders and a stream feeder that runs every stream two ways.
 
+What the daemon sends is decoded by :mod:`tests.wire`, the tests' own decoder,
+never by the production ``FrameParser`` it would be checking.
+
 Tier 1 rule (DESIGN §2.6): every stream test is run whole *and* one byte at a
 time. :func:`feed` does both and checks that they agree, so a test only states
 what the result must be.
@@ -10,9 +13,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable
 
+from tests.wire import decode_frames, naive_mask
 from wsdaemon.core.connection import EOF, Connection, Side
 from wsdaemon.core.events import Event
-from wsdaemon.core.frames import FrameParser, Opcode, apply_mask
+from wsdaemon.core.frames import Opcode, apply_mask
 from wsdaemon.core.limits import Limits
 
 #: A fixed, non-trivial masking key, so expected bytes are reproducible.
@@ -71,24 +75,14 @@ def close_payload(code: int, reason: bytes = b"") -> bytes:
     return struct.pack("!H", code) + reason
 
 
-def naive_mask(data: bytes, mask: bytes) -> bytes:
-    """The obviously-correct byte loop of RFC 6455 §5.3, to check ``apply_mask`` against."""
-    return bytes(byte ^ mask[i % 4] for i, byte in enumerate(data))
-
-
 def parse_frames(data: bytes, *, masked: bool) -> list[tuple[bool, int, bytes]]:
-    """Decode a byte stream into (fin, opcode, unmasked payload) triples."""
-    parser = FrameParser(expect_masked=masked, max_frame_bytes=2**40, allowed_rsv=0x70)
-    parser.feed(data)
-    frames: list[tuple[bool, int, bytes]] = []
-    parts: list[bytes] = []
-    while (chunk := parser.next_chunk()) is not None:
-        parts.append(chunk.payload)
-        if chunk.last:
-            frames.append((chunk.header.fin, chunk.header.opcode, b"".join(parts)))
-            parts = []
-    assert parser.buffered() == 0, "trailing bytes after the last frame"
-    return frames
+    """Decode a byte stream into (fin, opcode, unmasked payload) triples, with the tests' own decoder.
+
+    Raises:
+        tests.wire.WireError: the stream is not well-formed frames (a truncated
+            last frame included), or a frame's mask bit is not ``masked``.
+    """
+    return [(item.fin, item.opcode, item.payload) for item in decode_frames(data, masked=masked)]
 
 
 def output_frames(output: list[bytes], side: Side) -> tuple[list[tuple[bool, int, bytes]], bool]:

@@ -10,6 +10,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 from zope.interface import implementer
 
+from tests.wire import decode_frames
 from wsdaemon.core import Limits
 from wsdaemon.handlers.echo import EchoFactory
 from wsdaemon.interfaces import ConnectionRejected
@@ -226,3 +227,55 @@ def test_memory_transport_pauses_a_streaming_producer_above_its_buffer_size():
     assert producer.paused == 1
     assert transport.read() == b"x" * 10 + b"y"
     assert producer.resumed == 1
+
+
+def test_deflate_is_offered_and_accepted_when_asked_for():
+    """With deflate=True the client offers permessage-deflate and the daemon's 101 accepts it."""
+    client = connect(EchoFactory(), "/echo", deflate=True)
+    assert client.accepted and client.deflate
+    assert client.response is not None
+    accepted = client.response.get("sec-websocket-extensions")
+    assert accepted is not None and accepted.split(";")[0].strip() == "permessage-deflate"
+
+
+def test_without_deflate_nothing_is_offered_or_accepted():
+    """By default the client offers no extension, so the daemon accepts none and frames go uncompressed."""
+    client = connect(EchoFactory(), "/echo")
+    assert client.accepted and not client.deflate
+    assert client.response is not None and client.response.get("sec-websocket-extensions") is None
+    client.pause_reading()
+    client.send_text("a" * 1000)
+    assert [(item.rsv, item.payload) for item in decode_frames(client.transport.value(), masked=False)] == [
+        (0, b"a" * 1000)
+    ]
+
+
+def test_deflated_messages_round_trip_both_ways():
+    """Text and binary messages, several in a row, come back intact through a compressed connection."""
+    client = connect(EchoFactory(), "/echo", deflate=True)
+    messages: list[str | bytes] = ["héllo " * 200, b"\x00\xff" * 500, "short", "héllo " * 200]
+    for message in messages:
+        if isinstance(message, str):
+            client.send_text(message)
+        else:
+            client.send_bytes(message)
+    assert client.received() == messages
+    client.close()
+    assert client.close_code == 1000 and client.closed
+
+
+def test_deflated_frames_really_are_on_the_wire(monkeypatch):
+    """What the client sends and what the daemon answers are RSV1 frames, much shorter than the message."""
+    client = connect(EchoFactory(), "/echo", deflate=True)
+    sent: list[bytes] = []
+    deliver = client.protocol.dataReceived
+    monkeypatch.setattr(client.protocol, "dataReceived", lambda data: (sent.append(data), deliver(data)))
+    client.pause_reading()  # the daemon's answer stays on its transport, to be looked at
+    client.send_text("a" * 1000)
+    (request,) = decode_frames(b"".join(sent), masked=True)
+    (answer,) = decode_frames(client.transport.value(), masked=False)
+    for item in (request, answer):
+        assert (item.rsv, item.opcode, item.fin) == (0x40, 0x1, True)
+        assert len(item.payload) < 100
+    client.resume_reading()
+    assert client.received() == ["a" * 1000]

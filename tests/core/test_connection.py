@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from itertools import pairwise
+from typing import NamedTuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,7 +25,7 @@ from tests.helpers import (
     server_frame,
 )
 from wsdaemon.core.close import CloseCode
-from wsdaemon.core.connection import _TRANSITIONS, EOF, Connection, Input, Side, State, _next_state
+from wsdaemon.core.connection import _TRANSITIONS, EOF, Connection, Input, Side, State
 from wsdaemon.core.errors import LocalProtocolError, MessageTooBig
 from wsdaemon.core.events import BytesMessage, CloseReceived, ConnectionFailed, Event, Ping, Pong, TextMessage
 from wsdaemon.core.frames import Opcode
@@ -639,18 +640,63 @@ class TestClientSide:
         failed(1002, events, out, eof)
 
 
+class Outcome(NamedTuple):
+    """What one input did: the new state, the events' types, the frames sent and whether TCP is to be closed."""
+
+    state: State
+    events: tuple[type, ...]
+    frames: tuple[tuple[bool, int, bytes], ...]
+    eof: bool
+
+
+#: A local call the state forbids: LocalProtocolError, nothing changes.
+RAISES = None
+_CLOSE_1000 = (True, CLOSE, close_payload(1000))
+
+#: Every (state, input) pair of a server connection and its outcome, written from RFC 6455 §5.5.1, §7
+#: and §1.4 (not read from _TRANSITIONS): the peer's inputs never raise, and nothing follows CLOSED.
+BEHAVIOUR: dict[tuple[State, Input], Outcome | None] = {
+    (State.OPEN, Input.SEND_DATA): Outcome(State.OPEN, (), ((True, TEXT, b"x"),), False),
+    (State.OPEN, Input.SEND_CLOSE): Outcome(State.CLOSING, (), (_CLOSE_1000,), False),
+    (State.OPEN, Input.RECEIVE_DATA): Outcome(State.OPEN, (BytesMessage,), (), False),
+    # §5.5.1: answer a Close with a Close; §7.1.1: the server then closes TCP first.
+    (State.OPEN, Input.RECEIVE_CLOSE): Outcome(State.CLOSED, (CloseReceived,), (_CLOSE_1000,), True),
+    (State.OPEN, Input.FAIL): Outcome(State.CLOSED, (ConnectionFailed,), ((True, CLOSE, close_payload(1011)),), True),
+    (State.OPEN, Input.EOF): Outcome(State.CLOSED, (), (), False),  # TCP is gone: nothing to send or close
+    (State.CLOSING, Input.SEND_DATA): RAISES,  # §5.5.1: no data after our Close
+    (State.CLOSING, Input.SEND_CLOSE): RAISES,
+    (State.CLOSING, Input.RECEIVE_DATA): Outcome(State.CLOSING, (BytesMessage,), (), False),  # §1.4
+    (State.CLOSING, Input.RECEIVE_CLOSE): Outcome(State.CLOSED, (CloseReceived,), (), True),  # no second Close
+    (State.CLOSING, Input.FAIL): Outcome(State.CLOSED, (ConnectionFailed,), (), True),
+    (State.CLOSING, Input.EOF): Outcome(State.CLOSED, (), (), False),
+    (State.CLOSED, Input.SEND_DATA): RAISES,
+    (State.CLOSED, Input.SEND_CLOSE): RAISES,
+    (State.CLOSED, Input.RECEIVE_DATA): Outcome(State.CLOSED, (), (), False),
+    (State.CLOSED, Input.RECEIVE_CLOSE): Outcome(State.CLOSED, (), (), False),
+    (State.CLOSED, Input.FAIL): Outcome(State.CLOSED, (), (), False),
+    (State.CLOSED, Input.EOF): Outcome(State.CLOSED, (), (), False),
+}
+
+
 class TestStateTable:
     """House rule 11: one state machine, one table."""
 
     @pytest.mark.parametrize("state", list(State))
     @pytest.mark.parametrize("event", list(Input))
-    def test_every_pair_transitions_or_raises(self, state: State, event: Input) -> None:
-        """Each (state, input) pair either moves as _TRANSITIONS says or raises LocalProtocolError."""
-        if (state, event) in _TRANSITIONS:
-            assert _next_state(state, event) is _TRANSITIONS[state, event]
-        else:
+    def test_every_pair_behaves_as_rfc_6455_says(self, state: State, event: Input) -> None:
+        """Driving a server connection through each (state, input) pair gives the state, events and bytes of RFC 6455 §7."""
+        expected = BEHAVIOUR[state, event]
+        conn = in_state(state)
+        if expected is RAISES:
             with pytest.raises(LocalProtocolError, match=f"cannot {event.value} in state {state.value}"):
-                _next_state(state, event)
+                DRIVERS[event](conn)
+            assert conn.state is state and conn.data_to_send() == [] and conn.events_received() == []
+            return
+        returned = DRIVERS[event](conn)
+        events = (list(returned) if isinstance(returned, list) else []) + conn.events_received()
+        frames, eof = output_frames(conn.data_to_send(), Side.SERVER)
+        outcome = Outcome(conn.state, tuple(type(item) for item in events), tuple(frames), eof)
+        assert outcome == expected
 
     def test_closed_is_final(self) -> None:
         """Nothing leaves CLOSED."""

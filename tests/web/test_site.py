@@ -23,6 +23,7 @@ from tests.web.stack import Stack, http_request, parse_response, upgrade_request
 from wsdaemon.config import ConfigError, parse_config
 from wsdaemon.core import accept_key
 from wsdaemon.interfaces import ConnectionRejected
+from wsdaemon.web.resource import WebSocketResource
 from wsdaemon.web.site import DaemonSite, build_root
 
 TEXT, CLOSE = Opcode.TEXT, Opcode.CLOSE
@@ -36,14 +37,17 @@ def get(stack: Stack, path: str, **kwargs) -> object:
 # --- the pages ------------------------------------------------------------------------------
 
 
-def test_root_serves_the_demo_page_with_a_strict_csp():
-    """GET / returns the demo HTML with a Content-Security-Policy that only allows its own origin."""
+def test_root_serves_the_demo_page_with_a_deny_by_default_csp():
+    """GET / returns the demo HTML with a CSP that denies by default and loads scripts only from the site."""
     response = get(Stack(), "/")
     assert response.status == 200
     assert response.header("content-type") == "text/html; charset=utf-8"
     assert b"<html" in response.body.lower()
     csp = response.header("content-security-policy")
-    assert csp is not None and "default-src 'none'" in csp
+    assert csp is not None
+    directives = {name: sources for name, *sources in (part.split() for part in csp.split(";") if part.strip())}
+    assert directives["default-src"] == ["'none'"]
+    assert directives["script-src"] == ["'self'"]
     assert response.header("x-content-type-options") == "nosniff"
 
 
@@ -136,13 +140,16 @@ def test_configured_endpoints_replace_the_default_echo():
 
 
 def test_each_endpoint_uses_its_own_factory():
-    """Two endpoints are served by their own handler factories."""
+    """Two endpoints are served by their own handler factories: each upgrade reaches its path's factory only."""
     stack = Stack(NESTED + '[[endpoints]]\npath = "/c"\nhandler = "echo"\n')
     stack.upgraded("/c")
     assert (len(stack.factories["/a/b"].handlers), len(stack.factories["/c"].handlers)) == (0, 1)
+    stack.upgraded("/a/b")
+    stack.upgraded("/a/b")
+    assert (len(stack.factories["/a/b"].handlers), len(stack.factories["/c"].handlers)) == (2, 1)
 
 
-def test_nested_endpoint_paths_are_refused_before_anything_is_served():
+def test_nested_or_reserved_endpoint_paths_are_config_errors():
     """Endpoints at /a and /a/b, or under /healthz or /static, are config errors, not hidden pages."""
     for text in (
         '[[endpoints]]\npath = "/a"\nhandler = "echo"\n' + NESTED,
@@ -154,10 +161,15 @@ def test_nested_endpoint_paths_are_refused_before_anything_is_served():
 
 
 def test_build_root_puts_one_resource_per_endpoint():
-    """build_root mounts each configured endpoint at its path."""
-    stack = Stack(NESTED)
+    """build_root mounts one WebSocketResource per configured endpoint, at its path, with that endpoint's factory."""
+    stack = Stack(NESTED + '[[endpoints]]\npath = "/c"\nhandler = "echo"\n')
     root = build_root(stack.config, stack.factories, stack.clock, admission=stack.factory.admission)
-    assert b"a" in root.children and b"healthz" in root.children
+    mounted = {"/a/b": root.children[b"a"].children[b"b"], "/c": root.children[b"c"]}
+    for path, resource in mounted.items():
+        assert isinstance(resource, WebSocketResource), path
+        assert (resource.path, resource.factory) == (path, stack.factories[path])
+    assert list(root.children[b"a"].children) == [b"b"]
+    assert b"healthz" in root.children
 
 
 # --- HTTP limits ----------------------------------------------------------------------------
@@ -171,8 +183,8 @@ def test_http_max_headers_is_set_on_each_channel():
         stack.config,
         stack.clock,
     )
-    channel = site.buildProtocol(IPv4Address("TCP", "192.0.2.1", 1))
-    assert (channel.maxHeaders, channel.totalHeadersSize) == (7, 2048)
+    channels = [site.buildProtocol(IPv4Address("TCP", f"192.0.2.{i}", 1)) for i in (1, 2, 3)]
+    assert [(channel.maxHeaders, channel.totalHeadersSize) for channel in channels] == [(7, 2048)] * 3
 
 
 def test_too_many_headers_is_400():

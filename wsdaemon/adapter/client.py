@@ -1,12 +1,14 @@
 """The client side on the reactor: send the upgrade, check the 101, then run the same wire protocol.
 
 Used by ``python -m wsdaemon.client`` and by tests that need a client built on
-our own core.
+our own core. :class:`ClientHandshake` is the client's half of the opening
+handshake without I/O; the in-memory client of :mod:`wsdaemon.testing` drives
+it too, so both clients read and check a server's answer the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,7 +23,7 @@ from wsdaemon.adapter.deadlines import Deadlines
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
 from wsdaemon.core import Connection, InvalidResponse, Limits, Side, build_request, check_response
 from wsdaemon.core.handshake import response_extensions
-from wsdaemon.core.http import find_head_end, parse_response_head
+from wsdaemon.core.http import ResponseHead, find_head_end, parse_response_head
 from wsdaemon.interfaces import WebSocketProtocol
 
 
@@ -84,6 +86,71 @@ def parse_url(url: str) -> Target:
     return Target(secure, parts.hostname, parts.port or (443 if secure else 80), resource)
 
 
+class ClientHandshake:
+    """The client's half of the opening handshake, without I/O: the request to send, then its answer checked.
+
+    One implementation for every client we have (the reactor client below and
+    ``wsdaemon.testing``'s in-memory one), so what counts as a valid answer and
+    which extensions the client core runs with are decided in one place.
+
+    Args:
+        host: the ``Host`` header value.
+        resource: the request target, e.g. ``"/chat?room=1"``.
+        limits: the client core's limits (``http_max_header_bytes`` bounds the answer's head).
+        subprotocols: what to offer, most preferred first.
+        origin: the ``Origin`` header, or None for none.
+        deflate: offer permessage-deflate (RFC 7692).
+        headers: extra header lines to send, e.g. a token.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        resource: str,
+        limits: Limits,
+        *,
+        subprotocols: Sequence[str] = (),
+        origin: str | None = None,
+        deflate: bool = False,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        self.limits = limits
+        self.request = build_request(host, resource, tuple(subprotocols), origin, deflate=deflate)
+        extra = "".join(f"{name}: {value}\r\n" for name, value in headers).encode("latin-1")
+        #: The bytes to send: the request, with the extra headers before its blank line.
+        self.data = self.request.data[:-2] + extra + b"\r\n"
+        self._buffer = b""
+
+    def receive_head(self, data: bytes) -> tuple[ResponseHead, bytes] | None:
+        """Collect the answer's head; once it is complete, the parsed head and the bytes that followed it.
+
+        Raises:
+            InvalidResponse: the head is longer than ``http_max_header_bytes`` or is not HTTP/1.1.
+        """
+        self._buffer += data
+        end = find_head_end(self._buffer)
+        if end < 0:
+            if len(self._buffer) > self.limits.http_max_header_bytes:
+                raise InvalidResponse("response head too large")
+            return None
+        head, rest = self._buffer[:end], self._buffer[end:]
+        self._buffer = b""
+        return parse_response_head(head), rest
+
+    def open(self, response: ResponseHead) -> tuple[Connection, str | None]:
+        """Check the server's 101 and build the client core with what it accepted: (core, subprotocol).
+
+        The core runs the negotiated permessage-deflate, if any, so messages are
+        compressed and inflated without its user knowing.
+
+        Raises:
+            InvalidResponse: not a 101, a wrong accept key, or a subprotocol or extension we did not offer.
+        """
+        subprotocol = check_response(response, self.request)
+        extensions = response_extensions(response, self.request)
+        return Connection(Side.CLIENT, self.limits, extensions), subprotocol
+
+
 class WebSocketClientProtocol(Protocol):
     """Sends the upgrade request, checks the answer, then hands over to the wire protocol."""
 
@@ -102,16 +169,17 @@ class WebSocketClientProtocol(Protocol):
         self.target = target
         self.reactor = reactor
         self.limits = limits
-        self.request = build_request(target.host_header, target.resource, subprotocols, origin, deflate=deflate)
+        self.handshake = ClientHandshake(
+            target.host_header, target.resource, limits, subprotocols=subprotocols, origin=origin, deflate=deflate
+        )
         self.ready = ready
         self.wire: WebSocketWireProtocol | None = None
-        self._buffer = b""
         self._deadlines = Deadlines(reactor)
 
     def connectionMade(self) -> None:
         """Send the upgrade and give the server ``handshake_timeout_seconds`` to answer."""
         assert self.transport is not None
-        self.transport.write(self.request.data)
+        self.transport.write(self.handshake.data)
         self._deadlines.set("handshake", self.limits.handshake_timeout_seconds, self._timed_out)
 
     def dataReceived(self, data: bytes) -> None:
@@ -119,23 +187,16 @@ class WebSocketClientProtocol(Protocol):
         if self.wire is not None:
             self.wire.dataReceived(data)
             return
-        self._buffer += data
-        end = find_head_end(self._buffer)
-        if end < 0:
-            if len(self._buffer) > self.limits.http_max_header_bytes:
-                self._fail(HandshakeFailed("response head too large"))
-            return
-        head, rest = self._buffer[:end], self._buffer[end:]
-        self._buffer = b""
         try:
-            response = parse_response_head(head)
-            subprotocol = check_response(response, self.request)
-            extensions = response_extensions(response, self.request)
+            answer = self.handshake.receive_head(data)
+            if answer is None:
+                return
+            response, rest = answer
+            connection, subprotocol = self.handshake.open(response)
         except InvalidResponse as error:
             self._fail(HandshakeFailed(str(error)))
             return
         self._deadlines.cancel("handshake")
-        connection = Connection(Side.CLIENT, self.limits, extensions)
         self.wire = WebSocketWireProtocol(
             self.handler, connection, self.reactor, path=self.target.resource, subprotocol=subprotocol
         )
