@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.auth.support import request
-from wsdaemon.auth.tokens import MalformedCredential, TokenSources, find_token
+from wsdaemon.auth.tokens import MalformedCredential, TokenSources, find_token, without_token
 
 EVERYWHERE = TokenSources(cookie="access_token", query="token")
 
@@ -54,3 +54,18 @@ def test_unreadable_or_ambiguous_tokens_are_refused(uri, headers):
     """Two tokens, an empty one, or one outside RFC 6750 token syntax is refused, not guessed at."""
     with pytest.raises(MalformedCredential):
         find_token(request(uri, headers), EVERYWHERE)
+
+
+@pytest.mark.parametrize(
+    ("uri", "logged"),
+    [
+        (b"/chat?token=abc.def", b"/chat?token=[redacted]"),
+        (b"/chat?room=1&token=abc&x=2", b"/chat?room=1&token=[redacted]&x=2"),
+        (b"/chat?%74oken=abc", b"/chat?%74oken=[redacted]"),
+        (b"/chat?tokens=keep&room=1", b"/chat?tokens=keep&room=1"),
+        (b"/chat", b"/chat"),
+    ],
+)
+def test_without_token_replaces_only_the_token_parameter(uri, logged):
+    """The token parameter's value (under any spelling find_token reads) is replaced; nothing else changes."""
+    assert without_token(uri) == logged

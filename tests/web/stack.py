@@ -129,15 +129,24 @@ class Stack:
     """A listener's protocol factory on a memory clock, with a factory per endpoint.
 
     Every endpoint gets an echoing :class:`RecordingFactory` unless
-    ``factories`` names another one for its path.
+    ``factories`` names another one for its path; ``authenticators`` (by path)
+    guard the endpoints whose ``[endpoints.auth]`` names one.
     """
 
-    def __init__(self, config: Config | str | None = None, factories: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config | str | None = None,
+        factories: Mapping[str, Any] | None = None,
+        authenticators: Mapping[str, Any] | None = None,
+        clock: MemoryReactorClock | None = None,
+    ) -> None:
         self.config = config if isinstance(config, Config) else make_config(config)
-        self.clock = MemoryReactorClock()
+        self.clock = clock or MemoryReactorClock()
         self.factories: dict[str, Any] = {endpoint.path: RecordingFactory() for endpoint in self.config.endpoints}
         self.factories.update(factories or {})
-        self.factory: SwitchingFactory = build_factory(self.config, self.factories, self.clock)
+        self.factory: SwitchingFactory = build_factory(
+            self.config, self.factories, self.clock, authenticators=authenticators
+        )
 
     def connect(self, host: str = PEER_IP, port: int = 40000) -> Peer:
         """Accept one connection from ``host``."""

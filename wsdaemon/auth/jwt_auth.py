@@ -25,12 +25,10 @@ from zope.interface import implementer
 
 from wsdaemon.auth.errors import Unauthorized, quoted
 from wsdaemon.auth.keys import ASYMMETRIC_ALGORITHMS, HMAC_MIN_BYTES, load_hmac_secret, load_public_key
-from wsdaemon.auth.tokens import TOKEN_SOURCES, MalformedCredential, TokenSources, find_token
+from wsdaemon.auth.tokens import QUERY_PARAMETER, TOKEN_SOURCES, MalformedCredential, TokenSources, find_token
 from wsdaemon.handlers.options import OptionReader
 from wsdaemon.interfaces import AuthenticatorContext, HandlerOptionsError, IAuthenticator, Identity
 
-#: The query parameter read when ``token_from`` has "query".
-QUERY_PARAMETER = "token"
 _ALGORITHMS = tuple(HMAC_MIN_BYTES) + ASYMMETRIC_ALGORITHMS
 _ALGORITHMS_EXPECTED = "a non-empty list of " + ", ".join(_ALGORITHMS) + ', all HS* or none of them (never "none")'
 

@@ -3,8 +3,9 @@
 Browsers cannot set headers on a WebSocket (the ``WebSocket`` constructor takes only a URL and
 subprotocols), so a browser client sends its token in a cookie or in the URL's query; other
 clients use ``Authorization: Bearer`` (RFC 6750 §2.1), which is the default and always read
-first. A token in the query reaches no log of ours (the summary line logs the endpoint path,
-not the URL), but it may reach a proxy's access log; prefer the cookie where you can.
+first. A token in the query reaches no log of ours: the summary line logs the endpoint path,
+not the URL, and twisted.web's access line gets the URL with the ``token`` parameter's value
+replaced (:func:`without_token`). A proxy in front may still log it; prefer the cookie.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from twisted.web.iweb import IRequest
 
 #: The values ``token_from`` accepts.
 TOKEN_SOURCES = ("header", "cookie", "query")
+#: The query parameter read when ``token_from`` has "query" (``wss://host/chat?token=...``).
+QUERY_PARAMETER = "token"
+#: What replaces a token in a logged URL.
+REDACTED = b"[redacted]"
 #: RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _BEARER = re.compile(r"bearer +(\S+) *", re.IGNORECASE)
@@ -109,3 +114,20 @@ def _from_query(request: IRequest, name: str | None) -> str | None:
     if len(values) > 1:
         raise MalformedCredential(f"the {name!r} query parameter given {len(values)} times")
     return values[0]
+
+
+def without_token(uri: bytes) -> bytes:
+    """``uri`` with the value of every ``token`` query parameter replaced, for logging it.
+
+    Names are compared percent-decoded, as :func:`find_token` reads them (``%74oken`` too).
+    """
+    path, question, query = uri.partition(b"?")
+    if not question:
+        return uri
+    pairs = []
+    for pair in query.split(b"&"):
+        name, equals, _ = pair.partition(b"=")
+        if unquote_plus(name.decode("latin-1")) == QUERY_PARAMETER:
+            pair = name + b"=" + REDACTED
+        pairs.append(pair)
+    return path + question + b"&".join(pairs)

@@ -201,7 +201,9 @@ class WebSocketResource(Resource):
                 finish(request, self._not_authenticated(request, failure))
 
         request.notifyFinish().addErrback(client_gone)
-        pending.addTimeout(self.auth_timeout_seconds, self.reactor)
+        # Whatever the authenticator makes of the cancel (Twisted's Agent reports it as
+        # ResponseNeverReceived), a check that ran out of time is a timeout: 503.
+        pending.addTimeout(self.auth_timeout_seconds, self.reactor, onTimeoutCancel=_timed_out)
         pending.addCallbacks(decided, failed)
         pending.addErrback(self._answer_bug, request, wrapper)
         return NOT_DONE_YET
@@ -250,6 +252,11 @@ class WebSocketResource(Resource):
         self.log.failure("upgrade on {path} failed after authentication", failure, path=self.path)
         if wrapper.upgraded is None and not request.finished and request.channel is not None:
             finish(request, refuse(request, 500, [], "internal error"))
+
+
+def _timed_out(result: object, timeout: float) -> Failure:
+    """The authenticator's answer once its time ran out, whatever it was: a timeout (fail closed)."""
+    return Failure(TimeoutError(f"authentication did not answer within {timeout} s"))
 
 
 def finish(request: Request, answer: bytes | int) -> None:

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.web import pages
-from twisted.web.http import HTTPChannel
+from twisted.web.http import HTTPChannel, combinedLogFormatter
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from wsdaemon.adapter.switching import SwitchingFactory
 from wsdaemon.admission import Admission
 from wsdaemon.auth import NO_AUTHENTICATION
+from wsdaemon.auth.tokens import without_token
 from wsdaemon.config import Config, EndpointConfig
 from wsdaemon.core import EndpointPolicy
 from wsdaemon.interfaces import IAuthenticator, WebSocketServerFactory
@@ -75,6 +76,25 @@ class PathNode(Resource):
         return pages.notFound("Not Found", "No such resource.").render(request)  # type: ignore[no-any-return]
 
 
+class _AsLogged:
+    """A request as the access log sees it: itself, but with any token in its URL replaced."""
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+        self.uri = without_token(request.uri)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._request, name)
+
+
+def access_log_line(timestamp: str, request: Request) -> str:
+    """twisted.web's combined access-log line, without the credential a URL may carry (``?token=``).
+
+    A refused upgrade (401) is logged by twisted.web like any answered request, URL included.
+    """
+    return combinedLogFormatter(timestamp, _AsLogged(request))  # type: ignore[no-any-return]
+
+
 class DaemonSite(Site):
     """A Site with wsdaemon's request class and HTTP limits, HTTP/1.1 only."""
 
@@ -84,7 +104,7 @@ class DaemonSite(Site):
 
     def __init__(self, resource: IResource, config: Config, reactor: IReactorTime) -> None:
         # The wrapper's handshake deadline replaces twisted.web's idle timeout.
-        super().__init__(resource, reactor=reactor, timeout=None)  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        super().__init__(resource, reactor=reactor, timeout=None, logFormatter=access_log_line)  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self.limits = config.limits
         self.displayTracebacks = False
 
