@@ -126,7 +126,7 @@ def without_token(uri: bytes) -> bytes:
         return uri
     pairs = []
     for pair in query.split(b"&"):
-        name, equals, _ = pair.partition(b"=")
+        name = pair.partition(b"=")[0]
         if unquote_plus(name.decode("latin-1")) == QUERY_PARAMETER:
             pair = name + b"=" + REDACTED
         pairs.append(pair)
