@@ -129,7 +129,7 @@ class Admission:
                 self._uncount(ticket.address.host)
                 self._per_client[address.host] += 1
             ticket.address = address
-        return address
+        return ticket.address
 
     def check_upgrade(self, ticket: AdmissionTicket, limits: Limits) -> None:
         """Refuse a WebSocket upgrade over the per-client limits of ``limits`` (before any handler runs).

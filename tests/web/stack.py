@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from tests.adapter.recording import RecordingFactory
 from tests.helpers import client_frame, parse_frames
 from wsdaemon.adapter.switching import SwitchingFactory, SwitchingProtocol
+from wsdaemon.admission import Admission
 from wsdaemon.config import Config, default_config, parse_config
 from wsdaemon.web.site import build_factory
 
@@ -129,14 +130,16 @@ class Stack:
     """A listener's protocol factory on a memory clock, with a factory per endpoint.
 
     Every endpoint gets an echoing :class:`RecordingFactory` unless
-    ``factories`` names another one for its path; ``authenticators`` (by path)
-    guard the endpoints whose ``[endpoints.auth]`` names one.
+    ``factories`` names another one for its path; ``admission`` replaces the
+    daemon's own (a test double); ``authenticators`` (by path) guard the
+    endpoints whose ``[endpoints.auth]`` names one.
     """
 
     def __init__(
         self,
         config: Config | str | None = None,
         factories: Mapping[str, Any] | None = None,
+        admission: Admission | None = None,
         authenticators: Mapping[str, Any] | None = None,
         clock: MemoryReactorClock | None = None,
     ) -> None:
@@ -145,7 +148,7 @@ class Stack:
         self.factories: dict[str, Any] = {endpoint.path: RecordingFactory() for endpoint in self.config.endpoints}
         self.factories.update(factories or {})
         self.factory: SwitchingFactory = build_factory(
-            self.config, self.factories, self.clock, authenticators=authenticators
+            self.config, self.factories, self.clock, admission, authenticators=authenticators
         )
 
     def connect(self, host: str = PEER_IP, port: int = 40000) -> Peer:

@@ -34,10 +34,14 @@ def parse_auth(value: Any, key: str, report: Report) -> AuthConfig:
     if not isinstance(close_on_expiry, bool):
         report.bad(join_key(key, "close_on_expiry"), "true or false", close_on_expiry)
         close_on_expiry = False
-    timeout = value.get("timeout_seconds", AuthConfig.timeout_seconds)
+    timeout = value.get("timeout_seconds")
     low, high = TIMEOUT_RANGE
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not low <= timeout <= high:
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not low <= timeout <= high
+    ):
         report.bad(join_key(key, "timeout_seconds"), f"a number from {low} to {high}", timeout)
-        timeout = AuthConfig.timeout_seconds
+        timeout = None
     options = {name: item for name, item in value.items() if name not in AUTH_KEYS}
-    return AuthConfig(kind, types.MappingProxyType(options), close_on_expiry, float(timeout))
+    return AuthConfig(
+        kind, types.MappingProxyType(options), close_on_expiry, None if timeout is None else float(timeout)
+    )

@@ -97,7 +97,9 @@ class AuthConfig:
     type: str = "none"
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     close_on_expiry: bool = False  # close with 1008 once the identity's expires_at has passed
-    timeout_seconds: float = 10.0  # an asynchronous check not answered by then: 503 (fail closed)
+    timeout_seconds: float | None = (
+        None  # an asynchronous check not answered by then: 503; None: handshake_timeout_seconds
+    )
 
 
 @dataclass(frozen=True)

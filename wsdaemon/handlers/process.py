@@ -37,6 +37,7 @@ from twisted.web.server import Request
 from zope.interface import implementer
 
 from wsdaemon import __version__
+from wsdaemon.admission import client_address
 from wsdaemon.handlers.options import OptionReader
 from wsdaemon.interfaces import ConnectionRejected, HandlerOptionsError, WebSocketTransport
 
@@ -113,7 +114,7 @@ def cgi_environment(request: Request, endpoint: str, base: Mapping[str, str]) ->
     (the "httpoxy" hole: ``HTTP_PROXY`` would steer the program's HTTP clients).
     """
     env = dict(base)
-    client, server = request.getClientAddress(), request.getHost()
+    client, server = client_address(request), request.getHost()  # the admission's client, not the TCP peer
     rest = request.postpath or []
     env.update(
         GATEWAY_INTERFACE="CGI/1.1",

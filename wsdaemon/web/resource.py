@@ -77,7 +77,8 @@ class WebSocketResource(Resource):
         reactor: the clock of the connections' deadlines (and of the authenticator's).
         admission: the daemon's admission, the one its ``SwitchingFactory`` counts with.
         authenticator: who may connect (default: everyone, anonymously).
-        auth_timeout_seconds: how long an asynchronous authenticator may take; then 503 (fail closed).
+        auth_timeout_seconds: how long an asynchronous authenticator may take, then 503 (fail
+            closed); None: the endpoint's ``handshake_timeout_seconds``.
         close_on_expiry: close with 1008 once the identity's ``expires_at`` has passed
             (checked by the endpoint's once-a-second tick, not by a timer per connection).
         policy: subprotocols, origins and compression of the endpoint.
@@ -95,7 +96,7 @@ class WebSocketResource(Resource):
         *,
         admission: Admission,
         authenticator: IAuthenticator = NO_AUTHENTICATION,
-        auth_timeout_seconds: float = 10.0,
+        auth_timeout_seconds: float | None = None,
         close_on_expiry: bool = False,
         policy: EndpointPolicy | None = None,
         limits: Limits | None = None,
@@ -106,10 +107,10 @@ class WebSocketResource(Resource):
         self.reactor = reactor
         self.admission = admission
         self.authenticator = authenticator
-        self.auth_timeout_seconds = auth_timeout_seconds
         self.close_on_expiry = close_on_expiry
         self.policy = policy or EndpointPolicy()
         self.limits = limits or Limits()
+        self.auth_timeout_seconds = auth_timeout_seconds or self.limits.handshake_timeout_seconds
         self.path = path
         self.ticker = Ticker(reactor)  # the idle and keepalive clock of every connection here
 
@@ -153,7 +154,7 @@ class WebSocketResource(Resource):
                 raise ConnectionRejected(403, "connection refused by the endpoint's handler")
         except ConnectionRejected as rejection:
             if rejection.status == 403:
-                self._log_refusal("handler refused", request, rejection)
+                self._log_refusal("handler refused {client} on {path}: {status} {reason}", request, rejection)
             return refuse(request, rejection.status, rejection.headers, rejection.reason)
         assert wrapper.ticket is not None  # checked by render_GET
         protocol = WebSocketWireProtocol(
@@ -213,7 +214,7 @@ class WebSocketResource(Resource):
         client = request.clientAddress
         rejection = failure.value
         if isinstance(rejection, ConnectionRejected):
-            self._log_refusal("authentication refused", request, rejection)
+            self._log_refusal("authentication refused {client} on {path}: {status} {reason}", request, rejection)
             return refuse(request, rejection.status, rejection.headers, rejection.reason)
         if isinstance(rejection, TimeoutError):
             unavailable = ServiceUnavailable("authentication did not answer in time")
@@ -233,11 +234,10 @@ class WebSocketResource(Resource):
         )
         return refuse(request, 500, [], "internal error")
 
-    def _log_refusal(self, what: str, request: DaemonRequest, rejection: ConnectionRejected) -> None:
+    def _log_refusal(self, log_format: str, request: DaemonRequest, rejection: ConnectionRejected) -> None:
         """One line saying who was refused and why: the rejection's ``why``, never a credential."""
         self.log.info(
-            "{what} {client} on {path}: {status} {reason}",
-            what=what,
+            log_format,
             client=str(request.clientAddress),
             path=self.path,
             status=rejection.status,
