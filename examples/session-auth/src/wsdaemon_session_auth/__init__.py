@@ -74,6 +74,7 @@ class SessionAuthenticator:
 
 
 def _too_long(response: IResponse) -> bool:
+    """Whether the backend announced a body bigger than any answer it should give."""
     length = response.length
     return isinstance(length, int) and length > MAX_ANSWER_BYTES
 
