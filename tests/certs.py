@@ -7,6 +7,7 @@ temporary folder. EC P-256 keys keep generation fast.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,8 +85,9 @@ class ThrowawayCA:
         client: bool = False,
         days: float = 90,
         stem: str | None = None,
+        ip_addresses: tuple[str, ...] = (),
     ) -> Issued:
-        """A certificate for ``dns_names`` (server) or a client certificate; files named after ``stem``."""
+        """A certificate for ``dns_names`` and ``ip_addresses`` (server) or a client certificate; files named after ``stem``."""
         key = _key()
         now = _now()
         usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
@@ -100,10 +102,10 @@ class ThrowawayCA:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
-        if dns_names:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(name) for name in dns_names]), critical=False
-            )
+        if dns_names or ip_addresses:
+            names: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
+            names += [x509.IPAddress(ipaddress.ip_address(address)) for address in ip_addresses]
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         certificate = builder.sign(self.key, hashes.SHA256())
         stem = stem or common_name.replace("*", "star").replace(" ", "-")
         cert_path, key_path = self.directory / f"{stem}.crt", self.directory / f"{stem}.key"

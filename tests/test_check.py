@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import io
+import os
+import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from twisted.internet.testing import MemoryReactorClock
 
 from tests.certs import ThrowawayCA
-from wsdaemon.check import check_config
+from wsdaemon.check import check_config, write_report
 from wsdaemon.plugins import discover_handlers
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(tmp_path: Path, text: str | None, listen: tuple[str, ...] = ()) -> tuple[int, str, str, MemoryReactorClock]:
@@ -118,3 +126,72 @@ def test_auth_is_printed_and_its_key_file_read(tmp_path):
     assert (
         f"endpoints[0].auth.secret_file: expected a file holding a secret of at least 32 bytes, got '{secret}'" in err
     )
+
+
+def test_a_reader_that_stops_early_is_no_error():
+    """write_report into a pipe whose reader has gone (`--check-config | head`) raises nothing, and later writes are absorbed."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with open(write_end, "w", encoding="utf-8") as out:
+        write_report("wsdaemon: configuration OK\n" * 10, out)
+        print("more", file=out)
+        out.flush()  # what the interpreter does at exit: no second BrokenPipeError
+
+
+def test_check_config_piped_into_a_closed_reader_exits_quietly():
+    """`twist wsdaemon --check-config | head -c0`: exit 0 with nothing on stderr (no BrokenPipeError traceback)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "twisted", "wsdaemon", "--check-config"],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdout.close()  # the reader is gone before the daemon writes its report
+    _, err = process.communicate(timeout=60)
+    assert (process.returncode, err.decode()) == (0, "")
+
+
+def certificate_listener(tmp_path: Path, dns_names: tuple[str, ...], ip_addresses: tuple[str, ...] = ()) -> str:
+    """A TLS listener whose certificate has exactly these subjectAltName entries."""
+    issued = ThrowawayCA(tmp_path / "pki").issue("server", dns_names, ip_addresses=ip_addresses)
+    return f'[[listeners]]\nendpoint = "tcp:8443"\ntls = true\ncertificate = "{issued.cert_path}"\nprivate_key = "{issued.key_path}"\n'
+
+
+def test_a_certificate_without_dns_names_is_warned_about(tmp_path):
+    """A certificate with no subjectAltName DNS names passes, with a warning that clients will reject it."""
+    status, out, err, _ = run(tmp_path, certificate_listener(tmp_path, ()))
+    assert status == 0 and "names (no DNS names)" in out
+    assert "wsdaemon: warning: tcp:8443: certificate" in err and "no DNS names" in err and "reject" in err
+
+
+def test_ip_addresses_are_listed_and_an_ip_only_certificate_is_warned_about(tmp_path):
+    """IP subjectAltNames are printed; with no DNS name beside them, clients connecting by name will reject it."""
+    status, out, err, _ = run(tmp_path, certificate_listener(tmp_path, (), ("127.0.0.1", "::1")))
+    assert status == 0 and "IP addresses 127.0.0.1, ::1" in out
+    assert "only IP addresses (127.0.0.1, ::1)" in err and "connect by host name" in err
+
+
+def test_dns_and_ip_names_are_both_printed_without_a_warning(tmp_path):
+    """The usual test certificate (DNS:localhost, IP:127.0.0.1) is printed with both kinds of name and no warning."""
+    status, out, err, _ = run(tmp_path, certificate_listener(tmp_path, ("localhost",), ("127.0.0.1",)))
+    assert status == 0 and err == ""
+    assert "names localhost; IP addresses 127.0.0.1; expires" in out
+
+
+def readme_certificate_recipe() -> list[str]:
+    """The README's one-line openssl command for a test certificate, as argv."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    (line,) = [line for line in readme.splitlines() if line.startswith("openssl req -x509")]
+    return shlex.split(line)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_the_readme_test_certificate_recipe_checks_out(tmp_path):
+    """The README's openssl one-liner gives a certificate --check-config accepts, naming localhost and 127.0.0.1."""
+    argv = readme_certificate_recipe()
+    assert "subjectAltName=DNS:localhost,IP:127.0.0.1" in argv
+    subprocess.run(argv, cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    text = f'[[listeners]]\nendpoint = "tcp:8443"\ntls = true\ncertificate = "{tmp_path / "cert.pem"}"\nprivate_key = "{tmp_path / "key.pem"}"\n'
+    status, out, err, _ = run(tmp_path, text)
+    assert (status, err) == (0, "")
+    assert "CN=localhost; names localhost; IP addresses 127.0.0.1; expires" in out

@@ -9,6 +9,7 @@ import pytest
 from twisted.logger import Logger, LogLevel, textFileLogObserver
 from twisted.python.failure import Failure
 
+from tests.broken_plugin import plugin_import_report
 from wsdaemon.logs import ClassicText, event_as_record, json_lines_observer, observer_factory, text_lines_observer
 
 
@@ -164,3 +165,27 @@ def test_bad_log_format_is_a_usage_error():
 
     with pytest.raises(UsageError, match="--log-format"):
         Options().parseOptions(["--log-format", "xml"])
+
+
+@pytest.mark.parametrize("factory", [text_lines_observer, json_lines_observer])
+def test_twisted_plugin_import_tracebacks_are_left_to_wsdaemon_plugins(factory, tmp_path, monkeypatch):
+    """twisted.plugin's critical traceback of a broken plugin module is not written (wsdaemon.plugins logs one line)."""
+    out = io.StringIO()
+    factory(out)(plugin_import_report(tmp_path, monkeypatch))
+    assert out.getvalue() == ""
+
+
+@pytest.mark.parametrize("factory", [text_lines_observer, json_lines_observer])
+def test_the_debug_copy_of_a_plugin_import_traceback_is_written(factory, tmp_path, monkeypatch):
+    """At debug level (wsdaemon's own scan, for --log-level debug) the traceback is written."""
+    out = io.StringIO()
+    factory(out)({**plugin_import_report(tmp_path, monkeypatch), "log_level": LogLevel.debug})
+    assert "no_such_dependency_xyz" in out.getvalue()
+
+
+@pytest.mark.parametrize("factory", [text_lines_observer, json_lines_observer])
+def test_other_failures_are_written(factory):
+    """Any other failure keeps its traceback in the log."""
+    out = io.StringIO()
+    Logger(namespace="wsdaemon.test", observer=factory(out)).failure("it broke", failure=_failure())
+    assert "ValueError: boom" in out.getvalue() or "boom" in out.getvalue()

@@ -9,11 +9,13 @@ import types
 from pathlib import Path
 
 import pytest
+from twisted.logger import LogLevel
 from twisted.plugin import IPlugin
 from zope.interface.verify import verifyObject
 
 import wsdaemon.plugins
-from wsdaemon.interfaces import HandlerOptionsError, IHandlerPlugin
+from tests.broken_plugin import install_broken_plugin, plugin_import_report
+from wsdaemon.interfaces import HandlerOptionsError, IHandlerPlugin, InvalidHandlerOptions
 from wsdaemon.plugins import (
     BrokenPlugin,
     DuplicateHandler,
@@ -21,6 +23,7 @@ from wsdaemon.plugins import (
     broken_plugin,
     describe_handlers,
     discover_handlers,
+    is_plugin_import_report,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -108,6 +111,17 @@ def test_unknown_option_is_rejected_with_handler_options_error(fake_module):
     assert raised.value.option == "rooom"
     assert "room" in raised.value.expected and "size" in raised.value.expected
     assert fake_module.calls == []
+
+
+def test_every_unknown_option_is_rejected_at_once_with_a_suggestion(fake_module):
+    """Two unknown options are both named, each with the nearest declared option as a "did you mean"."""
+    plugin = HandlerPlugin("fake", "fake_handler_impl", "a fake", {"room": "string", "size": "int"})
+    with pytest.raises(InvalidHandlerOptions) as raised:
+        plugin.buildFactory({"rooom": "lobby", "sise": 3}, "/chat")
+    assert [(each.option, each.expected) for each in raised.value.errors] == [
+        ("rooom", "one of: room, size (did you mean room?)"),
+        ("sise", "one of: room, size (did you mean size?)"),
+    ]
 
 
 def test_unknown_option_is_rejected_before_importing_the_module():
@@ -258,6 +272,41 @@ def test_broken_plugin_module_is_named_in_one_line(monkeypatch):
     assert len(lines) == 1 and "twisted.plugins.vendor_handlers" in str(lines[0]["module"])
 
 
+@pytest.fixture
+def broken_plugin_installed(tmp_path, monkeypatch):
+    """A real plugin module that fails to import, in a twisted/plugins folder that twisted.plugin scans."""
+    return install_broken_plugin(tmp_path, monkeypatch)
+
+
+def test_a_real_broken_plugin_gives_one_line_and_the_traceback_only_at_debug(broken_plugin_installed):
+    """A plugin module that fails to import logs one error line naming it; Twisted's traceback comes at debug level only."""
+    from twisted.logger import capturedLogs
+
+    broken: list[BrokenPlugin] = []
+    with capturedLogs() as events:
+        handlers = discover_handlers(broken)
+    assert "echo" in handlers
+    assert [module.path for module in broken] == [str(broken_plugin_installed)]
+    loud = [event for event in events if event["log_level"] > LogLevel.debug]
+    assert [event["log_namespace"] for event in loud] == ["wsdaemon.plugins"]
+    assert "twisted.plugins.vendor_broken_now" in str(loud[0]["module"])
+    quiet = [event for event in events if event["log_level"] == LogLevel.debug and "failure" in event]
+    assert len(quiet) == 1 and "no_such_dependency_xyz" in quiet[0]["failure"].getTraceback()
+
+
+def test_twisted_plugins_own_report_of_a_broken_plugin_is_recognised(tmp_path, monkeypatch):
+    """The critical-level traceback twist's own plugin scans log is recognised, so the log formatters leave it out."""
+    from twisted.python.failure import Failure
+
+    report = plugin_import_report(tmp_path, monkeypatch)
+    assert report["log_level"] == LogLevel.critical and is_plugin_import_report(report)
+    assert not is_plugin_import_report({**report, "log_level": LogLevel.debug})
+    try:
+        raise ValueError("an unrelated failure")
+    except ValueError:
+        assert not is_plugin_import_report({"log_failure": Failure(), "log_level": LogLevel.critical})
+
+
 def test_broken_plugin_with_a_syntax_error_is_named_from_the_error():
     """A SyntaxError has no frame in the plugin module; the module is named from the error's file name."""
     from twisted.python.failure import Failure
@@ -286,6 +335,9 @@ def test_list_handlers_names_a_broken_plugin_module_and_still_lists_the_rest(tmp
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+    # twist itself scans the plugins twice (reactors, subcommands) before wsdaemon is imported,
+    # and Twisted prints each failed import; wsdaemon's own scan adds no traceback.
+    assert result.stderr.count("Unhandled Error") <= 2
     ours = [line for line in result.stderr.splitlines() if line.startswith("wsdaemon: ")]
     assert ours == [
         (

@@ -203,3 +203,52 @@ def test_problems_in_the_defaults_name_the_command_line(handlers):
     with pytest.raises(ConfigError) as raised:
         build_service(config, handlers, MemoryReactorClock())
     assert "--listen" in raised.value.source
+
+
+def test_every_bad_option_of_every_endpoint_is_reported_at_once(handlers):
+    """Bad values, a missing required option and typos on several endpoints all come in one ConfigError."""
+    text = """
+[[endpoints]]
+path = "/chat"
+handler = "broadcast"
+[endpoints.options]
+queue_max_messages = 0
+overflow = "drop-newest"
+qeue_max_bytes = 2048
+
+[[endpoints]]
+path = "/relay"
+handler = "tcp"
+[endpoints.options]
+host = ""
+connect_timeout_seconds = true
+"""
+    with pytest.raises(ConfigError) as raised:
+        build(text, handlers)
+    found = problems_of(raised.value)
+    assert sorted(found) == [
+        "endpoints[0].options.overflow",
+        "endpoints[0].options.qeue_max_bytes",
+        "endpoints[0].options.queue_max_messages",
+        "endpoints[1].options.connect_timeout_seconds",
+        "endpoints[1].options.host",
+        "endpoints[1].options.port",
+    ]
+    assert found["endpoints[0].options.qeue_max_bytes"].endswith(
+        "got an unknown option (did you mean queue_max_bytes?)"
+    )
+    assert found["endpoints[1].options.port"].endswith("got 'missing'")
+
+
+def test_an_unknown_handler_gets_a_suggestion(handlers):
+    """handler = "brodcast" is reported with "did you mean broadcast?"."""
+    with pytest.raises(ConfigError) as raised:
+        build('[[endpoints]]\npath = "/x"\nhandler = "brodcast"\n', handlers)
+    assert problems_of(raised.value)["endpoints[0].handler"].endswith("got 'brodcast' (did you mean broadcast?)")
+
+
+def test_resolve_factories_keeps_its_old_import_path():
+    """resolve_factories moved to wsdaemon.handler_factories; wsdaemon.service still offers it."""
+    from wsdaemon import handler_factories, service
+
+    assert service.resolve_factories is handler_factories.resolve_factories

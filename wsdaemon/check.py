@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from twisted.internet.endpoints import serverFromString
 
+from wsdaemon.auth.resolve import resolve_authenticators
 from wsdaemon.config import Config, ConfigError, ListenerConfig, Problem, TLSConfig, load_config
 from wsdaemon.core.limits import Limits
+from wsdaemon.handler_factories import resolve_factories
 from wsdaemon.plugins import discover_authenticators
-from wsdaemon.service import endpoint_problem, resolve_authenticators, resolve_factories
+from wsdaemon.service import endpoint_problem
 from wsdaemon.tls import MODERN_CIPHERS, ServerTLS, build_listener_tls
 from wsdaemon.web.site import build_factory
 
@@ -77,7 +80,7 @@ def _limit_changes(limits: Limits, base: Limits) -> str:
 def report(
     config: Config, tls: Mapping[str, ServerTLS], notes: Mapping[str, str], now: datetime.datetime
 ) -> tuple[list[str], list[str]]:
-    """The printed report and the warnings (certificates near expiry)."""
+    """The printed report and the warnings (certificates near expiry, or with no DNS name)."""
     lines = [f"wsdaemon: configuration OK: {config.source or '(built-in defaults)'}", "listeners:"]
     for listener in config.listeners:
         lines.extend(_listener_lines(listener, tls.get(listener.endpoint), notes.get(listener.endpoint), now))
@@ -99,7 +102,11 @@ def report(
     lines.append("limits:")
     lines.extend(f"  {f.name} = {getattr(config.limits, f.name)}" for f in dataclasses.fields(Limits))
     lines.append(f"memory: allocator_cache_bytes = {config.allocator_cache_bytes}")
-    warnings = [f"{endpoint}: {line}" for endpoint, server in tls.items() for line in server.expiry_warnings(now)]
+    warnings = [
+        f"{endpoint}: {line}"
+        for endpoint, server in tls.items()
+        for line in (*server.name_warnings(), *server.expiry_warnings(now))
+    ]
     return lines, warnings
 
 
@@ -132,7 +139,27 @@ def check_config(
         config, factories, reactor, authenticators=guards
     )  # the site tree builds: nothing else left to fail before listening
     lines, warnings = report(config, tls, notes, now or datetime.datetime.now(datetime.UTC))
-    print("\n".join(lines), file=out)
+    write_report("\n".join(lines), out)
     for warning in warnings:
         print(f"wsdaemon: warning: {warning}", file=err)
     return 0
+
+
+def write_report(text: str, out: TextIO) -> None:
+    """Print ``text``; a reader that stopped early (``--check-config | head``) is not an error.
+
+    The check itself is done, so its status stands. Python's advice for EPIPE is
+    followed: the rest of the output goes to /dev/null, or the flush at exit would
+    fail again with a traceback (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+    """
+    try:
+        print(text, file=out)
+        out.flush()
+    except BrokenPipeError:
+        try:
+            descriptor = out.fileno()
+        except (AttributeError, OSError, ValueError):
+            return  # not a file (a test's StringIO): nothing will flush it at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, descriptor)
+        os.close(devnull)

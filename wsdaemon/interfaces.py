@@ -12,7 +12,7 @@ endpoint runs before the handshake, :class:`IAuthenticator`.
 from __future__ import annotations
 
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -242,6 +242,32 @@ class HandlerOptionsError(Exception):
         self.option = option
         self.expected = expected
         self.got = got
+
+    @property
+    def errors(self) -> tuple[HandlerOptionsError, ...]:
+        """Every bad option this error stands for: just this one (see :class:`InvalidHandlerOptions`)."""
+        return (self,)
+
+
+class InvalidHandlerOptions(HandlerOptionsError):
+    """Several bad options of one endpoint, raised together so the daemon reports them all at once.
+
+    It is a :class:`HandlerOptionsError` (the first problem's ``option``, ``expected``
+    and ``got``), so code that catches or inspects one still works; ``errors`` has them all.
+    """
+
+    def __init__(self, errors: Sequence[HandlerOptionsError]) -> None:
+        flat = tuple(each for error in errors for each in error.errors)
+        if not flat:
+            raise ValueError("InvalidHandlerOptions needs at least one HandlerOptionsError")
+        super().__init__(flat[0].option, flat[0].expected, flat[0].got)
+        self.args = ("; ".join(str(error) for error in flat),)
+        self._errors = flat
+
+    @property
+    def errors(self) -> tuple[HandlerOptionsError, ...]:
+        """Each bad option, in the order they were found."""
+        return self._errors
 
 
 class IHandlerPlugin(IPlugin):

@@ -18,6 +18,8 @@ from typing import IO, Any
 
 from twisted.logger import FileLogObserver, formatEvent, formatEventAsClassicLogText, formatTime
 
+from wsdaemon.plugins import is_plugin_import_report
+
 LOG_FORMATS = ("text", "json")
 ObserverFactory = Callable[[IO[Any]], FileLogObserver]
 
@@ -44,7 +46,10 @@ def event_as_record(event: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _json_line(event: Mapping[str, Any]) -> str:
+def _json_line(event: Mapping[str, Any]) -> str | None:
+    if "log_failure" in event or "failure" in event:
+        if is_plugin_import_report(event):
+            return None  # wsdaemon.plugins logs one line for it instead
     return json.dumps(event_as_record(event), default=repr, ensure_ascii=False) + "\n"
 
 
@@ -72,6 +77,8 @@ class ClassicText:
     def __call__(self, event: Mapping[str, Any]) -> str | None:
         text = self._plain_message(event)
         if text is None:
+            if is_plugin_import_report(event):
+                return None  # wsdaemon.plugins logs one line for it instead
             return formatEventAsClassicLogText(dict(event))
         when = event.get("log_time")
         if when is None:

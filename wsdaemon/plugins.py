@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from twisted.logger import ILogObserver, Logger, globalLogPublisher
+from twisted.logger import ILogObserver, Logger, LogLevel, globalLogPublisher
 from twisted.plugin import IPlugin, getPlugins
+from twisted.python import log as legacy_log
 from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
@@ -27,6 +28,7 @@ from wsdaemon.interfaces import (
     IAuthenticator,
     IAuthenticatorPlugin,
     IHandlerPlugin,
+    InvalidHandlerOptions,
     WebSocketServerFactory,
 )
 
@@ -50,12 +52,16 @@ class HandlerPlugin:
         """Import the implementation and let it validate ``options``.
 
         Raises:
-            HandlerOptionsError: an option is unknown or invalid.
+            HandlerOptionsError: an option is unknown or invalid (``InvalidHandlerOptions``: several).
         """
+        declared = sorted(self.options)
         unknown = sorted(set(options) - set(self.options))
         if unknown:
-            raise HandlerOptionsError(
-                unknown[0], f"one of: {', '.join(sorted(self.options)) or '(no options)'}", options[unknown[0]]
+            from wsdaemon.config.checks import did_you_mean  # not at import: plugin modules import this one
+
+            expected = f"one of: {', '.join(declared) or '(no options)'}"
+            raise InvalidHandlerOptions(
+                [HandlerOptionsError(name, expected + did_you_mean(name, declared), options[name]) for name in unknown]
             )
         implementation = importlib.import_module(self.module)
         return implementation.build_factory(options, endpoint)  # type: ignore[no-any-return]
@@ -82,12 +88,17 @@ class AuthenticatorPlugin:
         """Import the implementation and let it validate ``options`` and read its files.
 
         Raises:
-            HandlerOptionsError: an option is unknown or invalid, or a file it names is unusable.
+            HandlerOptionsError: an option is unknown or invalid (``InvalidHandlerOptions``: several),
+                or a file it names is unusable.
         """
+        declared = sorted(self.options)
         unknown = sorted(set(options) - set(self.options))
         if unknown:
-            raise HandlerOptionsError(
-                unknown[0], f"one of: {', '.join(sorted(self.options)) or '(no options)'}", options[unknown[0]]
+            from wsdaemon.config.checks import did_you_mean  # not at import: plugin modules import this one
+
+            expected = f"one of: {', '.join(declared) or '(no options)'}"
+            raise InvalidHandlerOptions(
+                [HandlerOptionsError(name, expected + did_you_mean(name, declared), options[name]) for name in unknown]
             )
         implementation = importlib.import_module(self.module)
         return implementation.build_authenticator(options, context)  # type: ignore[no-any-return]
@@ -126,9 +137,9 @@ _log = Logger(namespace="wsdaemon.plugins")
 def discover_handlers(broken: list[BrokenPlugin] | None = None) -> dict[str, Any]:
     """Every installed handler plugin by name.
 
-    A plugin module that fails to import is skipped: twisted.plugin logs its
-    traceback, and one line naming the module is logged here (DESIGN §4) and
-    added to ``broken``.
+    A plugin module that fails to import is skipped: one error line naming the
+    module and the error is logged here (DESIGN §4) and the module added to
+    ``broken``; twisted.plugin's own traceback of it is logged at debug level only.
 
     Raises:
         DuplicateHandler: two plugins share a name (which one wins would be luck).
@@ -154,7 +165,7 @@ def _discover(
     found: dict[str, Any] = {}
     failures: list[Failure] = []
     with _failures_logged(failures):
-        plugins = list(getPlugins(interface, twisted.plugins))
+        plugins = legacy_log.callWithContext({"log_level": LogLevel.debug}, _scan, interface, twisted.plugins)
     for failure in failures:
         module = broken_plugin(failure)
         _log.error("{module}", module=module)
@@ -165,6 +176,16 @@ def _discover(
             raise duplicate(f"{kind} name {plugin.name!r} is provided twice: {found[plugin.name]!r} and {plugin!r}")
         found[plugin.name] = plugin
     return found
+
+
+def _scan(interface: Any, package: Any) -> list[Any]:
+    """The providers of ``interface`` in ``package``, read to the end (``getPlugins`` is lazy).
+
+    twisted.plugin reports a module that fails to import with ``log.err``: a
+    critical traceback, which goes to stderr even before logging starts. The
+    caller runs this in a legacy log context that makes it a debug event instead.
+    """
+    return list(getPlugins(interface, package))
 
 
 @contextmanager
@@ -182,6 +203,23 @@ def _failures_logged(failures: list[Failure]) -> Iterator[None]:
         yield
     finally:
         globalLogPublisher.removeObserver(observe)
+
+
+def is_plugin_import_report(event: Mapping[str, Any]) -> bool:
+    """Whether ``event`` is twisted.plugin's traceback of a plugin module that failed to import, above debug level.
+
+    ``twist`` and ``twistd`` scan the plugins themselves (for reactors and
+    subcommands) before wsdaemon is imported, and each scan logs the same
+    traceback at critical level; wsdaemon's log formatters leave those out, since
+    :func:`discover_handlers` logs one line naming the module instead. The debug-level
+    copy from wsdaemon's own scan is kept, for ``--log-level debug``.
+    """
+    failure = event.get("log_failure") or event.get("failure")  # log.err events carry "failure"
+    if not isinstance(failure, Failure) or not failure.frames or event.get("log_level") == LogLevel.debug:
+        return False
+    function, path = failure.frames[0][:2]  # where it was caught
+    scanning = function == "getCache" and path.endswith(os.path.join("twisted", "plugin.py"))
+    return scanning and broken_plugin(failure).path != "(unknown)"
 
 
 def broken_plugin(failure: Failure) -> BrokenPlugin:

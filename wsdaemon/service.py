@@ -20,10 +20,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from wsdaemon.adapter.switching import SwitchingFactory
-from wsdaemon.auth.errors import KeyFileError
+from wsdaemon.auth.resolve import resolve_authenticators
 from wsdaemon.config import Config, ConfigError, Problem
 from wsdaemon.core import CloseCode
-from wsdaemon.interfaces import AuthenticatorContext, HandlerOptionsError, IAuthenticator, WebSocketServerFactory
+from wsdaemon.handler_factories import resolve_factories as resolve_factories  # re-exported: its old home
+from wsdaemon.interfaces import IAuthenticator, WebSocketServerFactory
 from wsdaemon.lifecycle import LifecycleService
 from wsdaemon.plugins import discover_authenticators
 from wsdaemon.systemd import Notifier
@@ -92,67 +93,6 @@ class DrainService(Service):
         """Start the drain; the reactor waits for the returned Deferred before it stops."""
         super().stopService()  # type: ignore[no-untyped-call]  # super(): mypy#16653
         return self.factory.drain(CloseCode.GOING_AWAY, "server shutting down", self.timeout_seconds)
-
-
-def resolve_factories(
-    config: Config, handlers: Mapping[str, Any], problems: list[Problem]
-) -> dict[str, WebSocketServerFactory[Any]]:
-    """Build each endpoint's handler factory, recording unknown handlers and bad options."""
-    factories: dict[str, WebSocketServerFactory[Any]] = {}
-    for index, endpoint in enumerate(config.endpoints):
-        plugin = handlers.get(endpoint.handler)
-        if plugin is None:
-            known = ", ".join(sorted(handlers)) or "(none installed)"
-            problems.append(
-                Problem(f"endpoints[{index}].handler", f"an installed handler: {known}", repr(endpoint.handler))
-            )
-            continue
-        unknown = sorted(set(endpoint.options) - set(plugin.options))
-        for name in unknown:
-            expected = (
-                f"an option of handler {endpoint.handler!r}: {', '.join(sorted(plugin.options)) or '(it has none)'}"
-            )
-            problems.append(Problem(f"endpoints[{index}].options.{name}", expected, repr(endpoint.options[name])))
-        if unknown:
-            continue
-        try:
-            factories[endpoint.path] = plugin.buildFactory(endpoint.options, endpoint.path)
-        except HandlerOptionsError as error:
-            problems.append(Problem(f"endpoints[{index}].options.{error.option}", error.expected, repr(error.got)))
-    return factories
-
-
-def resolve_authenticators(
-    config: Config, plugins: Mapping[str, Any], reactor: Any, problems: list[Problem]
-) -> dict[str, IAuthenticator]:
-    """Build each endpoint's authenticator (reading its key files now), recording every problem.
-
-    Called at start and on every SIGHUP, so key and password files are re-read; a problem
-    stops the start, or refuses the reload (the running authenticators stay).
-    """
-    built: dict[str, IAuthenticator] = {}
-    for index, endpoint in enumerate(config.endpoints):
-        auth, key = endpoint.auth, f"endpoints[{index}].auth"
-        plugin = plugins.get(auth.type)
-        if plugin is None:
-            known = ", ".join(sorted(plugins)) or "(none installed)"
-            problems.append(Problem(f"{key}.type", f"an installed authenticator: {known}", repr(auth.type)))
-            continue
-        unknown = sorted(set(auth.options) - set(plugin.options))
-        for name in unknown:
-            expected = (
-                f"an option of authenticator {auth.type!r}: {', '.join(sorted(plugin.options)) or '(it has none)'}"
-            )
-            problems.append(Problem(f"{key}.{name}", expected, repr(auth.options[name])))
-        if unknown:
-            continue
-        try:
-            built[endpoint.path] = plugin.buildAuthenticator(auth.options, AuthenticatorContext(reactor, endpoint.path))
-        except KeyFileError as error:  # its got is already in words: the file and what is wrong with it
-            problems.append(Problem(f"{key}.{error.option}", error.expected, str(error.got)))
-        except HandlerOptionsError as error:
-            problems.append(Problem(f"{key}.{error.option}", error.expected, repr(error.got)))
-    return built
 
 
 def endpoint_problem(index: int, endpoint: str, error: Exception) -> Problem:

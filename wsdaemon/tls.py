@@ -70,16 +70,37 @@ class ServedCertificate:
     subject: str
     dns_names: tuple[str, ...]
     not_after: datetime.datetime
+    ip_addresses: tuple[str, ...] = ()  # subjectAltName IP entries, for clients that connect by address
 
     def days_left(self, now: datetime.datetime) -> float:
         """Days until it expires (negative once expired)."""
         return (self.not_after - now).total_seconds() / 86400.0
 
     def describe(self, now: datetime.datetime) -> str:
-        """One line: file, subject, names and expiry."""
+        """One line: file, subject, names (DNS, then IP addresses if any) and expiry."""
         names = ", ".join(self.dns_names) or "(no DNS names)"
+        addresses = f"; IP addresses {', '.join(self.ip_addresses)}" if self.ip_addresses else ""
         expiry = f"{self.not_after:%Y-%m-%d} ({self.days_left(now):.0f} days left)"
-        return f"{self.path}: {self.subject}; names {names}; expires {expiry}"
+        return f"{self.path}: {self.subject}; names {names}{addresses}; expires {expiry}"
+
+    def name_warning(self) -> str | None:
+        """Why clients will reject this certificate's names, or None when it has a DNS name.
+
+        Clients match the host name they connect to against the subjectAltName DNS
+        entries only (RFC 6125 §6.4.4; browsers ignore the subject's CN), and an
+        address only against its IP entries.
+        """
+        if self.dns_names:
+            return None
+        if self.ip_addresses:
+            return (
+                f"certificate {self.path} ({self.subject}) has no DNS names, only IP addresses "
+                f"({', '.join(self.ip_addresses)}): clients that connect by host name will reject it"
+            )
+        return (
+            f"certificate {self.path} ({self.subject}) has no DNS names in its subjectAltName: "
+            "clients will reject it (they ignore the subject's CN)"
+        )
 
 
 @dataclass(frozen=True)
@@ -141,19 +162,21 @@ def load_material(certificate: str, private_key: str, prefix: str, problems: lis
     return _Material(chain, key)
 
 
-def _dns_names(certificate: x509.Certificate) -> tuple[str, ...]:
+def _alt_names(certificate: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The subjectAltName's DNS names and IP addresses (both empty without the extension)."""
     try:
         extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
-        return ()
-    return tuple(extension.value.get_values_for_type(x509.DNSName))
+        return (), ()
+    addresses = tuple(str(address) for address in extension.value.get_values_for_type(x509.IPAddress))
+    return tuple(extension.value.get_values_for_type(x509.DNSName)), addresses
 
 
 def _served(material: _Material, key: str, path: str, server_name: str | None) -> ServedCertificate:
     leaf = material.chain[0]
-    return ServedCertificate(
-        key, path, server_name, leaf.subject.rfc4514_string(), _dns_names(leaf), leaf.not_valid_after_utc
-    )
+    dns_names, addresses = _alt_names(leaf)
+    subject = leaf.subject.rfc4514_string()
+    return ServedCertificate(key, path, server_name, subject, dns_names, leaf.not_valid_after_utc, addresses)
 
 
 def select_alpn(connection: SSL.Connection, offered: list[bytes]) -> bytes | Any:
@@ -288,6 +311,10 @@ class ServerTLS:
         if sni:
             context.set_tlsext_servername_callback(_sni_switcher(sni))
         return context
+
+    def name_warnings(self) -> list[str]:
+        """One line per served certificate whose names clients will reject (no DNS name at all)."""
+        return [warning for served in self.served if (warning := served.name_warning()) is not None]
 
     def expiry_warnings(self, now: datetime.datetime) -> list[str]:
         """One line per certificate expiring within ``expiry_warning_days`` (or already expired)."""

@@ -144,6 +144,14 @@ def test_missing_program_is_reported_at_startup(tmp_path):
         assert raised.value.option == "command" and raised.value.got == program
 
 
+def test_every_bad_option_is_reported_together(tmp_path):
+    """A missing program, a relative working directory and a bad mode are all reported in one error."""
+    options = {"command": ["/no/such/program"], "working_directory": "relative/dir", "mode": "lines"}
+    with pytest.raises(HandlerOptionsError) as raised:
+        build_factory(options, "/run")
+    assert [each.option for each in raised.value.errors] == ["command", "working_directory", "mode"]
+
+
 def test_bare_program_name_is_found_on_path():
     """A bare name such as "cat" is resolved on PATH when the endpoint is built."""
     factory = build_factory({"command": ["cat", "-u"]}, "/run")

@@ -249,3 +249,57 @@ def test_socket_unit_names_its_socket_for_the_systemd_endpoint():
     text = (REPO_ROOT / "etc" / "wsdaemon.socket").read_text()
     assert "FileDescriptorName=wsdaemon-https" in text
     assert 'endpoint = "systemd:domain=INET6:name=wsdaemon-https"' in text
+
+
+def readme_activate_command(port: int) -> list[str]:
+    """The README's systemd-socket-activate example, on ``port``, run with this interpreter."""
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    (line,) = [line for line in readme.splitlines() if line.startswith("systemd-socket-activate ")]
+    argv = line.replace("127.0.0.1:8080", f"{LOOPBACK}:{port}").split()
+    twist = argv.index("twist")
+    return [
+        require(ACTIVATE, "systemd-socket-activate"),
+        *argv[1:twist],
+        sys.executable,
+        "-m",
+        "twisted",
+        *argv[twist + 1 :],
+    ]
+
+
+def activate_and_get_healthz(command: list[str]) -> tuple[str, str]:
+    """Run the command, GET /healthz on its socket (which starts the daemon); (reply or error, daemon output)."""
+    port = int(next(arg for arg in command if arg.startswith(f"{LOOPBACK}:")).split(":")[1])
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                sock = socket.create_connection((LOOPBACK, port), timeout=15)
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        with sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            try:
+                reply = sock.recv(4096).decode("latin-1")
+            except ConnectionResetError as error:
+                reply = repr(error)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    return reply, output
+
+
+def test_the_readmes_named_socket_example_works_and_an_unnamed_one_does_not():
+    """As the README says: with --fdname the socket is adopted; without it, index=0 finds no socket."""
+    reply, output = activate_and_get_healthz(readme_activate_command(free_port()))
+    assert reply.startswith("HTTP/1.1 200 "), output
+    unnamed = [arg for arg in readme_activate_command(free_port()) if not arg.startswith("--fdname=")]
+    unnamed[-1] = "systemd:domain=INET:index=0"
+    reply, output = activate_and_get_healthz(unnamed)
+    assert not reply.startswith("HTTP/1.1 200 ")
+    assert "listeners[0].endpoint" in output and "list index out of range" in output

@@ -5,6 +5,7 @@ A throwaway CA and certificates are made at test time; every connection goes to 
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
 import ssl
@@ -201,6 +202,25 @@ def test_cli_client_refuses_an_untrusted_certificate(served):
     result = run_client(f"wss://localhost:{served.tls_port}/echo")
     assert result.returncode == 1
     assert "not trusted" in result.stderr and result.stdout == ""
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_the_readme_test_certificate_serves_localhost_and_127_0_0_1(tmp_path, daemon_factory):
+    """The README's openssl one-liner makes a certificate the client accepts by name and by address."""
+    from tests.test_check import readme_certificate_recipe
+
+    subprocess.run(readme_certificate_recipe(), cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    http_port, tls_port = free_port(), free_port()
+    daemon_factory(
+        f'[[listeners]]\nendpoint = "tcp:{http_port}:interface={LOOPBACK}"\n'
+        f'[[listeners]]\nendpoint = "tcp:{tls_port}:interface={LOOPBACK}"\ntls = true\n'
+        f'certificate = "{tmp_path / "cert.pem"}"\nprivate_key = "{tmp_path / "key.pem"}"\n',
+        port=http_port,
+        listen=False,
+    )
+    for host in ("localhost", LOOPBACK):
+        result = run_client(f"wss://{host}:{tls_port}/echo", "--cafile", str(tmp_path / "cert.pem"))
+        assert (result.returncode, result.stdout) == (0, "hello\n"), result.stderr
 
 
 # --- reload on SIGHUP ----------------------------------------------------------------------------

@@ -21,11 +21,11 @@ from tests.auth.support import SECRET, token, write
 from tests.helpers import Opcode, close_payload
 from tests.web.stack import Stack, make_config, upgrade_request
 from wsdaemon.auth.errors import AuthenticationUnavailable, Unauthorized
+from wsdaemon.auth.resolve import resolve_authenticators
 from wsdaemon.config import Config, Problem
 from wsdaemon.handlers.broadcast import build_factory as broadcast_factory
 from wsdaemon.interfaces import IAuthenticator, Identity
 from wsdaemon.plugins import discover_authenticators
-from wsdaemon.service import resolve_authenticators
 
 JWT_ENDPOINT = """
 [[endpoints]]

@@ -97,6 +97,37 @@ def test_head_healthz_has_no_body():
     assert body == b""
 
 
+@pytest.mark.parametrize("path", ["/", "/healthz", "/static/demo.js", "/echo", "/nope", "/static/demo.js/x"])
+def test_head_is_answered_quietly_with_the_get_headers(path):
+    """HEAD on any page (a WebSocket endpoint's 426 too) gets GET's status and length, no body, and no log line."""
+    from twisted.logger import capturedLogs
+
+    stack = Stack()
+    got = get(stack, path)
+    with capturedLogs() as events:
+        peer = stack.connect()
+        peer.send(http_request(path, method="HEAD"))
+        written = peer.take()
+    response = parse_response(written)
+    assert written.endswith(b"\r\n\r\n") and response.body == b""
+    assert response.status == got.status
+    if got.header("content-length") is not None:
+        assert response.header("content-length") == str(len(got.body))
+    assert [event.get("log_format") for event in events if "message body" in str(event.get("log_format"))] == []
+
+
+def test_head_of_a_static_file_is_quiet(tmp_path):
+    """HEAD of a file and of a missing file under a [[static]] mount logs nothing either."""
+    from twisted.logger import capturedLogs
+
+    (tmp_path / "a.txt").write_text("abc")
+    stack = Stack(f'[[static]]\npath = "/files"\ndirectory = "{tmp_path}"\n')
+    with capturedLogs() as events:
+        assert stack.connect().request(http_request("/files/a.txt", method="HEAD")).header("content-length") == "3"
+        assert stack.connect().request(http_request("/files/nope", method="HEAD")).status == 404
+    assert [event for event in events if "message body" in str(event.get("log_format"))] == []
+
+
 @pytest.mark.parametrize("path", ["/nope", "/static", "/static/nope.js", "/echo2", "/Echo"])
 def test_unknown_paths_are_404(path):
     """Anything not configured is 404."""
@@ -184,7 +215,9 @@ def test_http_max_headers_is_set_on_each_channel():
         stack.clock,
     )
     channels = [site.buildProtocol(IPv4Address("TCP", f"192.0.2.{i}", 1)) for i in (1, 2, 3)]
-    assert [(channel.maxHeaders, channel.totalHeadersSize) for channel in channels] == [(7, 2048)] * 3
+    assert [(channel.maxHeaders, channel.totalHeadersSize, channel.MAX_LENGTH) for channel in channels] == [
+        (7, 2048, 2048)
+    ] * 3
 
 
 def test_too_many_headers_is_400():
@@ -204,12 +237,12 @@ def test_headers_up_to_the_limit_are_accepted():
     assert get(stack, "/healthz", headers=extra).status == 200
 
 
-def test_too_large_header_block_is_400():
-    """A request head larger than http_max_header_bytes is refused with 400."""
+def test_too_large_header_line_is_431():
+    """A header line longer than http_max_header_bytes is refused with 431 (tests/web/test_channel.py has the rest)."""
     stack = Stack("[limits]\nhttp_max_header_bytes = 1024\n")
     peer = stack.connect()
     peer.send(http_request("/healthz", headers=[("X-Big", "x" * 2000)]))
-    assert peer.take().startswith(b"HTTP/1.1 400 ")
+    assert peer.take().startswith(b"HTTP/1.1 431 ")
 
 
 def test_upgrade_with_too_many_headers_is_refused():

@@ -67,11 +67,15 @@ def checked_table(value: Any, key: str, allowed: Sequence[str], report: Report) 
     return value
 
 
+def did_you_mean(name: str, allowed: Sequence[str]) -> str:
+    """`` (did you mean X?)`` with the known name nearest to ``name`` (difflib), or nothing."""
+    close = difflib.get_close_matches(name, allowed, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def unknown_key(key: str, name: str, allowed: Sequence[str], report: Report) -> None:
     """Report one unknown key, suggesting the nearest known one."""
-    close = difflib.get_close_matches(name, allowed, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    report.add(key, "one of: " + ", ".join(allowed), "an unknown key" + hint)
+    report.add(key, "one of: " + ", ".join(allowed), "an unknown key" + did_you_mean(name, allowed))
 
 
 def array_of_tables(value: Any, key: str, report: Report) -> list[Any]:

@@ -27,6 +27,7 @@ LISTENER_LIMITS = frozenset(
         "max_connections_per_ip",
         "http_max_headers",
         "http_max_header_bytes",
+        "http_max_body_bytes",
         "drain_timeout_seconds",
     }
 )

@@ -83,7 +83,13 @@ class Limits:
     )
     http_max_headers: int = _limit(100, 1, 10000, "most header lines in one HTTP request head")
     http_max_header_bytes: int = _limit(
-        16 * KIB, 1 * KIB, 1 * MIB, "largest HTTP request head (all header lines) in bytes"
+        16 * KIB, 1 * KIB, 1 * MIB, "largest HTTP request head (request line and all header lines) in bytes"
+    )
+    http_max_body_bytes: int = _limit(
+        64 * KIB,
+        1,
+        1024 * MIB,
+        "largest HTTP request body in bytes (Content-Length, or counted when chunked); bigger -> 413",
     )
     drain_timeout_seconds: float = _limit(
         10.0, 0.1, 3600.0, "on shutdown, time open WebSockets get to finish their 1001 close handshake"

@@ -37,7 +37,7 @@ from wsdaemon.auth.channels import channel_allowed, claimed_channels
 from wsdaemon.auth.errors import Forbidden
 from wsdaemon.core.frames import Opcode, SharedMessage
 from wsdaemon.handlers.options import OptionReader
-from wsdaemon.interfaces import ConnectionRejected, HandlerOptionsError, Identity, WebSocketTransport
+from wsdaemon.interfaces import ConnectionRejected, Identity, WebSocketTransport
 
 OVERFLOW_POLICIES = ("close", "drop-oldest", "latest")
 #: RFC 6455 §7.4.1: 1008 policy violation; 1013 try again later.
@@ -65,14 +65,12 @@ def read_settings(options: Mapping[str, Any]) -> BroadcastSettings:
     Raises:
         HandlerOptionsError: an option has the wrong type or is out of range.
     """
-    read = OptionReader(options)
+    read = OptionReader(options, collect=True)
     defaults = BroadcastSettings()
     close_code = read.integer("overflow_close_code", defaults.overflow_close_code, 1008, 1013)
     if close_code not in OVERFLOW_CLOSE_CODES:
-        raise HandlerOptionsError(
-            "overflow_close_code", "1008 (policy violation) or 1013 (try again later)", close_code
-        )
-    return BroadcastSettings(
+        read.report("overflow_close_code", "1008 (policy violation) or 1013 (try again later)", close_code)
+    settings = BroadcastSettings(
         channel_from_path=read.boolean("channel_from_path", defaults.channel_from_path),
         deliver_to_sender=read.boolean("deliver_to_sender", defaults.deliver_to_sender),
         queue_max_messages=read.integer("queue_max_messages", defaults.queue_max_messages, 1, 1_000_000),
@@ -81,6 +79,8 @@ def read_settings(options: Mapping[str, Any]) -> BroadcastSettings:
         overflow_close_code=close_code,
         channels_claim=read.string("channels_claim") if "channels_claim" in options else None,
     )
+    read.check()
+    return settings
 
 
 class Channel:

@@ -8,7 +8,7 @@ from typing import Any
 from twisted.python.failure import Failure
 from twisted.web.server import Request
 
-from wsdaemon.interfaces import HandlerOptionsError, WebSocketTransport
+from wsdaemon.interfaces import HandlerOptionsError, InvalidHandlerOptions, WebSocketTransport
 
 
 class EchoProtocol:
@@ -52,6 +52,8 @@ def build_factory(options: Mapping[str, Any], endpoint: str) -> EchoFactory:
     Raises:
         HandlerOptionsError: for any option given.
     """
-    for name, value in options.items():
-        raise HandlerOptionsError(name, "no options (echo has none)", value)
+    if options:
+        raise InvalidHandlerOptions(
+            [HandlerOptionsError(name, "no options (echo has none)", value) for name, value in options.items()]
+        )
     return EchoFactory()

@@ -39,7 +39,7 @@ from zope.interface import implementer
 from wsdaemon import __version__
 from wsdaemon.admission import client_address
 from wsdaemon.handlers.options import OptionReader
-from wsdaemon.interfaces import ConnectionRejected, HandlerOptionsError, WebSocketTransport
+from wsdaemon.interfaces import ConnectionRejected, WebSocketTransport
 
 MODES = ("text", "binary")
 #: stderr is logged line by line; a longer run without a newline is logged in pieces of this size.
@@ -75,24 +75,23 @@ def read_settings(options: Mapping[str, Any]) -> ProcessSettings:
     Raises:
         HandlerOptionsError: an option is missing, has the wrong type or names no program.
     """
-    read = OptionReader(options)
+    read = OptionReader(options, collect=True)
     command = read.strings(
         "command", expected='the program and its arguments, such as ["/usr/bin/cat"] (a non-empty list of strings)'
     )
-    executable = find_executable(command[0])
-    if executable is None:
-        raise HandlerOptionsError(
-            "command", "a list whose first item is an executable program (a path, or a name found on PATH)", command[0]
-        )
+    executable = find_executable(command[0]) if command else None
+    if command and executable is None:
+        expected = "a list whose first item is an executable program (a path, or a name found on PATH)"
+        read.report("command", expected, command[0])
     directory = options.get("working_directory")
     if directory is not None and (
         not isinstance(directory, str) or not os.path.isabs(directory) or not os.path.isdir(directory)
     ):
-        raise HandlerOptionsError("working_directory", "the absolute path of an existing directory", directory)
+        read.report("working_directory", "the absolute path of an existing directory", directory)
     defaults = ProcessSettings((), "")
-    return ProcessSettings(
+    settings = ProcessSettings(
         command=command,
-        executable=executable,
+        executable=executable or "",
         mode=read.choice("mode", defaults.mode, MODES),
         max_processes=read.integer("max_processes", defaults.max_processes, 1, 100_000),
         kill_timeout_seconds=read.number("kill_timeout_seconds", defaults.kill_timeout_seconds, 0.1, 3600),
@@ -100,6 +99,8 @@ def read_settings(options: Mapping[str, Any]) -> ProcessSettings:
         working_directory=directory,
         environment=read.string_table("environment"),
     )
+    read.check()
+    return settings
 
 
 def _text(value: bytes | str) -> str:

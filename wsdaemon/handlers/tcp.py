@@ -47,12 +47,14 @@ def read_settings(options: Mapping[str, Any]) -> TcpSettings:
     Raises:
         HandlerOptionsError: an option is missing, has the wrong type or is out of range.
     """
-    read = OptionReader(options)
-    return TcpSettings(
+    read = OptionReader(options, collect=True)
+    settings = TcpSettings(
         host=read.string("host", expected='the backend\'s host name or IP address, such as "127.0.0.1"'),
         port=read.integer("port", REQUIRED, 1, 65535),
         connect_timeout_seconds=read.number("connect_timeout_seconds", TcpSettings.connect_timeout_seconds, 0.1, 3600),
     )
+    read.check()
+    return settings
 
 
 _CONNECTION_DONE = Failure(ConnectionDone())

@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+from twisted.web.resource import IResource
 from twisted.web.server import Request
 
 from wsdaemon.adapter.switching import SwitchingProtocol
 from wsdaemon.admission import resolve_client_address
 from wsdaemon.interfaces import ClientAddress, Identity
+from wsdaemon.web.channel import DaemonChannel
+
+
+class HeadersOnly:
+    """A resource's answer to HEAD: what it would send for GET, less the body (RFC 9110 §9.3.2).
+
+    twisted.web answers HEAD from the GET rendering, but logs "HEAD request ... is
+    returning a message body. I think I'll eat it." for every resource that renders
+    a body, which is every page here: a HEAD health check would flood the log. This
+    drops the body itself and keeps its length in ``Content-Length``.
+    """
+
+    def __init__(self, resource: IResource) -> None:
+        self.resource = resource
+
+    def render(self, request: Request) -> bytes | int:
+        """The resource's rendering, with the body swapped for its length (NOT_DONE_YET passes through)."""
+        body: bytes | int = self.resource.render(request)
+        if isinstance(body, bytes) and body and request.method == b"HEAD":
+            request.setHeader(b"Content-Length", b"%d" % len(body))
+            return b""
+        return body
+
+    def __repr__(self) -> str:
+        return f"<HEAD of {self.resource!r}>"
 
 
 class DaemonRequest(Request):
-    """A Request that knows its client, drives the handshake clock and sends no version banner.
+    """A Request that knows its client, drives the handshake clock, bounds its body and sends no version banner.
 
     Attributes:
         clientAddress: the client as the listener's admission resolved it; set
@@ -22,6 +48,7 @@ class DaemonRequest(Request):
 
     clientAddress: ClientAddress | None = None
     identity: Identity | None = None
+    body_bytes = 0  # of the request body received so far (bounded by http_max_body_bytes)
 
     def process(self) -> None:
         """Resolve the client, and stop the connection's handshake clock while this request is served."""
@@ -33,6 +60,18 @@ class DaemonRequest(Request):
         else:
             self.clientAddress = resolve_client_address(self.getClientAddress())
         super().process()  # type: ignore[no-untyped-call]  # super(): mypy#16653
+
+    def render(self, resrc: IResource) -> None:
+        """Render ``resrc``; for HEAD through :class:`HeadersOnly`, so no body is made only to be thrown away."""
+        super().render(HeadersOnly(resrc) if self.method == b"HEAD" else resrc)  # type: ignore[no-untyped-call]
+
+    def handleContentChunk(self, data: bytes) -> None:
+        """Keep a piece of the body only while the body is within ``http_max_body_bytes`` (else 413)."""
+        channel = self.channel
+        if isinstance(channel, DaemonChannel) and not channel.body_received(len(data), self.body_bytes):
+            return
+        self.body_bytes += len(data)
+        super().handleContentChunk(data)  # type: ignore[no-untyped-call]  # super(): mypy#16653
 
     def write(self, data: bytes) -> None:
         """Drop twisted.web's ``Server: TwistedWeb/x.y`` before the head goes out."""

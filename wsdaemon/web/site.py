@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.web import pages
-from twisted.web.http import HTTPChannel, combinedLogFormatter
+from twisted.web.http import combinedLogFormatter
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
@@ -25,6 +25,7 @@ from wsdaemon.auth.tokens import without_token
 from wsdaemon.config import Config, EndpointConfig
 from wsdaemon.core import EndpointPolicy
 from wsdaemon.interfaces import IAuthenticator, WebSocketServerFactory
+from wsdaemon.web.channel import DaemonChannel
 from wsdaemon.web.request import DaemonRequest
 from wsdaemon.web.resource import WebSocketResource
 
@@ -100,19 +101,19 @@ class DaemonSite(Site):
 
     requestFactory = DaemonRequest
     # No h2: a WebSocket upgrade needs HTTP/1.1. Twisted types HTTPFactory for its HTTP/1.1-or-h2 proxy only.
-    protocol = HTTPChannel  # type: ignore[assignment]
+    protocol = DaemonChannel  # type: ignore[assignment]
 
     def __init__(self, resource: IResource, config: Config, reactor: IReactorTime) -> None:
         # The wrapper's handshake deadline replaces twisted.web's idle timeout.
         super().__init__(resource, reactor=reactor, timeout=None, logFormatter=access_log_line)  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        self.reactor: IReactorTime = reactor
         self.limits = config.limits
         self.displayTracebacks = False
 
-    def buildProtocol(self, addr: Any) -> HTTPChannel:  # type: ignore[override]  # see protocol
-        """A channel with this daemon's header count and size limits."""
-        channel: HTTPChannel = super().buildProtocol(addr)  # type: ignore[no-untyped-call]  # super(): mypy#16653
-        channel.maxHeaders = self.limits.http_max_headers
-        channel.totalHeadersSize = self.limits.http_max_header_bytes
+    def buildProtocol(self, addr: Any) -> DaemonChannel:  # type: ignore[override]  # see protocol
+        """A channel with this daemon's head and body limits."""
+        channel: DaemonChannel = super().buildProtocol(addr)  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        channel.configure(self.limits, self.reactor)
         return channel
 
 
