@@ -1,4 +1,4 @@
-"""The daemon's lifecycle (wsdaemon.lifecycle): READY, SIGTERM, SIGHUP reload, watchdog and STATUS.
+"""The daemon's lifecycle (wsdaemon.lifecycle, wsdaemon.reload): READY, SIGTERM, SIGHUP reload, watchdog, STATUS.
 
 The service is built by ``build_service`` on a ``MemoryReactorClock``; signals are recorded
 instead of installed, sd_notify goes to a recorder, and time is ``clock.advance``.
@@ -23,10 +23,12 @@ from tests.adapter.recording import RecordingFactory
 from tests.certs import ThrowawayCA
 from tests.test_systemd import Recorder
 from wsdaemon.config import ConfigError, Problem, parse_config
-from wsdaemon.lifecycle import STATUS_INTERVAL_SECONDS, LifecycleService
+from wsdaemon.lifecycle import STATUS_INTERVAL_SECONDS
 from wsdaemon.plugins import discover_handlers
+from wsdaemon.runtime import Runtime
 from wsdaemon.service import ListenerService, build_service
 from wsdaemon.systemd import Notifier
+from wsdaemon.tls import ServerTLS
 
 
 class Clock(MemoryReactorClock):
@@ -66,7 +68,7 @@ class Daemon:
             load_config=lambda: parse_config(self.reload_text[0], "test.toml"),
             notifier=Notifier("@test", self.sent),
         )
-        self.lifecycle = next(child for child in self.service if isinstance(child, LifecycleService))
+        self.lifecycle = self.service.lifecycle
         self.signals: dict[int, Any] = {}
         self.lifecycle.install_signal = self._install
         self.lifecycle.environ = environ or {}
@@ -90,9 +92,19 @@ class Daemon:
         """The first line of each message (READY=1, RELOADING=1, STATUS=...)."""
         return [lines[0] for lines in self.messages()]
 
+    @property
+    def runtime(self) -> Runtime:
+        """The running Runtime (config, handler factories, resource tree)."""
+        return self.service.runtime.current
+
+    def tls(self) -> ServerTLS:
+        """The certificates of the one TLS listener."""
+        (tls,) = self.lifecycle.reloader.tls.values()
+        return tls
+
     def connect(self, port: int = 5000) -> Any:
         """Accept one (HTTP) connection on the shared factory."""
-        factory = self.lifecycle.factory
+        factory = self.service.factory
         protocol = factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", port))
         protocol.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.1", port)))
         return protocol
@@ -230,21 +242,21 @@ def test_sighup_reloads_between_reloading_and_ready():
     daemon = Daemon(PLAIN, reload_text=[PLAIN + "[limits]\nmax_connections = 7\n"]).start()
     daemon.signals[signal.SIGHUP](signal.SIGHUP, None)
     assert daemon.first_fields()[-2:] == ["RELOADING=1", "READY=1"]
-    assert daemon.lifecycle.factory.limits.max_connections == 7
-    assert daemon.lifecycle.factory.wrappedFactory.limits.max_connections == 7
+    assert daemon.service.factory.limits.max_connections == 7
+    assert daemon.service.factory.wrappedFactory.limits.max_connections == 7
 
 
 def test_allocator_cache_applies_at_start_and_on_reload(monkeypatch: pytest.MonkeyPatch):
     """[memory] allocator_cache_bytes is handed to the allocator when the service starts and on reload."""
     sizes: list[int] = []
-    monkeypatch.setattr("wsdaemon.lifecycle.keep_freed_memory", sizes.append)
+    monkeypatch.setattr("wsdaemon.runtime.keep_freed_memory", sizes.append)
     daemon = Daemon(PLAIN + "[memory]\nallocator_cache_bytes = 0\n", reload_text=[PLAIN]).start()
     assert sizes == [0]
     assert daemon.lifecycle.reload()
     assert sizes == [0, 16 * 2**20]
 
 
-def test_reload_applies_drain_timeout_and_endpoint_limits():
+def test_reload_applies_drain_timeout_and_endpoint_limits(logged):
     """The drain timeout and per-endpoint limits of the new file apply after a reload."""
     new = (
         PLAIN
@@ -252,8 +264,13 @@ def test_reload_applies_drain_timeout_and_endpoint_limits():
     )
     daemon = Daemon(PLAIN, reload_text=[new]).start()
     assert daemon.lifecycle.reload()
-    assert daemon.lifecycle.drain.timeout_seconds == 3.0
-    assert daemon.lifecycle.factory.wrappedFactory.resource.children[b"echo"].limits.max_message_bytes == 10
+    assert daemon.runtime.root.children[b"echo"].limits.max_message_bytes == 10
+    daemon.connect()  # a connection that never goes away: the drain must give up on it
+    daemon.service.stopService()
+    daemon.clock.advance(2.9)
+    assert not any("drain timeout" in text for text in texts(logged))
+    daemon.clock.advance(0.1)
+    assert any("drain timeout: aborting 1 connections" in text for text in texts(logged, LogLevel.warn))
 
 
 def test_reload_adds_an_endpoint():
@@ -261,14 +278,14 @@ def test_reload_adds_an_endpoint():
     new = PLAIN + '[[endpoints]]\npath = "/echo"\nhandler = "echo"\n[[endpoints]]\npath = "/more"\nhandler = "echo"\n'
     daemon = Daemon(PLAIN, reload_text=[new]).start()
     daemon.lifecycle.reload()
-    assert b"more" in daemon.lifecycle.factory.wrappedFactory.resource.children
+    assert b"more" in daemon.runtime.root.children
 
 
 def test_broken_config_on_reload_keeps_everything(logged):
     """A reload that finds a bad file changes nothing, logs why, and still answers READY=1."""
     daemon = Daemon(PLAIN + "[limits]\nmax_connections = 5\n", reload_text=["[limits]\nmax_connections = -1\n"]).start()
     assert not daemon.lifecycle.reload()
-    assert daemon.lifecycle.factory.limits.max_connections == 5
+    assert daemon.service.factory.limits.max_connections == 5
     assert daemon.first_fields()[-1] == "READY=1"
     assert "last reload failed" in daemon.messages()[-1][1]
     assert any(
@@ -281,7 +298,7 @@ def test_changed_listeners_are_logged_as_needing_a_restart(logged):
     daemon = Daemon(PLAIN, reload_text=['[[listeners]]\nendpoint = "tcp:9999"\n']).start()
     daemon.lifecycle.reload()
     assert any("needs a restart" in text for text in texts(logged, LogLevel.warn))
-    assert [listener.endpoint for listener in daemon.lifecycle.config.listeners] == ["tcp:8080:interface=127.0.0.1"]
+    assert [listener.endpoint for listener in daemon.runtime.config.listeners] == ["tcp:8080:interface=127.0.0.1"]
 
 
 def test_unchanged_handler_keeps_its_factory_and_changed_one_gets_a_new_one():
@@ -291,10 +308,10 @@ def test_unchanged_handler_keeps_its_factory_and_changed_one_gets_a_new_one():
         PLAIN + endpoints.format("x"), reload_text=[PLAIN + endpoints.format("y")], handlers={"fake": FakePlugin()}
     )
     daemon.start()
-    children = daemon.lifecycle.factory.wrappedFactory.resource.children
+    children = daemon.runtime.root.children
     before = {path: children[path].factory for path in (b"a", b"b")}
     daemon.lifecycle.reload()
-    children = daemon.lifecycle.factory.wrappedFactory.resource.children
+    children = daemon.runtime.root.children
     assert children[b"a"].factory is before[b"a"]
     assert children[b"b"].factory is not before[b"b"]
 
@@ -302,9 +319,9 @@ def test_unchanged_handler_keeps_its_factory_and_changed_one_gets_a_new_one():
 def test_bad_handler_options_on_reload_keep_the_running_endpoints(logged):
     """An unknown handler in the reloaded file is refused and the running site stays as it was."""
     daemon = Daemon(PLAIN, reload_text=[PLAIN + '[[endpoints]]\npath = "/x"\nhandler = "nonexistent"\n']).start()
-    root = daemon.lifecycle.factory.wrappedFactory.resource
+    runtime = daemon.runtime
     assert not daemon.lifecycle.reload()
-    assert daemon.lifecycle.factory.wrappedFactory.resource is root
+    assert daemon.runtime is runtime
     assert any("endpoints refused" in text for text in texts(logged, LogLevel.error))
 
 
@@ -326,8 +343,7 @@ def test_reload_rereads_renewed_certificates(tmp_path: Path, logged):
     issued.cert_path.write_bytes(renewed.cert_path.read_bytes())
     issued.key_path.write_bytes(renewed.key_path.read_bytes())
     assert daemon.lifecycle.reload()
-    (tls,) = daemon.lifecycle.tls.values()
-    assert tls.served[0].not_after == renewed.certificate.not_valid_after_utc
+    assert daemon.tls().served[0].not_after == renewed.certificate.not_valid_after_utc
     assert any("now serves" in text for text in texts(logged, LogLevel.info))
 
 
@@ -336,7 +352,7 @@ def test_broken_certificate_on_reload_is_refused_with_a_clear_line(tmp_path: Pat
     ca = ThrowawayCA(tmp_path)
     text, issued = tls_config(ca)
     daemon = Daemon(text).start()
-    (tls,) = daemon.lifecycle.tls.values()
+    tls = daemon.tls()
     served = tls.served
     issued.cert_path.write_text("garbage\n")
     assert not daemon.lifecycle.reload()
@@ -361,8 +377,7 @@ def test_reload_uses_new_certificate_paths_from_the_config(tmp_path: Path):
     new_text, other = tls_config(ca, stem="other")
     daemon = Daemon(text, reload_text=[new_text]).start()
     daemon.lifecycle.reload()
-    (tls,) = daemon.lifecycle.tls.values()
-    assert tls.settings.certificate == str(other.cert_path)
+    assert daemon.tls().settings.certificate == str(other.cert_path)
 
 
 def test_reload_without_a_config_loader_rereads_certificates_only(tmp_path: Path):
@@ -370,7 +385,7 @@ def test_reload_without_a_config_loader_rereads_certificates_only(tmp_path: Path
     ca = ThrowawayCA(tmp_path)
     text, _ = tls_config(ca)
     daemon = Daemon(text)
-    daemon.lifecycle.load_config = None
+    daemon.lifecycle.reloader.load_config = None
     daemon.start()
     assert daemon.lifecycle.reload()
 
@@ -381,16 +396,10 @@ def test_config_error_from_reload_is_the_loader_report():
     assert str(error).startswith("invalid configuration in test.toml:")
 
 
-def test_lifecycle_is_the_last_child_so_it_stops_first():
-    """The lifecycle service is added last: it stops first, so STOPPING=1 precedes the drain."""
-    daemon = Daemon(PLAIN)
-    assert isinstance(list(daemon.service)[-1], LifecycleService)
-
-
 def test_lifecycle_keeps_a_copy_of_the_config_it_runs():
     """After a reload the running config has the new limits but the old listeners."""
     daemon = Daemon(PLAIN, reload_text=['[[listeners]]\nendpoint = "tcp:1"\n[limits]\nmax_connections = 3\n']).start()
     daemon.lifecycle.reload()
-    config = daemon.lifecycle.config
+    config = daemon.runtime.config
     assert config.limits.max_connections == 3
     assert dataclasses.astuple(config.listeners[0])[0] == "tcp:8080:interface=127.0.0.1"

@@ -135,28 +135,6 @@ def test_unknown_format_is_refused():
         observer_factory("xml")
 
 
-def twist_options(*argv: str):
-    """``twist`` options parsed the way the twist command does, wsdaemon as the plugin."""
-    from twisted.application.twist._options import TwistOptions
-
-    options = TwistOptions()
-    options.parseOptions(list(argv))
-    return options
-
-
-def test_twist_wsdaemon_logs_text_by_default_even_off_a_terminal():
-    """Under twist, wsdaemon's default --log-format text replaces twist's JSON default for non-terminals."""
-    options = twist_options("wsdaemon")
-    assert options["fileLogObserverFactory"] is text_lines_observer
-    assert options["logFormat"] == "text"
-
-
-def test_twist_wsdaemon_log_format_json_selects_json_lines():
-    """twist wsdaemon --log-format json writes JSON lines."""
-    options = twist_options("wsdaemon", "--log-format", "json")
-    assert options["fileLogObserverFactory"] is json_lines_observer
-
-
 def test_bad_log_format_is_a_usage_error():
     """--log-format xml is refused when the options are parsed, before anything starts."""
     from twisted.python.usage import UsageError

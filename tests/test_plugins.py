@@ -9,21 +9,25 @@ import types
 from pathlib import Path
 
 import pytest
+from twisted.application.service import MultiService
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel
 from twisted.plugin import IPlugin
 from zope.interface.verify import verifyObject
 
 import wsdaemon.plugins
 from tests.broken_plugin import install_broken_plugin, plugin_import_report
-from wsdaemon.interfaces import HandlerOptionsError, IHandlerPlugin, InvalidHandlerOptions
+from wsdaemon.interfaces import HandlerContext, HandlerOptionsError, IHandlerPlugin, InvalidHandlerOptions
 from wsdaemon.plugins import (
     BrokenPlugin,
     DuplicateHandler,
     HandlerPlugin,
     broken_plugin,
+    build_handler_factory,
     describe_handlers,
     discover_handlers,
     is_plugin_import_report,
+    takes_context,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +105,45 @@ def test_build_factory_passes_options_and_endpoint_to_the_module(fake_module):
     plugin = HandlerPlugin("fake", "fake_handler_impl", "a fake", {"room": "string: the room name"})
     assert plugin.buildFactory({"room": "lobby"}, "/chat") == "the factory"
     assert fake_module.calls == [({"room": "lobby"}, "/chat")]
+
+
+def test_build_factory_taking_a_context_gets_the_daemons(fake_module):
+    """A module whose build_factory takes a third argument gets the HandlerContext the daemon passes."""
+    context = HandlerContext(MemoryReactorClock(), MultiService())
+
+    def build_factory(options, endpoint, context):
+        fake_module.calls.append((dict(options), endpoint, context))
+        return "the factory"
+
+    fake_module.build_factory = build_factory
+    plugin = HandlerPlugin("fake", "fake_handler_impl", "a fake")
+    assert plugin.buildFactory({}, "/chat", context) == "the factory"
+    assert fake_module.calls == [({}, "/chat", context)]
+
+
+def test_two_argument_build_factory_still_works_when_given_a_context(fake_module):
+    """A handler module written before the context existed is called with (options, endpoint) only."""
+    plugin = HandlerPlugin("fake", "fake_handler_impl", "a fake", {"room": "string"})
+    context = HandlerContext(MemoryReactorClock(), MultiService())
+    assert plugin.buildFactory({"room": "lobby"}, "/chat", context) == "the factory"
+    assert fake_module.calls == [({"room": "lobby"}, "/chat")]
+
+
+def test_build_handler_factory_calls_old_and_new_plugins_alike():
+    """The daemon calls buildFactory with the context where the plugin takes it, and without it otherwise."""
+    context = HandlerContext(MemoryReactorClock(), MultiService())
+
+    class Old:
+        def buildFactory(self, options, endpoint):
+            return ("old", endpoint)
+
+    class New:
+        def buildFactory(self, options, endpoint, context):
+            return ("new", context)
+
+    assert build_handler_factory(Old(), {}, "/a", context) == ("old", "/a")
+    assert build_handler_factory(New(), {}, "/a", context) == ("new", context)
+    assert not takes_context(Old().buildFactory) and takes_context(New().buildFactory)
 
 
 def test_unknown_option_is_rejected_with_handler_options_error(fake_module):

@@ -7,15 +7,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from twisted.application.service import MultiService
 from twisted.internet.testing import MemoryReactorClock
 from zope.interface.verify import verifyObject
 
 import wsdaemon.plugins
-from wsdaemon.interfaces import AuthenticatorContext, HandlerOptionsError, IAuthenticator, IAuthenticatorPlugin
+from wsdaemon.interfaces import HandlerContext, HandlerOptionsError, IAuthenticator, IAuthenticatorPlugin
 from wsdaemon.plugins import AuthenticatorPlugin, DuplicateAuthenticator, discover_authenticators
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CONTEXT = AuthenticatorContext(MemoryReactorClock(), "/chat")
+CONTEXT = HandlerContext(MemoryReactorClock(), MultiService())
 
 
 def test_builtin_authenticators_are_found_as_plugins():
@@ -43,14 +44,14 @@ def test_built_authenticators_provide_the_interface(tmp_path):
         "basic": {"htpasswd_file": str(users)},
     }
     for name, given in options.items():
-        assert verifyObject(IAuthenticator, found[name].buildAuthenticator(given, CONTEXT))
+        assert verifyObject(IAuthenticator, found[name].buildAuthenticator(given, "/chat", CONTEXT))
 
 
 def test_unknown_option_is_refused_before_importing_the_module():
     """An option the descriptor does not list is refused by name, and the module is never imported."""
     plugin = AuthenticatorPlugin("ghost", "no.such.module", "a ghost", {"realm": "string"})
     with pytest.raises(HandlerOptionsError) as raised:
-        plugin.buildAuthenticator({"relm": "x"}, CONTEXT)
+        plugin.buildAuthenticator({"relm": "x"}, "/chat", CONTEXT)
     assert raised.value.option == "relm"
     assert raised.value.expected == "one of: realm (did you mean realm?)"
 

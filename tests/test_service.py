@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-import pytest
-from twisted.application.service import IServiceCollection
-from twisted.internet.defer import fail
-from twisted.internet.testing import MemoryReactorClock
+from typing import Any, ClassVar
 
+import pytest
+from twisted.application.service import IServiceCollection, Service
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import capturedLogs
+from twisted.python.failure import Failure
+
+from tests.adapter.recording import RecordingFactory
+from tests.test_systemd import Recorder
 from wsdaemon.adapter.switching import SwitchingFactory
 from wsdaemon.config import ConfigError, default_config, parse_config
+from wsdaemon.interfaces import HandlerContext
 from wsdaemon.plugins import discover_handlers
 from wsdaemon.service import ListenerService, build_service
+from wsdaemon.systemd import Notifier
 
 TWO_LISTENERS = """
 [[listeners]]
@@ -252,3 +263,134 @@ def test_resolve_factories_keeps_its_old_import_path():
     from wsdaemon import handler_factories, service
 
     assert service.resolve_factories is handler_factories.resolve_factories
+
+
+# --- the handler context ---------------------------------------------------------------------------
+
+
+class RecordingService(Service):
+    """A handler's own service: records when it stops."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.events.append("handler service stopped")
+
+
+class ContextPlugin:
+    """A handler plugin of today's API: it keeps the context and joins the service tree at build time."""
+
+    options: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+        self.contexts: list[HandlerContext] = []
+
+    def buildFactory(self, options: Any, endpoint: str, context: HandlerContext) -> RecordingFactory:
+        self.contexts.append(context)
+        RecordingService(self.events).setServiceParent(context.services)
+        return RecordingFactory()
+
+
+class OldPlugin:
+    """A handler plugin written before the context existed: buildFactory(options, endpoint)."""
+
+    options: ClassVar[dict[str, str]] = {}
+
+    def buildFactory(self, options: Any, endpoint: str) -> RecordingFactory:
+        return RecordingFactory()
+
+
+ENDPOINTS = '[[endpoints]]\npath = "/new"\nhandler = "new"\n[[endpoints]]\npath = "/old"\nhandler = "old"\n'
+
+
+def test_handlers_get_the_daemons_reactor_and_services_and_old_plugins_still_work():
+    """A plugin taking a context gets the daemon's reactor and service tree; a two-argument plugin is still served."""
+    plugin = ContextPlugin([])
+    reactor = MemoryReactorClock()
+    service = build_service(parse_config(ENDPOINTS, "test.toml"), {"new": plugin, "old": OldPlugin()}, reactor)
+    (context,) = plugin.contexts
+    assert context.reactor is reactor and context.services is service.handler_services
+    assert set(service.runtime.current.factories) == {"/new", "/old"}
+
+
+# --- stopping, in order ------------------------------------------------------------------------------
+
+
+class HeldPort:
+    """A listening port whose stopListening is recorded and finishes only when the test says so."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+        self.stopped: Deferred[None] = Deferred()
+
+    def stopListening(self) -> Deferred[None]:
+        self.events.append("stopped listening")
+        return self.stopped
+
+
+def test_shutdown_steps_run_in_order_each_after_the_one_before():
+    """STOPPING=1 first, then the listeners stop, then the drain, and the handlers' services once drained."""
+    events: list[str] = []
+    sent = Recorder()
+    reactor = MemoryReactorClock()
+    service = build_service(
+        parse_config(ENDPOINTS, "test.toml"),
+        {"new": ContextPlugin(events), "old": OldPlugin()},
+        reactor,
+        notifier=Notifier("@test", sent),
+    )
+    service.startService()
+    port = HeldPort(events)
+    service.listeners[0].port = port
+    peer = service.factory.buildProtocol(IPv4Address("TCP", "192.0.2.1", 5000))
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.1", 5000))
+    peer.makeConnection(transport)
+    stopped = service.stopService()
+    assert [lines[0] for lines, _ in sent.sent][-1] == "STOPPING=1"
+    assert events == ["stopped listening"]
+    assert not transport.disconnecting  # the drain waits for the listeners
+    port.stopped.callback(None)
+    assert transport.disconnecting  # drained: an HTTP connection is closed at once
+    assert events == ["stopped listening"]  # the handlers' services wait for the drain
+    peer.connectionLost(Failure(ConnectionDone()))
+    assert events == ["stopped listening", "handler service stopped"]
+    assert stopped.called
+
+
+def test_a_failing_shutdown_step_is_logged_and_the_next_ones_still_run():
+    """A listener that fails to stop is logged; the drain and the handlers' services still stop."""
+    events: list[str] = []
+    service = build_service(
+        parse_config(ENDPOINTS, "test.toml"), {"new": ContextPlugin(events), "old": OldPlugin()}, MemoryReactorClock()
+    )
+    service.startService()
+    port = HeldPort(events)
+    service.listeners[0].port = port
+    with capturedLogs() as logged:
+        stopped = service.stopService()
+        port.stopped.errback(RuntimeError("cannot close the socket"))
+    assert events == ["stopped listening", "handler service stopped"]
+    assert stopped.called
+    assert any(event.get("log_failure") is not None for event in logged)
+
+
+# --- listeners given as endpoints ------------------------------------------------------------------
+
+
+def test_listeners_can_be_given_as_endpoints_instead_of_strings(handlers):
+    """build_service(endpoints=...) listens on the given endpoints (a worker's inherited sockets) by their config string."""
+    reactor = MemoryReactorClock()
+    config = parse_config(TWO_LISTENERS, "test.toml")
+    given = [
+        (listener.endpoint, TCP4ServerEndpoint(reactor, 7000 + index))
+        for index, listener in enumerate(config.listeners)
+    ]
+    service = build_service(config, handlers, reactor, endpoints=given)
+    service.startService()
+    assert [port for port, _, _, _ in reactor.tcpServers] == [7000, 7001]
+    assert [listener.description for listener in listeners(service)] == [
+        listener.endpoint for listener in config.listeners
+    ]

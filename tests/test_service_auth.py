@@ -87,12 +87,12 @@ def test_a_bad_key_file_on_sighup_is_refused_and_the_old_key_kept(tmp_path: Path
 
 
 def test_sighup_rereads_the_htpasswd_file(tmp_path: Path):
-    """A user added to the htpasswd file is known after SIGHUP (the authenticator is rebuilt from the file)."""
+    """A user added to the htpasswd file is known after SIGHUP (the new Runtime's authenticator read the file)."""
     users = tmp_path / "users"
     users.write_bytes(b"alice:" + bcrypt.hashpw(b"pw", bcrypt.gensalt(4)) + b"\n")
     daemon = Daemon(BASIC.format(users)).start()
-    before = daemon.lifecycle.factory.wrappedFactory.resource.children[b"chat"].authenticator
+    before = daemon.runtime.authenticators["/chat"]
     users.write_bytes(users.read_bytes() + b"bob:" + bcrypt.hashpw(b"pw", bcrypt.gensalt(4)) + b"\n")
     assert daemon.lifecycle.reload()
-    after = daemon.lifecycle.factory.wrappedFactory.resource.children[b"chat"].authenticator
+    after = daemon.runtime.authenticators["/chat"]
     assert (sorted(before.users), sorted(after.users)) == (["alice"], ["alice", "bob"])

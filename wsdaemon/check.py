@@ -18,12 +18,14 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
 
 from wsdaemon.auth.resolve import resolve_authenticators
 from wsdaemon.config import Config, ConfigError, ListenerConfig, Problem, TLSConfig, load_config
 from wsdaemon.core.limits import Limits
 from wsdaemon.handler_factories import resolve_factories
+from wsdaemon.interfaces import HandlerContext
 from wsdaemon.plugins import discover_authenticators
 from wsdaemon.service import endpoint_problem
 from wsdaemon.tls import MODERN_CIPHERS, ServerTLS, build_listener_tls
@@ -127,9 +129,10 @@ def check_config(
         print(f"wsdaemon: {error}", file=err)
         return 1
     problems: list[Problem] = []
-    factories = resolve_factories(config, handlers, problems)
+    context = HandlerContext(reactor, MultiService())
+    factories = resolve_factories(config, handlers, context, problems)
     plugins = discover_authenticators() if authenticators is None else authenticators
-    guards = resolve_authenticators(config, plugins, reactor, problems)
+    guards = resolve_authenticators(config, plugins, context, problems)
     notes = check_listeners(config, reactor, problems)
     tls = build_listener_tls(config, problems)
     if problems:

@@ -4,7 +4,8 @@ The per-connection API mirrors Twisted's own ``twisted.web.websocket`` exactly
 (``WebSocketProtocol``, ``WebSocketTransport``, ``WebSocketServerFactory``), so a
 handler written for Twisted runs on wsdaemon unchanged. What wsdaemon adds is
 the plugin interface, :class:`IHandlerPlugin`, through which a handler is found
-by name and built from an endpoint's configuration options; who connected
+by name and built from an endpoint's configuration options, with the
+:class:`HandlerContext` the daemon lends to the factory it builds; who connected
 (:class:`ClientAddress`, :class:`Identity`); and the authentication step every
 endpoint runs before the handshake, :class:`IAuthenticator`.
 """
@@ -16,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from twisted.application.service import IServiceCollection
 from twisted.internet.interfaces import IPushProducer
 from twisted.plugin import IPlugin
 from twisted.python.failure import Failure
@@ -270,6 +272,33 @@ class InvalidHandlerOptions(HandlerOptionsError):
         return self._errors
 
 
+@dataclass(frozen=True)
+class HandlerContext:
+    """What the daemon lends an endpoint's handler factory: its reactor and a place in its service tree.
+
+    The daemon passes one to ``build_factory(options, endpoint, context)`` (and to
+    :meth:`IHandlerPlugin.buildFactory`) when the endpoint is built, at startup or on a
+    reload. A handler that schedules, spawns or connects uses ``context.reactor``, never the
+    global reactor, so its tests can pass a memory clock or a fake. A handler with something
+    to finish at shutdown (programs to end, a link to close) adds an ``IService`` to
+    ``context.services`` when it first needs one: the daemon stops those services after
+    every WebSocket has been drained, and waits for a Deferred their ``stopService`` returns.
+
+    Fields are only ever added, each with a default (next: a ``broker`` for channels shared
+    by worker processes), so a handler that reads the fields it knows keeps working. Being
+    frozen, one context can be shared by every endpoint of a daemon.
+
+    Attributes:
+        reactor: the daemon's reactor: time (``callLater``), processes (``spawnProcess``),
+            TCP (``connectTCP``), the reactor core. Typed ``Any`` because no single Twisted
+            interface names all of these.
+        services: where a handler's own services join the daemon's service tree.
+    """
+
+    reactor: Any
+    services: IServiceCollection
+
+
 class IHandlerPlugin(IPlugin):
     """A named kind of WebSocket endpoint, discoverable with ``twisted.plugin``.
 
@@ -281,26 +310,16 @@ class IHandlerPlugin(IPlugin):
     description = Attribute("One line saying what the handler does.")
     options = Attribute("Mapping of option name to a one-line description (type and default).")
 
-    def buildFactory(options: Mapping[str, Any], endpoint: str) -> WebSocketServerFactory[Any]:
+    def buildFactory(options: Mapping[str, Any], endpoint: str, context: HandlerContext) -> WebSocketServerFactory[Any]:
         """Validate ``options`` and return the factory for the endpoint at path ``endpoint``.
+
+        ``context`` is the daemon's :class:`HandlerContext`. A plugin written before it
+        existed declares ``buildFactory(options, endpoint)``; the daemon sees that from the
+        signature and calls it without the context (:func:`wsdaemon.plugins.build_handler_factory`).
 
         Raises:
             HandlerOptionsError: an option is unknown, missing or of the wrong type.
         """
-
-
-@dataclass(frozen=True)
-class AuthenticatorContext:
-    """What an authenticator plugin gets besides its options, when an endpoint's is built.
-
-    Attributes:
-        reactor: the daemon's reactor: its clock, its thread pool (a slow check such as
-            bcrypt runs there, off the reactor thread) and its network (a backend to ask).
-        endpoint: the path of the endpoint the authenticator guards.
-    """
-
-    reactor: Any
-    endpoint: str
 
 
 class IAuthenticatorPlugin(IPlugin):
@@ -316,11 +335,14 @@ class IAuthenticatorPlugin(IPlugin):
     description = Attribute("One line saying what the authenticator checks.")
     options = Attribute("Mapping of option name to a one-line description (type and default).")
 
-    def buildAuthenticator(options: Mapping[str, Any], context: AuthenticatorContext) -> IAuthenticator:
-        """Validate ``options``, read any files they name, and return the endpoint's authenticator.
+    def buildAuthenticator(options: Mapping[str, Any], endpoint: str, context: HandlerContext) -> IAuthenticator:
+        """Validate ``options``, read any files they name, and return the authenticator of ``endpoint``.
 
         Called at start and again on every SIGHUP (so key and password files are re-read);
         a failure at start stops it, a failure on reload keeps the running authenticator.
+        ``context`` is the daemon's :class:`HandlerContext`, as handlers get it: the
+        reactor (its clock, its thread pool, its network) and a place for services to
+        stop at shutdown (a connection pool to close).
 
         Raises:
             HandlerOptionsError: an option is unknown, missing or of the wrong type, or a

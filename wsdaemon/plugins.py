@@ -9,8 +9,9 @@ being installed. The built-ins are found the same way
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -23,7 +24,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer, provider
 
 from wsdaemon.interfaces import (
-    AuthenticatorContext,
+    HandlerContext,
     HandlerOptionsError,
     IAuthenticator,
     IAuthenticatorPlugin,
@@ -33,13 +34,44 @@ from wsdaemon.interfaces import (
 )
 
 
+def takes_context(function: Callable[..., Any]) -> bool:
+    """Whether ``function`` can be called as ``(options, endpoint, context)``.
+
+    Handlers written before :class:`HandlerContext` existed take ``(options, endpoint)``
+    only; they keep working, called without it. A callable whose signature cannot be
+    read is assumed to take the context (it is the current API).
+    """
+    try:
+        inspect.signature(function).bind(None, None, None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (some builtins)
+        return True
+    return True
+
+
+def build_handler_factory(
+    plugin: Any, options: Mapping[str, Any], endpoint: str, context: HandlerContext
+) -> WebSocketServerFactory[Any]:
+    """``plugin.buildFactory`` for one endpoint, with ``context`` if the plugin takes it.
+
+    Raises:
+        HandlerOptionsError: the plugin refused an option.
+    """
+    build = plugin.buildFactory
+    if takes_context(build):
+        return build(options, endpoint, context)  # type: ignore[no-any-return]
+    return build(options, endpoint)  # type: ignore[no-any-return]
+
+
 @implementer(IPlugin, IHandlerPlugin)
 class HandlerPlugin:
     """An import-cheap plugin descriptor naming the module that implements the handler.
 
     The module is imported only when an endpoint uses the handler (the
     ``ServiceMaker`` trick), and must define
-    ``build_factory(options, endpoint) -> WebSocketServerFactory``.
+    ``build_factory(options, endpoint, context) -> WebSocketServerFactory``, or
+    ``build_factory(options, endpoint)`` if it needs nothing from the daemon.
     """
 
     def __init__(self, name: str, module: str, description: str, options: Mapping[str, str] | None = None) -> None:
@@ -48,8 +80,14 @@ class HandlerPlugin:
         self.description = description
         self.options = MappingProxyType(dict(options or {}))
 
-    def buildFactory(self, options: Mapping[str, Any], endpoint: str) -> WebSocketServerFactory[Any]:
+    def buildFactory(
+        self, options: Mapping[str, Any], endpoint: str, context: HandlerContext | None = None
+    ) -> WebSocketServerFactory[Any]:
         """Import the implementation and let it validate ``options``.
+
+        The daemon always passes ``context``; it is passed on to a ``build_factory`` that
+        takes it. Without one (a test building a handler that needs nothing from the
+        daemon), ``build_factory`` is called with ``(options, endpoint)``.
 
         Raises:
             HandlerOptionsError: an option is unknown or invalid (``InvalidHandlerOptions``: several).
@@ -63,8 +101,10 @@ class HandlerPlugin:
             raise InvalidHandlerOptions(
                 [HandlerOptionsError(name, expected + did_you_mean(name, declared), options[name]) for name in unknown]
             )
-        implementation = importlib.import_module(self.module)
-        return implementation.build_factory(options, endpoint)  # type: ignore[no-any-return]
+        build = importlib.import_module(self.module).build_factory
+        if context is not None and takes_context(build):
+            return build(options, endpoint, context)  # type: ignore[no-any-return]
+        return build(options, endpoint)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"<handler plugin {self.name!r} from {self.module}>"
@@ -75,7 +115,7 @@ class AuthenticatorPlugin:
     """An import-cheap authenticator descriptor naming the module that implements it.
 
     The module is imported only when an endpoint uses it, and must define
-    ``build_authenticator(options, context) -> IAuthenticator``.
+    ``build_authenticator(options, endpoint, context) -> IAuthenticator``.
     """
 
     def __init__(self, name: str, module: str, description: str, options: Mapping[str, str] | None = None) -> None:
@@ -84,7 +124,7 @@ class AuthenticatorPlugin:
         self.description = description
         self.options = MappingProxyType(dict(options or {}))
 
-    def buildAuthenticator(self, options: Mapping[str, Any], context: AuthenticatorContext) -> IAuthenticator:
+    def buildAuthenticator(self, options: Mapping[str, Any], endpoint: str, context: HandlerContext) -> IAuthenticator:
         """Import the implementation and let it validate ``options`` and read its files.
 
         Raises:
@@ -101,7 +141,7 @@ class AuthenticatorPlugin:
                 [HandlerOptionsError(name, expected + did_you_mean(name, declared), options[name]) for name in unknown]
             )
         implementation = importlib.import_module(self.module)
-        return implementation.build_authenticator(options, context)  # type: ignore[no-any-return]
+        return implementation.build_authenticator(options, endpoint, context)  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"<authenticator plugin {self.name!r} from {self.module}>"

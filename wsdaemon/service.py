@@ -1,35 +1,47 @@
-"""Service assembly: one listening service per configured listener, all serving one site.
+"""Service assembly: the single-process daemon, built from a config by :func:`build_service`.
 
 Everything is checked before anything listens: unknown handlers, bad handler
-options and unparsable endpoint strings are reported together as one
-:class:`ConfigError`.
+options, unparsable endpoint strings and certificates are reported together as
+one :class:`ConfigError`. The daemon is a :class:`DaemonService`: one listening
+service per listener, all serving one factory that reads the running
+:class:`~wsdaemon.runtime.Runtime`, and a shutdown whose steps run in a stated
+order rather than in the order its children happen to be in.
+
+A worker process runs the same function: it passes its inherited, already-open
+sockets as ``endpoints`` (``AdoptedStreamServerEndpoint``) instead of letting
+each listener's endpoint string be parsed.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from twisted.application.service import IService, MultiService, Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from wsdaemon.adapter.switching import SwitchingFactory
-from wsdaemon.auth.resolve import resolve_authenticators
+from wsdaemon.admission import Admission
 from wsdaemon.config import Config, ConfigError, Problem
 from wsdaemon.core import CloseCode
 from wsdaemon.handler_factories import resolve_factories as resolve_factories  # re-exported: its old home
-from wsdaemon.interfaces import IAuthenticator, WebSocketServerFactory
+from wsdaemon.interfaces import HandlerContext
 from wsdaemon.lifecycle import LifecycleService
 from wsdaemon.plugins import discover_authenticators
+from wsdaemon.reload import Reloader
+from wsdaemon.runtime import RuntimeBuilder, RuntimeSlot
 from wsdaemon.systemd import Notifier
 from wsdaemon.tls import TLSServerFactory, build_listener_tls
-from wsdaemon.web.site import build_factory, build_root
+from wsdaemon.web.site import build_listening_factory, build_root
+
+#: Where one listener listens: its config endpoint string (which names it, and its TLS) and the endpoint.
+Listen = tuple[str, IStreamServerEndpoint]
 
 
 def _exit_after_shutdown() -> None:
@@ -79,31 +91,15 @@ class ListenerService(Service):
         self.reactor.callWhenRunning(self.reactor.stop)
 
 
-class DrainService(Service):
-    """On shutdown, closes every WebSocket with 1001 and waits for the close handshakes.
-
-    Waiting is bounded by ``drain_timeout_seconds``; connections still open then are dropped.
-    """
-
-    def __init__(self, factory: SwitchingFactory, timeout_seconds: float) -> None:
-        self.factory = factory
-        self.timeout_seconds = timeout_seconds
-
-    def stopService(self) -> Deferred[None]:
-        """Start the drain; the reactor waits for the returned Deferred before it stops."""
-        super().stopService()  # type: ignore[no-untyped-call]  # super(): mypy#16653
-        return self.factory.drain(CloseCode.GOING_AWAY, "server shutting down", self.timeout_seconds)
-
-
 def endpoint_problem(index: int, endpoint: str, error: Exception) -> Problem:
     """The config problem for a listener endpoint string that ``serverFromString`` refused."""
     expected = f"a Twisted server endpoint string such as tcp:8080:interface=127.0.0.1 ({error})"
     return Problem(f"listeners[{index}].endpoint", expected, repr(endpoint))
 
 
-def parse_listeners(config: Config, reactor: Any, problems: list[Problem]) -> list[tuple[str, IStreamServerEndpoint]]:
+def parse_listeners(config: Config, reactor: Any, problems: list[Problem]) -> list[Listen]:
     """Parse each listener's Twisted endpoint string, recording the ones that do not parse."""
-    endpoints = []
+    endpoints: list[Listen] = []
     for index, listener in enumerate(config.listeners):
         try:
             endpoints.append((listener.endpoint, serverFromString(reactor, listener.endpoint)))
@@ -112,20 +108,114 @@ def parse_listeners(config: Config, reactor: Any, problems: list[Problem]) -> li
     return endpoints
 
 
+def _run_step(_: object, step: Callable[[], object]) -> object:
+    """One shutdown step (its Deferred, if it returns one, holds back the next)."""
+    return step()
+
+
+class DaemonService(MultiService):
+    """One daemon process: handler services, listeners and lifecycle, stopped in a stated order.
+
+    They start in this order: the handlers' own services, the listeners, then the
+    lifecycle (READY=1 once every listener listens). Shutdown runs these steps, each
+    once the one before has finished:
+
+    1. the lifecycle says STOPPING=1 and stops its timers;
+    2. the listeners stop accepting connections;
+    3. the drain: every WebSocket is closed with 1001 (HTTP connections at once) and
+       waited for, up to the running ``drain_timeout_seconds``; the rest are dropped;
+    4. the handlers' services (the ``process`` handler ends its programs), now that
+       the connections they served are gone, and any other child.
+
+    A step that fails is logged, and the next one runs.
+
+    Attributes:
+        runtime: the running Runtime's slot (what a reload swaps).
+        factory: the listening factory every listener serves.
+        listeners: one service per listener.
+        lifecycle: signals, sd_notify, reload and watchdog.
+        handler_services: ``HandlerContext.services``, where handlers add their own services.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        runtime: RuntimeSlot,
+        factory: SwitchingFactory,
+        listeners: Sequence[ListenerService],
+        lifecycle: LifecycleService,
+        handler_services: MultiService,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        self.runtime = runtime
+        self.factory = factory
+        self.listeners = list(listeners)
+        self.lifecycle = lifecycle
+        self.handler_services = handler_services
+        for child in (handler_services, *self.listeners, lifecycle):  # the start order
+            self.addService(child)
+
+    def stopService(self) -> Deferred[None]:
+        """Run the shutdown steps in order; the reactor waits for the returned Deferred."""
+        Service.stopService(self)
+        known = {id(child) for child in (self.handler_services, *self.listeners, self.lifecycle)}
+        others = [child for child in self if id(child) not in known]
+        steps: list[Callable[[], object]] = [
+            self.lifecycle.stopService,
+            lambda: self._stop_together(self.listeners),
+            self.drain,
+            lambda: self._stop_together([self.handler_services, *others]),
+        ]
+        done: Deferred[object] = succeed(None)
+        for step in steps:
+            done.addCallback(_run_step, step)
+            done.addErrback(self._step_failed)
+        return done.addCallback(lambda _: None)
+
+    def drain(self) -> Deferred[None]:
+        """Close every connection (WebSockets with 1001), waiting up to the running drain timeout."""
+        seconds = self.runtime.current.limits.drain_timeout_seconds
+        return self.factory.drain(CloseCode.GOING_AWAY, "server shutting down", seconds)
+
+    def _stop_together(self, services: Sequence[IService]) -> Deferred[None]:
+        """Stop ``services`` at once; fires when all have stopped (failures are logged)."""
+        stopping = [maybeDeferred(service.stopService) for service in services]
+        return DeferredList(stopping, consumeErrors=True).addCallback(self._log_failures)
+
+    def _log_failures(self, results: list[tuple[bool, Any]]) -> None:
+        for succeeded, result in results:
+            if not succeeded:
+                self.log.failure("a service failed to stop", result)
+
+    def _step_failed(self, failure: Failure) -> None:
+        self.log.failure("a shutdown step failed; going on with the next one", failure)
+
+
 def build_service(
     config: Config,
     handlers: Mapping[str, Any],
     reactor: Any,
     *,
+    endpoints: Sequence[Listen] | None = None,
     load_config: Callable[[], Config] | None = None,
     notifier: Notifier | None = None,
     authenticators: Mapping[str, Any] | None = None,
-) -> IService:
-    """The daemon: a MultiService of listeners sharing one HTTP+WebSocket factory.
+) -> DaemonService:
+    """The single-process daemon for ``config``: what ``twist wsdaemon`` runs, and what each worker runs.
 
-    TLS listeners wrap that factory in their own TLS factory. The last child is the
-    :class:`LifecycleService` (signals, sd_notify, reload with ``load_config``).
-    ``authenticators`` are the authenticator plugins by name (default: the installed ones).
+    Args:
+        config: the configuration to serve.
+        handlers: the installed handler plugins by name.
+        reactor: the reactor everything is scheduled on (handlers get it through their
+            :class:`HandlerContext`).
+        endpoints: where each listener listens, as (config endpoint string, endpoint)
+            pairs; by default each of ``config``'s listener strings is parsed. A worker
+            passes its inherited sockets here.
+        load_config: re-reads the config on SIGHUP (None: no file to re-read).
+        notifier: sd_notify (default: none).
+        authenticators: the installed authenticator plugins by name (default: those
+            ``discover_authenticators`` finds).
 
     Raises:
         ConfigError: any handler, authenticator, option, key file, listener or certificate
@@ -133,43 +223,26 @@ def build_service(
     """
     plugins = discover_authenticators() if authenticators is None else authenticators
     problems: list[Problem] = []
-    factories = resolve_factories(config, handlers, problems)
-    guards = resolve_authenticators(config, plugins, reactor, problems)
-    endpoints = parse_listeners(config, reactor, problems)
+    handler_services = MultiService()
+    context = HandlerContext(reactor, handler_services)
+    admission = Admission()  # the clients and their counts: one for the daemon's life, across reloads
+    builder = RuntimeBuilder(
+        handlers,
+        context,
+        lambda new, factories, guards: build_root(new, factories, reactor, admission=admission, authenticators=guards),
+        plugins,
+    )
+    runtime = builder.build(config, problems)
+    listen = parse_listeners(config, reactor, problems) if endpoints is None else list(endpoints)
     tls = build_listener_tls(config, problems)
-    if problems:
+    if problems or runtime is None:
         raise ConfigError(config.source or "(built-in defaults and --listen)", problems)
-    factory = build_factory(config, factories, reactor, authenticators=guards)
-    root = MultiService()
-    drain = DrainService(factory, config.limits.drain_timeout_seconds)
-    drain.setServiceParent(root)
+    slot = RuntimeSlot(runtime)
+    factory = build_listening_factory(slot, reactor, admission)
     listeners = []
-    for description, endpoint in endpoints:
+    for description, endpoint in listen:
         served = TLSServerFactory(tls[description], factory, reactor) if description in tls else factory
         listeners.append(ListenerService(description, endpoint, served, reactor))
-        listeners[-1].setServiceParent(root)
-    fresh_guards: dict[str, IAuthenticator] = {}
-
-    def resolve(new: Config, found: list[Problem]) -> dict[str, WebSocketServerFactory[Any]]:
-        """On SIGHUP: the handler factories, and the authenticators (key files re-read) for build_root."""
-        built = resolve_factories(new, handlers, found)
-        fresh_guards.clear()
-        fresh_guards.update(resolve_authenticators(new, plugins, reactor, found))
-        return built
-
-    LifecycleService(
-        reactor,
-        config,
-        factory,
-        factories,
-        tls,
-        listeners,
-        drain,
-        notifier=notifier,
-        load_config=load_config,
-        resolve=resolve,
-        build_root=lambda new, built: build_root(
-            new, built, reactor, admission=factory.admission, authenticators=dict(fresh_guards)
-        ),
-    ).setServiceParent(root)
-    return root
+    reloader = Reloader(slot, builder, tls, load_config=load_config)
+    lifecycle = LifecycleService(reactor, factory, listeners, reloader, notifier=notifier)
+    return DaemonService(slot, factory, listeners, lifecycle, handler_services)

@@ -17,7 +17,7 @@ from twisted.python import usage
 
 from wsdaemon import __version__
 from wsdaemon.config import Config, ConfigError, load_config
-from wsdaemon.logs import LOG_FORMATS, observer_factory
+from wsdaemon.logs import LOG_FORMATS, ObserverFactory, observer_factory
 from wsdaemon.plugins import (
     BrokenPlugin,
     DuplicatePlugin,
@@ -25,6 +25,7 @@ from wsdaemon.plugins import (
     discover_authenticators,
     discover_handlers,
 )
+from wsdaemon.runners import for_runner, hand_log_format
 
 
 class Options(usage.Options):
@@ -38,7 +39,7 @@ class Options(usage.Options):
     )
     optParameters = [
         ["config", "c", None, "TOML configuration file (see etc/wsdaemon.toml)."],
-        ["log-format", None, "text", "Log lines as human-readable text (default) or json (one object per line)."],
+        ["log-format", None, None, "Log lines as human-readable text (default) or json (one object per line)."],
     ]
     optFlags = [
         [
@@ -54,6 +55,8 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self["listen"] = []
+        #: The observer factory of the chosen --log-format (set once the options are parsed).
+        self.log_observer: ObserverFactory = observer_factory("text")
 
     def opt_listen(self, endpoint: str) -> None:
         """Listen on a Twisted endpoint string (repeatable; replaces the config's listeners)."""
@@ -62,18 +65,20 @@ class Options(usage.Options):
     opt_l = opt_listen
 
     def postOptions(self) -> None:
-        """Choose the log format; under ``twist`` it replaces twist's own choice of observer.
+        """Choose the log format, and hand it to the runner (``twist`` or ``twistd``) the same way for both.
 
-        ``twist`` builds its file observer from the factory in its options after this, so
-        ``twist wsdaemon`` logs text even when stdout is not a terminal (twist alone would
-        pick JSON there), and ``twist wsdaemon --log-format json`` writes JSON lines.
+        Text is the default under both, even when stdout is not a terminal (``twist``
+        alone would pick JSON there). How the format reaches each runner, and which
+        part of that is public Twisted API, is said in :mod:`wsdaemon.runners`.
+
+        Raises:
+            usage.UsageError: an unknown format, or one twistd's own log options override.
         """
-        if self["log-format"] not in LOG_FORMATS:
-            raise usage.UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}, got {self['log-format']!r}")
-        parent = self.parent
-        if parent is not None and "fileLogObserverFactory" in parent:
-            parent["fileLogObserverFactory"] = observer_factory(self["log-format"])
-            parent["logFormat"] = self["log-format"]
+        chosen = self["log-format"]
+        if chosen is not None and chosen not in LOG_FORMATS:
+            raise usage.UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}, got {chosen!r}")
+        self.log_observer = observer_factory(chosen or "text")
+        hand_log_format(self, chosen, self.log_observer)
 
     def opt_list_handlers(self) -> NoReturn:
         """List the installed handler plugins with their options, and exit."""
@@ -126,7 +131,7 @@ def makeService(options: Options) -> IService:
                 check_config(options["config"], options["listen"], discover_handlers(), reactor, sys.stdout, sys.stderr)
             )
         config = reload_config()
-        return build_service(
+        service = build_service(
             config,
             discover_handlers(),
             reactor,
@@ -134,6 +139,7 @@ def makeService(options: Options) -> IService:
             notifier=Notifier.from_environment(),
             authenticators=discover_authenticators(),
         )
+        return for_runner(service, options, options.log_observer)
     except ConfigError as error:
         fail(str(error))
     except DuplicatePlugin as error:

@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 import pytest
+from twisted.application.service import MultiService
 from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
@@ -17,7 +18,7 @@ from twisted.python.failure import Failure
 
 from wsdaemon.core import Limits
 from wsdaemon.handlers.process import ProcessFactory, build_factory
-from wsdaemon.interfaces import HandlerOptionsError
+from wsdaemon.interfaces import HandlerContext, HandlerOptionsError
 from wsdaemon.plugins import discover_handlers
 from wsdaemon.testing import MemoryClient, MemoryServer
 
@@ -99,12 +100,28 @@ class ProcessReactor(MemoryReactorClock):
         return process
 
 
+def context(reactor: Any = None) -> HandlerContext:
+    """What the daemon gives the factory: the (fake process) reactor, and a service tree of its own."""
+    return HandlerContext(reactor if reactor is not None else ProcessReactor(), MultiService())
+
+
 def serve(
     options: dict[str, Any] | None = None, limits: Limits | None = None, **server: Any
 ) -> tuple[MemoryServer, ProcessReactor]:
+    memory_server, reactor, _services = serve_with_services(options, limits, **server)
+    return memory_server, reactor
+
+
+def serve_with_services(
+    options: dict[str, Any] | None = None, limits: Limits | None = None, **server: Any
+) -> tuple[MemoryServer, ProcessReactor, MultiService]:
+    """A server for /run, its fake reactor, and the services the handler joined (the daemon stops those)."""
     reactor = ProcessReactor()
-    factory = build_factory({"command": [PROGRAM, "-c", "pass"], **(options or {})}, "/run")
-    return MemoryServer({"/run": factory}, reactor=reactor, limits=limits, **server), reactor
+    services = MultiService()
+    factory = build_factory(
+        {"command": [PROGRAM, "-c", "pass"], **(options or {})}, "/run", HandlerContext(reactor, services)
+    )
+    return MemoryServer({"/run": factory}, reactor=reactor, limits=limits, **server), reactor, services
 
 
 def run(
@@ -122,7 +139,7 @@ def run(
 def test_command_is_required():
     """Without command the endpoint is refused at startup, naming the option."""
     with pytest.raises(HandlerOptionsError) as raised:
-        build_factory({}, "/run")
+        build_factory({}, "/run", context())
     assert raised.value.option == "command" and raised.value.got == "missing"
 
 
@@ -130,7 +147,7 @@ def test_command_is_required():
 def test_command_must_be_a_list_of_strings(command):
     """command is a non-empty list of non-empty strings (never a shell line)."""
     with pytest.raises(HandlerOptionsError) as raised:
-        build_factory({"command": command}, "/run")
+        build_factory({"command": command}, "/run", context())
     assert raised.value.option == "command" and "list" in raised.value.expected
 
 
@@ -140,7 +157,7 @@ def test_missing_program_is_reported_at_startup(tmp_path):
     not_executable.write_text("echo hi\n")
     for program in ["/no/such/program", "no-such-program-on-path", str(not_executable)]:
         with pytest.raises(HandlerOptionsError) as raised:
-            build_factory({"command": [program]}, "/run")
+            build_factory({"command": [program]}, "/run", context())
         assert raised.value.option == "command" and raised.value.got == program
 
 
@@ -148,13 +165,13 @@ def test_every_bad_option_is_reported_together(tmp_path):
     """A missing program, a relative working directory and a bad mode are all reported in one error."""
     options = {"command": ["/no/such/program"], "working_directory": "relative/dir", "mode": "lines"}
     with pytest.raises(HandlerOptionsError) as raised:
-        build_factory(options, "/run")
+        build_factory(options, "/run", context())
     assert [each.option for each in raised.value.errors] == ["command", "working_directory", "mode"]
 
 
 def test_bare_program_name_is_found_on_path():
     """A bare name such as "cat" is resolved on PATH when the endpoint is built."""
-    factory = build_factory({"command": ["cat", "-u"]}, "/run")
+    factory = build_factory({"command": ["cat", "-u"]}, "/run", context())
     assert os.path.isabs(factory.settings.executable) and factory.settings.command == ("cat", "-u")
 
 
@@ -174,7 +191,7 @@ def test_bare_program_name_is_found_on_path():
 def test_bad_option_is_reported(option, value, expected):
     """Each wrong option raises HandlerOptionsError naming it and what it expects."""
     with pytest.raises(HandlerOptionsError) as raised:
-        build_factory({"command": ["cat"], option: value}, "/run")
+        build_factory({"command": ["cat"], option: value}, "/run", context())
     assert raised.value.option == option and expected in raised.value.expected
 
 
@@ -191,7 +208,7 @@ def test_plugin_declares_every_option_the_module_reads(tmp_path):
         "environment": {"LANG": "C.UTF-8"},
     }
     assert set(plugin.options) == set(values)
-    factory = plugin.buildFactory(values, "/run")
+    factory = plugin.buildFactory(values, "/run", context())
     assert isinstance(factory, ProcessFactory) and factory.settings.working_directory == str(tmp_path)
 
 
@@ -203,6 +220,15 @@ def test_program_argv_comes_only_from_the_config():
     _client, _process, reactor = run(path="/run/extra?arg=--evil", headers=[("X-Args", "rm -rf /")])
     assert reactor.spawned[0]["args"] == [PROGRAM, "-c", "pass"]
     assert reactor.spawned[0]["executable"] == PROGRAM
+
+
+def test_programs_are_spawned_with_the_daemons_reactor_not_the_requests():
+    """The program is spawned on the reactor the daemon lent the factory, not on request.site.reactor."""
+    daemon_reactor = ProcessReactor()
+    factory = build_factory({"command": [PROGRAM, "-c", "pass"]}, "/run", context(daemon_reactor))
+    server = MemoryServer({"/run": factory}, reactor=ProcessReactor())
+    assert server.connect("/run").accepted
+    assert len(daemon_reactor.spawned) == 1 and server.reactor.spawned == []
 
 
 def test_request_reaches_the_program_as_cgi_variables():
@@ -366,13 +392,12 @@ def test_program_that_cannot_start_closes_with_1011_and_frees_its_slot():
 
 
 def test_daemon_shutdown_ends_the_programs_still_running():
-    """At shutdown the reactor waits while programs still running get SIGTERM, then SIGKILL after the timeout."""
-    server, reactor = serve({"kill_timeout_seconds": 2})
+    """At shutdown the daemon waits while programs still running get SIGTERM, then SIGKILL after the timeout."""
+    server, reactor, services = serve_with_services({"kill_timeout_seconds": 2})
     server.connect("/run")
     server.connect("/run")
     reactor.processes[1].exit(0)
-    [(end_all, args, kwargs)] = reactor.triggers["before"]["shutdown"]
-    waiting = end_all(*args, **kwargs)
+    waiting = services.stopService()
     assert [process.signals for process in reactor.processes] == [["TERM"], []]
     reactor.advance(1.9)
     assert not waiting.called
@@ -381,13 +406,23 @@ def test_daemon_shutdown_ends_the_programs_still_running():
     assert waiting.called
 
 
+def test_shutdown_joins_the_service_tree_not_a_reactor_trigger():
+    """The handler takes part in shutdown as a child of the daemon's services, once it runs a program."""
+    server, reactor, services = serve_with_services()
+    assert list(services) == []
+    server.connect("/run")
+    server.connect("/run")
+    (child,) = services
+    assert child is server_factory(server).shutdown
+    assert reactor.triggers == {}
+
+
 def test_shutdown_waits_only_until_the_programs_ended():
     """Programs that end on SIGTERM let the shutdown go on at once, and get no SIGKILL."""
-    server, reactor = serve({"kill_timeout_seconds": 2})
+    server, reactor, services = serve_with_services({"kill_timeout_seconds": 2})
     server.connect("/run")
     server.connect("/run")
-    [(end_all, args, kwargs)] = reactor.triggers["before"]["shutdown"]
-    waiting = end_all(*args, **kwargs)
+    waiting = services.stopService()
     reactor.processes[0].exit(143)
     assert not waiting.called
     reactor.processes[1].exit(143)
@@ -398,10 +433,9 @@ def test_shutdown_waits_only_until_the_programs_ended():
 
 def test_connections_closing_after_the_shutdown_wait_ended_break_nothing():
     """Slots freed after the shutdown wait is over (a connection whose program never ran) do not fire it again."""
-    server, reactor = serve({"max_processes": 3})
+    server, reactor, services = serve_with_services({"max_processes": 3})
     first, second = server.connect("/run"), server.connect("/run")
-    [(end_all, args, kwargs)] = reactor.triggers["before"]["shutdown"]
-    waiting = end_all(*args, **kwargs)
+    waiting = services.stopService()
     reactor.processes[0].exit(143)
     reactor.processes[1].exit(143)
     assert waiting.called
@@ -416,12 +450,19 @@ def test_connections_closing_after_the_shutdown_wait_ended_break_nothing():
 
 
 def test_shutdown_with_no_program_running_does_not_wait():
-    """With no program left, the shutdown trigger returns nothing to wait for."""
-    server, reactor = serve()
+    """With no program left, stopping the handler's service gives nothing to wait for."""
+    server, reactor, services = serve_with_services()
     server.connect("/run")
     reactor.processes[0].exit(0)
-    [(end_all, args, kwargs)] = reactor.triggers["before"]["shutdown"]
-    assert end_all(*args, **kwargs) is None
+    (child,) = services
+    assert child.stopService() is None
+    assert services.stopService().called
+
+
+def server_factory(server: MemoryServer) -> ProcessFactory:
+    """The process factory a MemoryServer serves at /run."""
+    factory: ProcessFactory = server.clients[0].handler.factory
+    return factory
 
 
 # --- the cap ----------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from twisted.application.service import MultiService
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -16,11 +17,16 @@ from twisted.python.failure import Failure
 
 from wsdaemon.core import Limits
 from wsdaemon.handlers.tcp import build_factory
-from wsdaemon.interfaces import HandlerOptionsError
+from wsdaemon.interfaces import HandlerContext, HandlerOptionsError
 from wsdaemon.plugins import discover_handlers
 from wsdaemon.testing import MemoryClient, MemoryServer
 
 OPTIONS = {"host": "127.0.0.1", "port": 5900}
+
+
+def context(reactor: Any = None) -> HandlerContext:
+    """What the daemon gives the factory: the reactor it connects with, and a service tree."""
+    return HandlerContext(reactor if reactor is not None else MemoryReactorClock(), MultiService())
 
 
 class Relay:
@@ -29,7 +35,9 @@ class Relay:
     def __init__(self, options: dict[str, Any] | None = None, limits: Limits | None = None, **connect: Any) -> None:
         self.reactor = MemoryReactorClock()
         self.server = MemoryServer(
-            {"/vnc": build_factory({**OPTIONS, **(options or {})}, "/vnc")}, reactor=self.reactor, limits=limits
+            {"/vnc": build_factory({**OPTIONS, **(options or {})}, "/vnc", context(self.reactor))},
+            reactor=self.reactor,
+            limits=limits,
         )
         self.client: MemoryClient = self.server.connect("/vnc", **connect)
         self.backend = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 5900))
@@ -73,7 +81,7 @@ class Relay:
 def test_bad_or_missing_option_is_reported(options, option, expected):
     """host and port are required; each wrong option raises HandlerOptionsError naming it."""
     with pytest.raises(HandlerOptionsError) as raised:
-        build_factory(options, "/vnc")
+        build_factory(options, "/vnc", context())
     assert raised.value.option == option and expected in raised.value.expected
 
 
@@ -82,7 +90,7 @@ def test_plugin_declares_every_option_the_module_reads():
     plugin = discover_handlers()["tcp"]
     values = {"host": "backend.example", "port": 5901, "connect_timeout_seconds": 2.5}
     assert set(plugin.options) == set(values)
-    assert plugin.buildFactory(values, "/vnc").settings.connect_timeout_seconds == 2.5
+    assert plugin.buildFactory(values, "/vnc", context()).settings.connect_timeout_seconds == 2.5
 
 
 # --- relaying ----------------------------------------------------------------------------------------------
@@ -171,10 +179,21 @@ def test_binary_subprotocol_is_accepted_for_novnc():
     assert Relay().client.subprotocol is None
 
 
+def test_relay_connects_with_the_daemons_reactor_not_the_requests():
+    """The backend connection is made on the reactor the daemon lent the factory, not on request.site.reactor."""
+    daemon_reactor = MemoryReactorClock()
+    server = MemoryServer(
+        {"/vnc": build_factory(OPTIONS, "/vnc", context(daemon_reactor))}, reactor=MemoryReactorClock()
+    )
+    assert server.connect("/vnc").accepted
+    assert [client[:2] for client in daemon_reactor.tcpClients] == [("127.0.0.1", 5900)]
+    assert server.reactor.tcpClients == []
+
+
 def test_endpoint_subprotocols_replace_the_default():
     """An endpoint that lists its own subprotocols offers those, not "binary"."""
     server = MemoryServer(
-        {"/vnc": build_factory(OPTIONS, "/vnc")}, reactor=MemoryReactorClock(), subprotocols=["vnc.v1"]
+        {"/vnc": build_factory(OPTIONS, "/vnc", context())}, reactor=MemoryReactorClock(), subprotocols=["vnc.v1"]
     )
     assert server.connect("/vnc", subprotocols=["binary"]).subprotocol is None
     assert server.connect("/vnc", subprotocols=["vnc.v1"]).subprotocol == "vnc.v1"

@@ -169,25 +169,31 @@ def test_sighup_with_changed_listeners_logs_that_a_restart_is_needed(daemon_fact
 # --- logs --------------------------------------------------------------------------------------------
 
 
-def run_plain_daemon(tmp_path: Path, *wsdaemon_args: str) -> tuple[subprocess.Popen[bytes], int, Path]:
-    """The daemon as systemd runs it: `twist wsdaemon ...` with stdout not a terminal, no twist-level options."""
+#: How each runner starts the daemon in the foreground, with no runner-level options of its own.
+RUNNERS = {
+    "twist": [sys.executable, "-m", "twisted"],
+    "twistd": [str(Path(sys.executable).parent / "twistd"), "--nodaemon", "--pidfile="],
+}
+
+
+def run_plain_daemon(
+    tmp_path: Path, *wsdaemon_args: str, runner: str = "twist"
+) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """The daemon as systemd runs it: `twist wsdaemon ...` (or `twistd -n wsdaemon ...`) with stdout not a terminal."""
     from tests.integration.conftest import http_get
     from tests.integration.support import free_port
 
     port = free_port()
     out = tmp_path / f"out-{port}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "twisted",
-        "wsdaemon",
-        "--listen",
-        f"tcp:{port}:interface={LOOPBACK}",
-        *wsdaemon_args,
-    ]
+    command = [*RUNNERS[runner], "wsdaemon", "--listen", f"tcp:{port}:interface={LOOPBACK}", *wsdaemon_args]
     with out.open("wb") as stdout:
         process = subprocess.Popen(
-            command, cwd=REPO_ROOT, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            command,
+            cwd=tmp_path,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -209,9 +215,10 @@ def one_websocket_then_stop(process: subprocess.Popen[bytes], port: int) -> None
     assert process.wait(15) == 0
 
 
-def test_logs_are_text_by_default_even_off_a_terminal(tmp_path):
-    """With stdout not a terminal, `twist wsdaemon` still logs text lines, one summary per WebSocket closed."""
-    process, port, out = run_plain_daemon(tmp_path)
+@pytest.mark.parametrize("runner", sorted(RUNNERS))
+def test_logs_are_text_by_default_even_off_a_terminal(tmp_path, runner):
+    """With stdout not a terminal, `twist wsdaemon` and `twistd -n wsdaemon` log text lines, one summary per WebSocket."""
+    process, port, out = run_plain_daemon(tmp_path, runner=runner)
     one_websocket_then_stop(process, port)
     lines = out.read_text().splitlines()
     assert lines and not any(line.startswith(("{", "\x1e")) for line in lines)
@@ -230,11 +237,13 @@ def test_logs_are_text_by_default_even_off_a_terminal(tmp_path):
         assert field in summary, summary
 
 
-def test_log_format_json_writes_one_object_per_line(tmp_path):
-    """`twist wsdaemon --log-format json` writes JSON lines; the summary carries its numbers as fields."""
-    process, port, out = run_plain_daemon(tmp_path, "--log-format", "json")
+@pytest.mark.parametrize("runner", sorted(RUNNERS))
+def test_log_format_json_writes_one_object_per_line(tmp_path, runner):
+    """`twist wsdaemon --log-format json` and the same under `twistd -n` write JSON lines, the summary's numbers as fields."""
+    process, port, out = run_plain_daemon(tmp_path, "--log-format", "json", runner=runner)
     one_websocket_then_stop(process, port)
     records = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    assert any(record["message"].startswith("listening on") for record in records)  # every line, from the start
     (summary,) = [record for record in records if record["message"].startswith("websocket closed")]
     assert (summary["path"], summary["code"], summary["messages_in"], summary["messages_out"]) == ("/echo", 1000, 1, 1)
     assert summary["level"] == "info" and summary["bytes_in"] > 0 and summary["bytes_out"] > 0

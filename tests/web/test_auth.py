@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import formatEvent, globalLogPublisher
@@ -24,7 +25,7 @@ from wsdaemon.auth.errors import AuthenticationUnavailable, Unauthorized
 from wsdaemon.auth.resolve import resolve_authenticators
 from wsdaemon.config import Config, Problem
 from wsdaemon.handlers.broadcast import build_factory as broadcast_factory
-from wsdaemon.interfaces import IAuthenticator, Identity
+from wsdaemon.interfaces import HandlerContext, IAuthenticator, Identity
 from wsdaemon.plugins import discover_authenticators
 
 JWT_ENDPOINT = """
@@ -58,7 +59,9 @@ def jwt_stack(tmp_path: Path, extra: str = "", clock: MemoryReactorClock | None 
 def built(config: Config) -> dict[str, Any]:
     """The config's authenticators, as the service builds them (no problem expected)."""
     problems: list[Problem] = []
-    guards = resolve_authenticators(config, discover_authenticators(), MemoryReactorClock(), problems)
+    guards = resolve_authenticators(
+        config, discover_authenticators(), HandlerContext(MemoryReactorClock(), MultiService()), problems
+    )
     assert problems == []
     return guards
 
@@ -98,7 +101,9 @@ def test_unknown_authenticator_type_stops_the_start():
     """type = "nosuch" is reported as an unknown authenticator, naming the installed ones."""
     config = make_config('[[endpoints]]\npath = "/x"\nhandler = "echo"\n[endpoints.auth]\ntype = "nosuch"\n')
     problems: list[Problem] = []
-    resolve_authenticators(config, discover_authenticators(), MemoryReactorClock(), problems)
+    resolve_authenticators(
+        config, discover_authenticators(), HandlerContext(MemoryReactorClock(), MultiService()), problems
+    )
     assert problems == [Problem("endpoints[0].auth.type", "an installed authenticator: basic, jwt, none", "'nosuch'")]
 
 

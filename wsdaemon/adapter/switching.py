@@ -127,7 +127,8 @@ class SwitchingFactory(WrappingFactory[SwitchingProtocol]):
 
     Args:
         wrappedFactory: the ``DaemonSite``.
-        limits: the listener's limits (``max_connections``; replaced on reload).
+        limits: the limits of new connections (``max_connections``, the handshake deadline);
+            the daemon's subclass reads the running Runtime's instead, so a reload applies.
         reactor: the clock of the handshake and drain deadlines.
         admission: the daemon's one :class:`Admission` (its endpoints ask the same one);
             a new one unless given.
@@ -144,10 +145,15 @@ class SwitchingFactory(WrappingFactory[SwitchingProtocol]):
         admission: Admission | None = None,
     ) -> None:
         super().__init__(wrappedFactory)  # type: ignore[no-untyped-call]  # super(): mypy#16653
-        self.limits = limits
+        self._limits = limits
         self.reactor = reactor
         self.admission = admission if admission is not None else Admission()
         self._drained: list[Deferred[None]] = []
+
+    @property
+    def limits(self) -> Limits:
+        """The limits a new connection gets (the daemon's subclass reads the running Runtime's)."""
+        return self._limits
 
     # Twisted's WrappingFactory never refuses a connection, so its types leave out None.
     def buildProtocol(self, addr: IAddress | None) -> SwitchingProtocol | None:  # type: ignore[override]

@@ -31,7 +31,7 @@ from zope.interface import implementer
 from wsdaemon.auth.errors import AuthenticationUnavailable, Unauthorized, quoted
 from wsdaemon.auth.htpasswd import load_htpasswd
 from wsdaemon.handlers.options import OptionReader
-from wsdaemon.interfaces import AuthenticatorContext, IAuthenticator, Identity
+from wsdaemon.interfaces import HandlerContext, IAuthenticator, Identity
 
 #: bcrypt uses the first 72 bytes of a password (and the bcrypt package refuses longer ones).
 BCRYPT_MAX_PASSWORD_BYTES = 72
@@ -153,7 +153,7 @@ def thread_pool_runner(reactor: Any) -> CheckRunner:
     return run
 
 
-def build_authenticator(options: Mapping[str, Any], context: AuthenticatorContext) -> BasicAuthenticator:
+def build_authenticator(options: Mapping[str, Any], endpoint: str, context: HandlerContext) -> BasicAuthenticator:
     """The ``basic`` authenticator of one endpoint, its htpasswd file read now (at start, or on SIGHUP).
 
     Raises:

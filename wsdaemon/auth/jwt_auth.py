@@ -27,7 +27,7 @@ from wsdaemon.auth.errors import Unauthorized, quoted
 from wsdaemon.auth.keys import ASYMMETRIC_ALGORITHMS, HMAC_MIN_BYTES, load_hmac_secret, load_public_key
 from wsdaemon.auth.tokens import QUERY_PARAMETER, TOKEN_SOURCES, MalformedCredential, TokenSources, find_token
 from wsdaemon.handlers.options import OptionReader
-from wsdaemon.interfaces import AuthenticatorContext, HandlerOptionsError, IAuthenticator, Identity
+from wsdaemon.interfaces import HandlerContext, HandlerOptionsError, IAuthenticator, Identity
 
 _ALGORITHMS = tuple(HMAC_MIN_BYTES) + ASYMMETRIC_ALGORITHMS
 _ALGORITHMS_EXPECTED = "a non-empty list of " + ", ".join(_ALGORITHMS) + ', all HS* or none of them (never "none")'
@@ -221,7 +221,7 @@ def load_verifier(settings: JWTSettings) -> JWTVerifier:
     return JWTVerifier(settings, load_public_key("public_key_file", settings.key_file, algorithms))
 
 
-def build_authenticator(options: Mapping[str, Any], context: AuthenticatorContext) -> JWTAuthenticator:
+def build_authenticator(options: Mapping[str, Any], endpoint: str, context: HandlerContext) -> JWTAuthenticator:
     """The ``jwt`` authenticator of one endpoint, its key file read now (at start, or on SIGHUP).
 
     Raises:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from zope.interface import implementer
 
-from wsdaemon.interfaces import AuthenticatorContext, IAuthenticator
+from wsdaemon.interfaces import HandlerContext, IAuthenticator
 
 if TYPE_CHECKING:
     from twisted.web.server import Request
@@ -37,6 +37,6 @@ class NoAuthentication:
 NO_AUTHENTICATION = NoAuthentication()
 
 
-def build_authenticator(options: Mapping[str, Any], context: AuthenticatorContext) -> NoAuthentication:
+def build_authenticator(options: Mapping[str, Any], endpoint: str, context: HandlerContext) -> NoAuthentication:
     """The ``none`` authenticator (it has no options and no state: the one shared instance)."""
     return NO_AUTHENTICATION

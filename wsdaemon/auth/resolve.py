@@ -14,13 +14,17 @@ from typing import Any
 from wsdaemon.auth.errors import KeyFileError
 from wsdaemon.config import Config, EndpointConfig, Problem
 from wsdaemon.config.checks import did_you_mean
-from wsdaemon.interfaces import AuthenticatorContext, HandlerOptionsError, IAuthenticator
+from wsdaemon.interfaces import HandlerContext, HandlerOptionsError, IAuthenticator
 
 
 def resolve_authenticators(
-    config: Config, plugins: Mapping[str, Any], reactor: Any, problems: list[Problem]
+    config: Config, plugins: Mapping[str, Any], context: HandlerContext, problems: list[Problem]
 ) -> dict[str, IAuthenticator]:
-    """Build each endpoint's authenticator by path, recording unknown types and bad options in ``problems``."""
+    """Build each endpoint's authenticator by path, recording unknown types and bad options in ``problems``.
+
+    ``context`` is the daemon's :class:`~wsdaemon.interfaces.HandlerContext`, lent to
+    authenticator plugins as to handlers (the reactor, and a place for their services).
+    """
     built: dict[str, IAuthenticator] = {}
     for index, endpoint in enumerate(config.endpoints):
         kind = endpoint.auth.type
@@ -30,14 +34,14 @@ def resolve_authenticators(
             expected = f"an installed authenticator: {', '.join(known) or '(none installed)'}"
             problems.append(Problem(f"endpoints[{index}].auth.type", expected, repr(kind) + did_you_mean(kind, known)))
             continue
-        authenticator = _build(index, endpoint, plugin, AuthenticatorContext(reactor, endpoint.path), problems)
+        authenticator = _build(index, endpoint, plugin, context, problems)
         if authenticator is not None:
             built[endpoint.path] = authenticator
     return built
 
 
 def _build(
-    index: int, endpoint: EndpointConfig, plugin: Any, context: AuthenticatorContext, problems: list[Problem]
+    index: int, endpoint: EndpointConfig, plugin: Any, context: HandlerContext, problems: list[Problem]
 ) -> IAuthenticator | None:
     """The endpoint's authenticator, or None after recording every unknown and every bad option."""
     prefix, options = f"endpoints[{index}].auth", endpoint.auth.options
@@ -48,7 +52,7 @@ def _build(
         problems.append(Problem(f"{prefix}.{name}", expected, "an unknown option" + did_you_mean(name, declared)))
     known = {name: value for name, value in options.items() if name in plugin.options}
     try:
-        authenticator: IAuthenticator = plugin.buildAuthenticator(known, context)
+        authenticator: IAuthenticator = plugin.buildAuthenticator(known, endpoint.path, context)
     except HandlerOptionsError as error:
         problems.extend(Problem(f"{prefix}.{each.option}", each.expected, _got(each)) for each in error.errors)
         return None

@@ -29,7 +29,7 @@ from twisted.web.server import Request
 from zope.interface import implementer
 
 from wsdaemon.handlers.options import REQUIRED, OptionReader
-from wsdaemon.interfaces import WebSocketTransport
+from wsdaemon.interfaces import HandlerContext, WebSocketTransport
 
 
 @dataclass(frozen=True)
@@ -224,19 +224,20 @@ class TcpFactory:
     #: Offered when the endpoint lists no ``subprotocols``: noVNC asks for ``binary``.
     defaultSubprotocols = ("binary",)
 
-    def __init__(self, settings: TcpSettings, endpoint: str) -> None:
+    def __init__(self, settings: TcpSettings, endpoint: str, reactor: Any) -> None:
         self.settings = settings
         self.endpoint = endpoint
+        self.reactor = reactor  # the daemon's (HandlerContext.reactor): it connects and keeps time
 
     def buildProtocol(self, request: Request) -> TcpRelay:
-        """A relay to the backend, on the request's reactor."""
-        return TcpRelay(self.settings, request.site.reactor, self.endpoint)  # type: ignore[union-attr]
+        """A relay to the backend, connecting on the daemon's reactor."""
+        return TcpRelay(self.settings, self.reactor, self.endpoint)
 
 
-def build_factory(options: Mapping[str, Any], endpoint: str) -> TcpFactory:
-    """The ``tcp`` handler's factory for one endpoint.
+def build_factory(options: Mapping[str, Any], endpoint: str, context: HandlerContext) -> TcpFactory:
+    """The ``tcp`` handler's factory for one endpoint; it connects with ``context.reactor``.
 
     Raises:
         HandlerOptionsError: an option is missing, has the wrong type or is out of range.
     """
-    return TcpFactory(read_settings(options), endpoint)
+    return TcpFactory(read_settings(options), endpoint, context.reactor)

@@ -27,7 +27,7 @@ class MemoryServer:
         limits: the endpoints' limits (default: the daemon's defaults).
         subprotocols: what every endpoint offers, most preferred first.
         allowed_origins: as in the config; ``()`` allows same-origin and Origin-less clients.
-        reactor: the clock and reactor handlers see as ``request.site.reactor``
+        reactor: the clock the stack runs on; give handler factories the same one in their ``HandlerContext``
             (default: a fresh ``MemoryReactorClock``).
     """
 

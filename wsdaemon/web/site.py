@@ -4,6 +4,10 @@ One :class:`DaemonSite` serves every listener: the demo page, ``/healthz``
 and one :class:`WebSocketResource` per configured endpoint, all on the same
 port. It is always wrapped in a :class:`SwitchingFactory` (see
 :func:`build_factory`), which is what lets a request become a WebSocket.
+
+In the daemon, the tree and the limits are the running :class:`Runtime`'s, read
+from its :class:`RuntimeSlot` for each request and each new connection
+(:func:`build_listening_factory`), so a reload swaps them without touching the Site.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from wsdaemon.admission import Admission
 from wsdaemon.auth import NO_AUTHENTICATION
 from wsdaemon.auth.tokens import without_token
 from wsdaemon.config import Config, EndpointConfig
-from wsdaemon.core import EndpointPolicy
+from wsdaemon.core import EndpointPolicy, Limits
 from wsdaemon.interfaces import IAuthenticator, WebSocketServerFactory
+from wsdaemon.runtime import Runtime, RuntimeSlot
 from wsdaemon.web.channel import DaemonChannel
 from wsdaemon.web.request import DaemonRequest
 from wsdaemon.web.resource import WebSocketResource
@@ -103,12 +108,27 @@ class DaemonSite(Site):
     # No h2: a WebSocket upgrade needs HTTP/1.1. Twisted types HTTPFactory for its HTTP/1.1-or-h2 proxy only.
     protocol = DaemonChannel  # type: ignore[assignment]
 
-    def __init__(self, resource: IResource, config: Config, reactor: IReactorTime) -> None:
+    def __init__(
+        self, resource: IResource, config: Config, reactor: IReactorTime, *, runtime: RuntimeSlot | None = None
+    ) -> None:
+        """Serve ``resource`` with ``config``'s limits, or, given ``runtime``, whatever runs in that slot.
+
+        Args:
+            resource: the root resource (the daemon passes a :class:`RunningRoot`).
+            config: whose limits apply when no ``runtime`` is given.
+            reactor: the reactor requests are timed with.
+            runtime: the slot whose running Runtime's limits apply to each new channel.
+        """
         # The wrapper's handshake deadline replaces twisted.web's idle timeout.
         super().__init__(resource, reactor=reactor, timeout=None, logFormatter=access_log_line)  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self.reactor: IReactorTime = reactor
-        self.limits = config.limits
+        self.runtime = runtime if runtime is not None else RuntimeSlot(Runtime(config, {}, resource))
         self.displayTracebacks = False
+
+    @property
+    def limits(self) -> Limits:
+        """The limits of the running Runtime (read when each connection's channel is built)."""
+        return self.runtime.current.limits
 
     def buildProtocol(self, addr: Any) -> DaemonChannel:  # type: ignore[override]  # see protocol
         """A channel with this daemon's head and body limits."""
@@ -208,6 +228,67 @@ def _authenticator(endpoint: EndpointConfig, authenticators: Mapping[str, IAuthe
     return NO_AUTHENTICATION
 
 
+class RunningRoot(Resource):
+    """The Site's root: the running Runtime's tree, looked up afresh for each request.
+
+    A request is routed from here into one Runtime's tree and stays in it, so a reload
+    in the middle of a request cannot mix two trees.
+    """
+
+    def __init__(self, runtime: RuntimeSlot) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        self.runtime = runtime
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
+        """The child of the running tree's root (twisted.web routes every request through here)."""
+        child: IResource = self.runtime.current.root.getChildWithDefault(path, request)
+        return child
+
+    def render(self, request: Request) -> bytes | int:
+        """The running tree's root itself (a request with no path segment at all)."""
+        return self.runtime.current.root.render(request)  # type: ignore[no-any-return]
+
+
+class DaemonFactory(SwitchingFactory):
+    """The listening factory of the daemon: its connection limits are the running Runtime's."""
+
+    def __init__(self, site: DaemonSite, reactor: IReactorTime, admission: Admission | None = None) -> None:
+        super().__init__(site, site.limits, reactor, admission)
+        self.runtime = site.runtime
+
+    @property
+    def limits(self) -> Limits:
+        """``max_connections`` and the handshake deadline of the running Runtime, for each new connection."""
+        return self.runtime.current.limits
+
+
+def build_runtime(
+    config: Config,
+    factories: Mapping[str, WebSocketServerFactory[Any]],
+    reactor: IReactorTime,
+    *,
+    admission: Admission,
+    authenticators: Mapping[str, IAuthenticator] | None = None,
+) -> Runtime:
+    """The :class:`Runtime` of ``config`` with these endpoint factories and authenticators (by path).
+
+    Its tree is built on ``reactor``, asking ``admission``.
+    """
+    guards = dict(authenticators or {})
+    root = build_root(config, factories, reactor, admission=admission, authenticators=guards)
+    return Runtime(config, factories, root, guards)
+
+
+def build_listening_factory(runtime: RuntimeSlot, reactor: IReactorTime, admission: Admission) -> DaemonFactory:
+    """The protocol factory every listener serves: the Site, wrapped for the WebSocket switch, reading ``runtime``.
+
+    ``admission`` must be the one the running tree's endpoints ask (it outlives every
+    Runtime: the counts of open connections do not change on reload).
+    """
+    site = DaemonSite(RunningRoot(runtime), runtime.current.config, reactor, runtime=runtime)
+    return DaemonFactory(site, reactor, admission)
+
+
 def build_factory(
     config: Config,
     factories: Mapping[str, WebSocketServerFactory[Any]],
@@ -215,12 +296,13 @@ def build_factory(
     admission: Admission | None = None,
     authenticators: Mapping[str, IAuthenticator] | None = None,
 ) -> SwitchingFactory:
-    """The protocol factory every listener serves: Site wrapped for the WebSocket switch.
+    """A listening factory serving ``config`` with these endpoint factories, for good (no reload).
 
-    One ``admission`` (a new one unless given) counts the connections and
-    resolves the clients for the wrapper and every endpoint alike.
+    For tests, ``--check-config`` and embedding: the daemon itself builds its factory on a
+    :class:`RuntimeSlot` (:func:`build_listening_factory`). One ``admission`` (a new one
+    unless given) counts the connections and resolves the clients for the wrapper and
+    every endpoint alike.
     """
     admission = admission if admission is not None else Admission()
-    root = build_root(config, factories, reactor, admission=admission, authenticators=authenticators)
-    site = DaemonSite(root, config, reactor)
-    return SwitchingFactory(site, config.limits, reactor, admission)
+    runtime = RuntimeSlot(build_runtime(config, factories, reactor, admission=admission, authenticators=authenticators))
+    return build_listening_factory(runtime, reactor, admission)

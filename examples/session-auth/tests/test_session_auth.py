@@ -6,13 +6,14 @@ import json
 from typing import Any
 
 import pytest
+from twisted.application.service import MultiService
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.error import ConnectionRefusedError
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone, ResponseNeverReceived
 from wsdaemon_session_auth import SessionAuthenticator, build_authenticator
 
-from wsdaemon.interfaces import AuthenticatorContext, ConnectionRejected, HandlerOptionsError
+from wsdaemon.interfaces import ConnectionRejected, HandlerContext, HandlerOptionsError
 
 
 class FakeResponse:
@@ -115,4 +116,4 @@ def test_a_cancel_passes_through(cancelled):
 def test_backend_url_must_be_http():
     """backend_url is required and must be an http(s) URL."""
     with pytest.raises(HandlerOptionsError):
-        build_authenticator({"backend_url": "ftp://x"}, AuthenticatorContext(None, "/chat"))
+        build_authenticator({"backend_url": "ftp://x"}, "/chat", HandlerContext(None, MultiService()))

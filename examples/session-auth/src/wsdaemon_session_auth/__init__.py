@@ -29,7 +29,7 @@ from wsdaemon.auth.errors import AuthenticationUnavailable
 from wsdaemon.handlers.options import OptionReader
 from wsdaemon.interfaces import (
     AuthenticationRequired,
-    AuthenticatorContext,
+    HandlerContext,
     HandlerOptionsError,
     IAuthenticator,
     Identity,
@@ -115,7 +115,7 @@ class _Discard:
         """Done."""
 
 
-def build_authenticator(options: Mapping[str, Any], context: AuthenticatorContext) -> SessionAuthenticator:
+def build_authenticator(options: Mapping[str, Any], endpoint: str, context: HandlerContext) -> SessionAuthenticator:
     """The endpoint's authenticator (called at start and on every SIGHUP).
 
     Raises:
