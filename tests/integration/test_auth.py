@@ -8,6 +8,7 @@ line, at any level, may hold a token or a password.
 from __future__ import annotations
 
 import base64
+import signal
 import socket
 import time
 from pathlib import Path
@@ -201,3 +202,44 @@ def test_no_log_line_holds_a_token_or_a_password(auth_daemon):
         assert all(piece not in output for piece in pieces), f"a log line holds {secret[:6]}..."
     encoded = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
     assert encoded not in output
+
+
+OTHER_SECRET = b"rotated-secret-rotated-secret-rotated!!"
+
+
+def test_sighup_rereads_the_key_file_and_refuses_a_bad_one(tmp_path, daemon_factory):
+    """A rotated secret applies after SIGHUP; a broken one is refused, logged naming the file, and the key stays."""
+    secret = tmp_path / "jwt.secret"
+    secret.write_bytes(SECRET)
+    users = tmp_path / "users.htpasswd"
+    users.write_bytes(b"alice:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)) + b"\n")
+    daemon = daemon_factory(CONFIG.format(secret=secret, users=users))
+    old = {"Authorization": f"Bearer {make_token()}"}
+    new = {"Authorization": "Bearer " + jwt.encode({"sub": "bob", "exp": int(time.time()) + 3600}, OTHER_SECRET)}
+    assert status_of(daemon.ws_url("/echo"), additional_headers=old) == 101
+    secret.write_bytes(OTHER_SECRET)
+    daemon.process.send_signal(signal.SIGHUP)
+    wait_for_output(daemon, "reload done")
+    assert status_of(daemon.ws_url("/echo"), additional_headers=old) == 401
+    assert status_of(daemon.ws_url("/echo"), additional_headers=new) == 101
+    secret.write_bytes(b"too short\n")
+    daemon.process.send_signal(signal.SIGHUP)
+    wait_for_output(daemon, "reload done", count=2)
+    assert f"endpoints[0].auth.secret_file: expected a file holding a secret of at least 32 bytes, got '{secret}'" in (
+        daemon.output()
+    )
+    assert status_of(daemon.ws_url("/echo"), additional_headers=new) == 101
+
+
+def test_a_bad_key_file_stops_the_start_naming_it(tmp_path, run_daemon_expecting_exit):
+    """A public key given as an HMAC secret stops the daemon before it listens, naming the file."""
+    secret = tmp_path / "public.pem"
+    secret.write_bytes(b"-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n")
+    users = tmp_path / "users.htpasswd"
+    users.write_bytes(b"alice:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)) + b"\n")
+    exited = run_daemon_expecting_exit(CONFIG.format(secret=secret, users=users))
+    assert exited.returncode == 1
+    assert f"endpoints[0].auth.secret_file: expected a file holding a secret of at least 32 bytes, got '{secret}'" in (
+        exited.stderr
+    )
+    assert "a PEM key, which is no HMAC secret" in exited.stderr and "Traceback" not in exited.stderr
