@@ -56,6 +56,9 @@ max_connections_per_ip = 20000
 
 # ------------------------------------------------------------------------------------- servers
 
+ALL_SCENARIOS = ("echo64", "pipe64", "big", "handshake", "idle")
+WORKER_SCENARIOS = ("echo64", "pipe64", "handshake")  # small messages and handshakes: where cores matter
+
 
 @dataclass(frozen=True)
 class Server:
@@ -66,18 +69,26 @@ class Server:
     mode: str  # "ws" or "raw" (the load generator's framing)
     modules: tuple[str, ...]  # imports it needs
     packages: tuple[str, ...]  # what pip installs them
+    workers: int = 0  # wsdaemon with [process] workers = N (the workers comparison); 0: not that
+    scenarios: tuple[str, ...] = ALL_SCENARIOS  # which scenarios it runs
+
+    @property
+    def pinned(self) -> bool:
+        """Pinned to the server core; the workers comparison spreads server and generator over every core."""
+        return self.workers == 0
 
     def command(self, port: int, options: argparse.Namespace, log_path: Path) -> list[str]:
         py = sys.executable
         servers = BENCH / "servers"
-        if self.name in ("wsdaemon", "wsdaemon-uvloop"):
-            entry = ["-m", "twisted"] if self.name == "wsdaemon" else [str(servers / "wsdaemon_uvloop.py")]
+        if self.name in ("wsdaemon", "wsdaemon-uvloop") or self.workers:
+            entry = [str(servers / "wsdaemon_uvloop.py")] if self.name == "wsdaemon-uvloop" else ["-m", "twisted"]
+            config = BUILD / (f"wsdaemon-w{self.workers}.toml" if self.workers else "wsdaemon.toml")
             return [
                 py, *entry,
                 "--log-file", str(log_path.with_suffix(".twist.log")),
                 "--log-level", options.wsdaemon_log_level,
                 "wsdaemon",
-                "--config", str(BUILD / "wsdaemon.toml"),
+                "--config", str(config),
                 "--listen", f"tcp:{port}:interface={HOST}:backlog=1024",
             ]  # fmt: skip
         if self.name == "autobahn":
@@ -112,6 +123,9 @@ SERVERS = [
     Server(
         "wsdaemon-uvloop", "wsdaemon on the asyncio reactor (uvloop)", "ws", ("wsdaemon", "uvloop"), ("-e .", "uvloop")
     ),
+    # The workers comparison: wsdaemon with [process] workers = 1 and = 2, server and load generator on both cores.
+    Server("wsdaemon-1w", "wsdaemon, workers = 1", "ws", ("wsdaemon",), ("-e .",), 1, WORKER_SCENARIOS),
+    Server("wsdaemon-2w", "wsdaemon, workers = 2", "ws", ("wsdaemon",), ("-e .",), 2, WORKER_SCENARIOS),
     # Not a competitor: a C epoll echo that shows what the load generator itself can drive.
     Server("c-tcp", "C epoll TCP echo (load generator check)", "raw", (), ()),
 ]
@@ -148,8 +162,8 @@ IDLE_TITLE = "(5) memory per idle connection"
 # ------------------------------------------------------------------------------ process helpers
 
 
-def pinned(cmd: list[str], core: int | None) -> list[str]:
-    """The command run on one core only, through taskset (None: as it is)."""
+def pinned(cmd: list[str], core: int | str | None) -> list[str]:
+    """The command run on one core (or a "0,1" list) only, through taskset (None: as it is)."""
     if core is None:
         return cmd
     return ["taskset", "-c", str(core), *cmd]
@@ -178,6 +192,30 @@ def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, from /proc/PID/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and its descendants (a wsdaemon main process and its workers), from /proc."""
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        try:
+            todo.extend(int(child) for child in Path(f"/proc/{current}/task/{current}/children").read_text().split())
+        except OSError:
+            pass
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and of its descendants (all of a server's processes)."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            total += cpu_seconds(member)
+        except OSError:  # exited meanwhile
+            pass
+    return total
 
 
 def rss_kib(pid: int) -> int:
@@ -239,6 +277,20 @@ def wait_quiet(max_wait: float) -> float:
         busy = sum(after[c][0] - before[c][0] for c in after) / max(1, sum(after[c][1] - before[c][1] for c in after))
         if busy < 0.10 or time.monotonic() > deadline:
             return busy
+
+
+def wait_for_log(running: RunningServer, text: str, timeout: float = 30.0) -> None:
+    """Wait until the server's twist log says ``text`` (e.g. that every worker is ready)."""
+    log = running.log_path.with_suffix(".twist.log")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and text in log.read_text(errors="replace"):
+            return
+        if running.proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    running.stop()
+    raise RuntimeError(f"server did not log {text!r} within {timeout:.0f} s")
 
 
 def open_fds(pid: int) -> int:
@@ -395,8 +447,8 @@ def run_scenario(
 ) -> dict[str, Any]:
     """One measured run of one scenario, with the server's CPU, both cores' load and other processes' CPU."""
     server_core, gen_core = cores
-    ours = {os.getpid(), running.pid}
-    cpu0 = cpu_seconds(running.pid)
+    ours = {os.getpid(), *process_tree(running.pid)}
+    cpu0 = tree_cpu_seconds(running.pid)
     ticks0 = core_ticks()
     foreign0 = process_cpu(ours)
     wall0 = time.monotonic()
@@ -405,11 +457,11 @@ def run_scenario(
         exe, running.port, running.server.mode, args, gen_core, options.duration + options.warmup + 60
     )
     wall = time.monotonic() - wall0
-    cpu = cpu_seconds(running.pid) - cpu0
+    cpu = tree_cpu_seconds(running.pid) - cpu0
     ticks1 = core_ticks()
     # The load generator has exited by now, so its pid is gone from /proc and not counted as foreign.
     figures["foreign_cpu"] = foreign_cpu(foreign0, process_cpu(ours)) / wall  # cores used by others
-    figures["server_busy"] = cpu / wall  # the server process's share of its core
+    figures["server_busy"] = cpu / wall  # the server processes' share of a core (workers: of all cores)
     figures["server_core_busy"] = core_busy(ticks0, ticks1, server_core)  # incl. kernel softirq work
     figures["loadgen_core_busy"] = core_busy(ticks0, ticks1, gen_core)
     count = figures["handshakes_total"] if scenario.key == "handshake" else figures["msgs_total"]
@@ -421,15 +473,19 @@ def run_scenario(
 def run_server_round(
     server: Server, options: argparse.Namespace, exe: Path, round_no: int, cores: tuple[int | None, int | None]
 ) -> dict[str, Any]:
+    if not server.pinned and cores != (None, None):
+        cores = (options.all_cores, options.all_cores)  # type: ignore[assignment]  # a taskset list: "0,1"
     server_core, gen_core = cores
     result: dict[str, Any] = {"server": server.name, "round": round_no, "scenarios": {}, "errors": []}
     try:
         running = RunningServer(server, options, round_no, server_core)
+        if server.workers > 1:
+            wait_for_log(running, f"all {server.workers} workers ready")
     except (OSError, RuntimeError) as error:
         result["errors"].append(f"start: {error}")
         return result
     result["log"] = str(running.log_path.relative_to(BENCH))
-    if server.name == "wsdaemon":
+    if server.name == "wsdaemon" or server.workers:
         result["wsdaemon_commit"] = wsdaemon_source()  # the tree may change between rounds
     try:
         # Warm-up: touch every code path once so lazy imports and caches are done before memory is measured.
@@ -445,12 +501,14 @@ def run_server_round(
         )
         run_loadgen(exe, running.port, server.mode, ["--scenario", "handshake", "--conns", "10", *warm], gen_core, 60)
         # (5) idle memory first, on a fresh process (not for the C echo: it only checks the generator).
-        if server.name not in CHECK_ONLY:
+        if server.name not in CHECK_ONLY and "idle" in server.scenarios:
             try:
                 result["scenarios"]["idle"] = measure_idle(exe, running, options.idle_conns, gen_core, options.settle)
             except (OSError, RuntimeError, ValueError) as error:  # LoadgenError is a RuntimeError
                 result["errors"].append(f"idle: {error}")
         for scenario in SCENARIOS:
+            if scenario.key not in server.scenarios:
+                continue
             if running.proc.poll() is not None:
                 result["errors"].append(f"server exited with status {running.proc.returncode}")
                 break
@@ -590,7 +648,7 @@ def fmt(value: float | None, metric: Metric) -> str:
 
 def markdown(summary: dict[str, Any], names: list[str]) -> str:
     """Rows = scenario metrics, columns = servers, then wsdaemon / X for each alternative."""
-    names = [n for n in names if n not in CHECK_ONLY]
+    names = [n for n in names if n not in CHECK_ONLY and not BY_NAME[n].workers]
     base = "wsdaemon" if "wsdaemon" in names else None
     others = [n for n in names if n != base] if base else []
     head = ["scenario", "metric", "better", *names, *(f"{base} / {o}" for o in others)]
@@ -651,7 +709,7 @@ def headroom(rounds: list[dict[str, Any]]) -> list[str]:
     for scenario, key, unit in HEADROOM:
         reach = best(lambda n: n == "c-tcp", scenario, key)
         tcp = best(lambda n: n == "tcp", scenario, key)
-        ws = best(lambda n: BY_NAME[n].mode == "ws", scenario, key)
+        ws = best(lambda n: BY_NAME[n].mode == "ws" and BY_NAME[n].pinned, scenario, key)
         if not (reach or tcp or ws):
             continue
         cells = [TITLES[scenario]]
@@ -663,6 +721,38 @@ def headroom(rounds: list[dict[str, Any]]) -> list[str]:
         cells.append(f"{reach[0] / ws[0]:.1f}{TIMES}" if reach and ws and ws[0] else "—")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+WORKER_METRICS = [metric for metric in METRICS if metric.scenario in WORKER_SCENARIOS]
+
+
+def workers_table(summary: dict[str, Any], names: list[str], all_cores: str) -> str:
+    """wsdaemon with workers = 1 and = 2 side by side: throughput and CPU per operation (all processes)."""
+    lines = [
+        f"Workers: wsdaemon with [process] workers = N; server and load generator both on cores {all_cores} "
+        "(not pinned apart), so the generator competes with the workers for the same cores. "
+        "Server CPU is the main process's and every worker's, added up.",
+        "",
+    ]
+    head = ["scenario", "metric", "better", *(BY_NAME[n].title for n in names)]
+    ratio = len(names) == 2
+    if ratio:
+        head.append(f"{BY_NAME[names[1]].title} / {BY_NAME[names[0]].title}")
+    lines += ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    last = None
+    for metric in WORKER_METRICS:
+        title = TITLES[metric.scenario] if metric.scenario != last else ""
+        last = metric.scenario
+        values = [summary[name].get(metric.scenario, {}).get(metric.key) for name in names]
+        cells = [title, metric.label, "higher" if metric.higher_better else "lower"]
+        marks = ["*" if summary[name].get(metric.scenario, {}).get("disturbed") else "" for name in names]
+        cells += [
+            fmt(value, metric) + (mark if value is not None else "") for value, mark in zip(values, marks, strict=True)
+        ]
+        if ratio:
+            cells.append(f"{values[1] / values[0]:.2f}{TIMES}" if values[0] and values[1] is not None else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def wsdaemon_source() -> str:
@@ -781,12 +871,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         cores = (cpus[SERVER_CORE], cpus[LOADGEN_CORE])
         os.sched_setaffinity(0, {cores[1]})  # this runner stays off the server's core
+    options.all_cores = ",".join(str(cpu) for cpu in cpus)  # the workers comparison runs on all of them
 
     BUILD.mkdir(exist_ok=True)
     LOGS.mkdir(exist_ok=True)
     for old in LOGS.glob("*.log"):
         old.unlink()
     (BUILD / "wsdaemon.toml").write_text(WSDAEMON_CONFIG)
+    for workers in {BY_NAME[name].workers for name in names} - {0}:
+        (BUILD / f"wsdaemon-w{workers}.toml").write_text(f"{WSDAEMON_CONFIG}[process]\nworkers = {workers}\n")
     exe = build_c_programs()
 
     started = time.monotonic()
@@ -820,25 +913,32 @@ def main(argv: list[str] | None = None) -> int:
         f"## wsdaemon benchmark ({options.stat} of {options.rounds} round(s), {options.duration:g} s per scenario, "
         f"{options.idle_conns} idle connections)\n"
     )
-    print(table)
-    print()
-    print(
-        f"Ratios are wsdaemon's figure divided by the other server's: above 1.00{TIMES} is better where "
-        f'"better" says higher, below 1.00{TIMES} where it says lower.'
-    )
+    if any(not BY_NAME[name].workers for name in names):
+        print(table)
+        print()
+        print(
+            f"Ratios are wsdaemon's figure divided by the other server's: above 1.00{TIMES} is better where "
+            f'"better" says higher, below 1.00{TIMES} where it says lower.'
+        )
+    if any(BY_NAME[name].workers for name in names):
+        print()
+        print(workers_table(summary, [name for name in names if BY_NAME[name].workers], options.all_cores))
+        print()
     if "tcp" in names:
         print("† plain TCP echo: connect + 1-byte echo + close (no WebSocket handshake), as a ceiling.")
     if any(entry.get("disturbed") for per in summary.values() for entry in per.values()):
         print("* only runs disturbed by other processes on the machine were available (see the notes): rerun.")
-    print()
-    print(
-        "Load generator headroom: the same generator against a C echo shows how far it reaches; a server is the "
-        "bottleneck when its core is ~100% busy while the generator's core is not. Core figures are from "
-        "/proc/stat and include the kernel's softirq time, where loopback TCP is processed."
-    )
-    print()
-    for line in headroom(rounds):
-        print(line)
+    room = headroom(rounds)
+    if len(room) > 2:  # a row beyond the head
+        print()
+        print(
+            "Load generator headroom: the same generator against a C echo shows how far it reaches; a server is the "
+            "bottleneck when its core is ~100% busy while the generator's core is not. Core figures are from "
+            "/proc/stat and include the kernel's softirq time, where loopback TCP is processed."
+        )
+        print()
+        for line in room:
+            print(line)
     if notes:
         print()
         print("Notes:")
@@ -872,8 +972,8 @@ def main(argv: list[str] | None = None) -> int:
     missing = [
         r["server"]
         for r in rounds
-        if {s.key for s in SCENARIOS} - set(r["scenarios"])
-        or (r["server"] not in CHECK_ONLY and "idle" not in r["scenarios"])
+        if ({s.key for s in SCENARIOS} & set(BY_NAME[r["server"]].scenarios)) - set(r["scenarios"])
+        or (r["server"] not in CHECK_ONLY and "idle" in BY_NAME[r["server"]].scenarios and "idle" not in r["scenarios"])
     ]
     if failed or missing:
         print(

@@ -128,6 +128,28 @@ def test_auth_is_printed_and_its_key_file_read(tmp_path):
     )
 
 
+def test_the_worker_count_is_printed(tmp_path):
+    """--check-config says how many processes a start would run: one, or N workers under a main process."""
+    _, one, _, _ = run(tmp_path, None)
+    assert "process: workers = 1: one process serves every listener" in one
+    status, two, _, _ = run(tmp_path, "[process]\nworkers = 2\n")
+    assert status == 0
+    assert "process: workers = 2: a main process holds the listeners, 2 worker processes serve them" in two
+
+
+def test_auto_workers_print_the_count_they_give(tmp_path, monkeypatch):
+    """workers = "auto" prints the number of workers it means on this host."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2})
+    _, out, _, _ = run(tmp_path, '[process]\nworkers = "auto"\n')
+    assert 'process: workers = "auto": 3 (one per CPU this process may run on)' in out
+
+
+def test_broadcast_with_workers_passes_the_check_and_says_where_channels_live(tmp_path):
+    """broadcast with workers = 2 is fine (the main process relays); the check prints where channels live."""
+    status, out, _, _ = run(tmp_path, '[process]\nworkers = 2\n[[endpoints]]\npath = "/c"\nhandler = "broadcast"\n')
+    assert status == 0 and "broker: the main process relays channels between its workers" in out
+
+
 def test_a_reader_that_stops_early_is_no_error():
     """write_report into a pipe whose reader has gone (`--check-config | head`) raises nothing, and later writes are absorbed."""
     read_end, write_end = os.pipe()

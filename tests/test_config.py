@@ -20,10 +20,12 @@ from wsdaemon.config import (
     EndpointConfig,
     ListenerConfig,
     Problem,
+    ProcessConfig,
     StaticMount,
     default_config,
     load_config,
     parse_config,
+    worker_count,
 )
 from wsdaemon.core.deflate import DeflateSettings
 from wsdaemon.core.limits import Limits, limit_help, limit_ranges
@@ -646,11 +648,12 @@ def test_sample_file_names_every_limit() -> None:
 def test_sample_file_shows_every_key() -> None:
     """The sample has every section and endpoint key, including empty options and limits tables."""
     document = tomllib.loads(SAMPLE.read_text(encoding="utf-8"))
-    assert list(document) == ["static", "listeners", "http", "memory", "limits", "endpoints"]
+    assert list(document) == ["static", "listeners", "http", "memory", "process", "limits", "endpoints"]
     assert document["static"] == []
     assert list(document["listeners"][0]) == ["endpoint"]
     assert list(document["http"]) == ["demo_page"]
     assert document["memory"] == {"allocator_cache_bytes": DEFAULT_CACHE_BYTES}
+    assert document["process"] == dataclasses.asdict(ProcessConfig())
     endpoint = document["endpoints"][0]
     assert set(endpoint) == {
         "path",
@@ -892,3 +895,88 @@ def test_static_problems_are_all_reported_with_the_rest(tmp_path: Path) -> None:
         "static[1].directory",
     ]
     assert_reported(config_error("static = 3\n"), "static", "an array of tables ([[static]])")
+
+
+# [process]: workers
+
+
+def test_one_worker_by_default() -> None:
+    """Without a [process] table the daemon is one process (workers = 1)."""
+    assert default_config().process == ProcessConfig(workers=1)
+    assert worker_count(parse_config("", SOURCE).process) == 1
+
+
+@pytest.mark.parametrize(("value", "count"), [("4", 4), ('"auto"', 3), ("1024", 1024)])
+def test_workers_is_a_count_or_auto(value: str, count: int) -> None:
+    """workers = N runs N workers; "auto" one per CPU this process may run on (here 3)."""
+    process = parse_config(f"[process]\nworkers = {value}\n", SOURCE).process
+    assert worker_count(process, cpus=lambda: 3) == count
+
+
+def test_auto_workers_stay_within_the_bound() -> None:
+    """ "auto" on a huge host still runs at most 1024 workers, and at least one."""
+    process = ProcessConfig(workers="auto")
+    assert worker_count(process, cpus=lambda: 5000) == 1024
+    assert worker_count(process, cpus=lambda: 0) == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1025", '"four"', "2.0", "true", '"AUTO"'])
+def test_bad_workers_value_is_reported(value: str) -> None:
+    """A workers value that is not 1 to 1024 or "auto" is reported with the expected form."""
+    error = config_error(f"[process]\nworkers = {value}\n")
+    assert_reported(error, "process.workers", 'an integer from 1 to 1024, or "auto" (one per CPU)')
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("heartbeat_timeout_seconds = 0.1", "process.heartbeat_timeout_seconds"),
+        ('restart_delay_max_seconds = "30"', "process.restart_delay_max_seconds"),
+        ("stop_grace_seconds = -1", "process.stop_grace_seconds"),
+    ],
+)
+def test_bad_supervision_time_is_reported(line: str, key: str) -> None:
+    """The supervision times are numbers of seconds within their ranges."""
+    assert_reported(config_error(f"[process]\n{line}\n"), key, "a number of seconds from")
+
+
+def test_supervision_times_are_read() -> None:
+    """heartbeat_timeout_seconds, restart_delay_max_seconds and stop_grace_seconds take effect."""
+    text = "[process]\nworkers = 2\nheartbeat_timeout_seconds = 2\nrestart_delay_max_seconds = 4.5\nstop_grace_seconds = 0\n"
+    assert parse_config(text, SOURCE).process == ProcessConfig(2, 2.0, 4.5, 0.0)
+
+
+def test_unknown_process_key_is_reported_with_a_suggestion() -> None:
+    """A typo in [process] names the key and suggests the right one."""
+    assert_reported(config_error("[process]\nworker = 2\n"), "process.worker", "one of: workers", "an unknown key")
+
+
+@pytest.mark.parametrize("workers", ["2", '"auto"'])
+def test_broadcast_with_several_workers_starts(workers: str) -> None:
+    """A broadcast endpoint with workers > 1 (or "auto") is accepted: the main process relays its channels."""
+    text = f'[process]\nworkers = {workers}\n[[endpoints]]\npath = "/chat"\nhandler = "broadcast"\n'
+    assert parse_config(text, SOURCE).endpoints[0].handler == "broadcast"
+
+
+def test_broadcast_with_one_worker_is_fine() -> None:
+    """workers = 1 serves broadcast as before."""
+    text = '[process]\nworkers = 1\n[[endpoints]]\npath = "/chat"\nhandler = "broadcast"\n'
+    assert parse_config(text, SOURCE).endpoints[0].handler == "broadcast"
+
+
+def test_listener_the_workers_cannot_share_is_refused() -> None:
+    """With workers > 1 an ssl: endpoint is refused: the main process can only hand over a plain socket."""
+    text = '[process]\nworkers = 2\n[[listeners]]\nendpoint = "ssl:8443:privateKey=k.pem"\n'
+    assert_reported(config_error(text), "listeners[0].endpoint", "a tcp:, tcp6:, unix:, systemd: endpoint while")
+
+
+def test_listen_option_the_workers_cannot_share_names_the_option() -> None:
+    """An unshareable --listen value is reported as --listen[i]."""
+    error = config_error("[process]\nworkers = 2\n", ("tcp:8080", "ssl:8443"))
+    assert_reported(error, "--listen[1]", "for TLS use tls = true on a tcp: listener", "'ssl:8443'")
+
+
+def test_shareable_listeners_pass_with_workers() -> None:
+    """tcp:, tcp6:, unix: and systemd: listeners are fine with several workers."""
+    listen = ("tcp:8080", "tcp6:8081", "unix:/run/ws.sock", "systemd:domain=INET:index=0")
+    assert len(parse_config("[process]\nworkers = 2\n", SOURCE, listen).listeners) == 4

@@ -145,6 +145,37 @@ def test_bad_log_format_is_a_usage_error():
         Options().parseOptions(["--log-format", "xml"])
 
 
+def test_a_workers_text_lines_name_the_worker():
+    """In a worker every text line says worker=N before the message, the summary line included."""
+    line = emit(observer_factory("text", worker=2), path="/echo", code=1000)
+    assert "[wsdaemon.test#info] worker=2 websocket closed path=/echo code=1000" in line
+
+
+def test_a_workers_unusual_lines_name_the_worker_too():
+    """Lines left to Twisted's own formatter (a failure) carry the worker as well."""
+    out = io.StringIO()
+    observer = observer_factory("text", worker=3)(out)
+    Logger(namespace="wsdaemon.test", observer=observer).failure("it broke", _failure())
+    assert "[wsdaemon.test#critical] worker=3 it broke" in out.getvalue()
+
+
+def test_a_workers_json_records_carry_the_worker():
+    """In JSON a worker's records have "worker": N."""
+    record = json.loads(emit(observer_factory("json", worker=4), path="/echo", code=1000))
+    assert record["worker"] == 4 and record["path"] == "/echo"
+
+
+def test_twist_wsdaemon_worker_selects_the_worker_observer():
+    """--worker N makes twist's observer name the worker."""
+    from wsdaemon.tap import Options
+
+    options = Options()
+    options.parseOptions(["--worker", "2"])
+    out = io.StringIO()
+    Logger(namespace="x", observer=options.log_observer(out)).info("hello")
+    assert "[x#info] worker=2 hello" in out.getvalue()
+
+
 @pytest.mark.parametrize("factory", [text_lines_observer, json_lines_observer])
 def test_twisted_plugin_import_tracebacks_are_left_to_wsdaemon_plugins(factory, tmp_path, monkeypatch):
     """twisted.plugin's critical traceback of a broken plugin module is not written (wsdaemon.plugins logs one line)."""

@@ -171,3 +171,32 @@ def test_service_maker_is_found_by_twisted_plugin():
     assert maker.options is Options
     assert maker.makeService is makeService
     assert maker.description
+
+
+# --- workers --------------------------------------------------------------------------------
+
+
+def test_several_workers_build_the_supervisor_and_one_builds_the_single_process(tmp_path):
+    """[process] workers = 2 gives the main process's Supervisor; workers = 1 the service of before."""
+    from wsdaemon.workers.supervisor import Supervisor
+
+    two = makeService(parse("--config", str(write(tmp_path, "[process]\nworkers = 2\n"))))
+    one = makeService(parse("--config", str(write(tmp_path, "[process]\nworkers = 1\n"))))
+    assert isinstance(two, Supervisor) and len(two.slots) == 2
+    assert not isinstance(one, Supervisor) and IService.providedBy(one)
+
+
+def test_several_workers_under_twistd_are_refused(tmp_path, capsys):
+    """twistd would daemonize every worker: workers > 1 asks for twist, exit 1."""
+    options = parse("--config", str(write(tmp_path, "[process]\nworkers = 2\n")))
+    options.parent = {"nodaemon": False}  # twistd's ServerOptions have this key; twist's have not
+    with pytest.raises(SystemExit) as exited:
+        makeService(options)
+    assert exited.value.code == 1
+    assert "runs under `twist wsdaemon`" in capsys.readouterr().err
+
+
+def test_worker_option_takes_the_worker_number():
+    """--worker N (added by the main process) is parsed as a number; absent, this is no worker."""
+    assert parse()["worker"] is None
+    assert parse("--worker", "3")["worker"] == 3

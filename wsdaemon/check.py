@@ -22,11 +22,22 @@ from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
 
 from wsdaemon.auth.resolve import resolve_authenticators
-from wsdaemon.config import Config, ConfigError, ListenerConfig, Problem, TLSConfig, load_config
+from wsdaemon.config import (
+    AUTO_WORKERS,
+    Config,
+    ConfigError,
+    ListenerConfig,
+    Problem,
+    ProcessConfig,
+    TLSConfig,
+    load_config,
+    worker_count,
+)
 from wsdaemon.core.limits import Limits
 from wsdaemon.handler_factories import resolve_factories
 from wsdaemon.interfaces import HandlerContext
 from wsdaemon.plugins import discover_authenticators
+from wsdaemon.pubsub import build_api_access, build_broker
 from wsdaemon.service import endpoint_problem
 from wsdaemon.tls import MODERN_CIPHERS, ServerTLS, build_listener_tls
 from wsdaemon.web.site import build_factory
@@ -79,6 +90,44 @@ def _limit_changes(limits: Limits, base: Limits) -> str:
     return ", ".join(changed)
 
 
+def _broker_lines(config: Config) -> list[str]:
+    """Where channels live, and the API (never the secrets, only where they are read from)."""
+    broker = config.broker
+    if broker is None and worker_count(config.process) > 1:
+        lines = ["broker: the main process relays channels between its workers (this host only)"]
+    elif broker is None:
+        lines = ["broker: in-process (channels reach this process only)"]
+    else:
+        password = f"password from {broker.password_file}" if broker.password_file else "no password"
+        lines = [
+            f"broker: {broker.url}  prefix={broker.prefix!r}  required={'true' if broker.required else 'false'}  "
+            f"max_pending_messages={broker.max_pending_messages}  {password}"
+        ]
+    api = config.api
+    if api is None:
+        lines.append("api: off")
+    else:
+        served = ", ".join(api.listeners) or "every listener"
+        lines.append(f"api: POST {api.publish_path}, GET {api.presence_path} on {served}; token from {api.token_file}")
+    return lines
+
+
+def _process_line(process: ProcessConfig) -> str:
+    count = worker_count(process)
+    if process.workers == AUTO_WORKERS:
+        workers = f'workers = "auto": {count} (one per CPU this process may run on)'
+    else:
+        workers = f"workers = {count}"
+    if count == 1:
+        return f"process: {workers}: one process serves every listener"
+    return (
+        f"process: {workers}: a main process holds the listeners, {count} worker processes serve them; "
+        f"heartbeat_timeout_seconds = {process.heartbeat_timeout_seconds}, "
+        f"restart_delay_max_seconds = {process.restart_delay_max_seconds}, "
+        f"stop_grace_seconds = {process.stop_grace_seconds}"
+    )
+
+
 def report(
     config: Config, tls: Mapping[str, ServerTLS], notes: Mapping[str, str], now: datetime.datetime
 ) -> tuple[list[str], list[str]]:
@@ -104,6 +153,8 @@ def report(
     lines.append("limits:")
     lines.extend(f"  {f.name} = {getattr(config.limits, f.name)}" for f in dataclasses.fields(Limits))
     lines.append(f"memory: allocator_cache_bytes = {config.allocator_cache_bytes}")
+    lines.extend(_broker_lines(config))
+    lines.append(_process_line(config.process))
     warnings = [
         f"{endpoint}: {line}"
         for endpoint, server in tls.items()
@@ -129,10 +180,12 @@ def check_config(
         print(f"wsdaemon: {error}", file=err)
         return 1
     problems: list[Problem] = []
-    context = HandlerContext(reactor, MultiService())
+    broker = build_broker(config, reactor, problems)
+    context = HandlerContext(reactor, MultiService(), broker)
     factories = resolve_factories(config, handlers, context, problems)
     plugins = discover_authenticators() if authenticators is None else authenticators
     guards = resolve_authenticators(config, plugins, context, problems)
+    build_api_access(config, [], problems)
     notes = check_listeners(config, reactor, problems)
     tls = build_listener_tls(config, problems)
     if problems:

@@ -27,6 +27,7 @@ if typing.TYPE_CHECKING:
     from twisted.internet.defer import Deferred
     from twisted.web.server import Request
 
+    from wsdaemon.broker import IBroker
     from wsdaemon.core.frames import SharedMessage
 
 
@@ -284,19 +285,23 @@ class HandlerContext:
     ``context.services`` when it first needs one: the daemon stops those services after
     every WebSocket has been drained, and waits for a Deferred their ``stopService`` returns.
 
-    Fields are only ever added, each with a default (next: a ``broker`` for channels shared
-    by worker processes), so a handler that reads the fields it knows keeps working. Being
-    frozen, one context can be shared by every endpoint of a daemon.
+    Fields are only ever added, each with a default, so a handler that reads the fields it
+    knows keeps working. Being frozen, one context can be shared by every endpoint of a daemon.
 
     Attributes:
         reactor: the daemon's reactor: time (``callLater``), processes (``spawnProcess``),
             TCP (``connectTCP``), the reactor core. Typed ``Any`` because no single Twisted
             interface names all of these.
         services: where a handler's own services join the daemon's service tree.
+        broker: where channels live (:class:`wsdaemon.broker.IBroker`): in this process, across
+            the workers (the main process relays) or across hosts (Redis). One per daemon
+            process, shared by every endpoint; None when the caller gave none (a handler then
+            keeps its channels to itself, as ``broadcast`` does in a test).
     """
 
     reactor: Any
     services: IServiceCollection
+    broker: IBroker | None = None
 
 
 class IHandlerPlugin(IPlugin):

@@ -7,6 +7,9 @@ written. ``twist`` builds the file observer from the factory in its options, so
 protocol when a WebSocket closes, with its numbers as fields (``peer``, ``path``,
 ``subprotocol``, ``code``, ``reason``, ``duration``, ``bytes_in``, ``bytes_out``,
 ``messages_in``, ``messages_out``): text shows its message, JSON carries the fields too.
+
+A worker process (``[process] workers`` above 1) names itself on every line: text lines
+say ``worker=N`` before the message, JSON records carry ``"worker": N``.
 """
 
 from __future__ import annotations
@@ -58,6 +61,17 @@ def json_lines_observer(out: IO[Any]) -> FileLogObserver:
     return FileLogObserver(out, _json_line)
 
 
+def worker_json_lines_observer(worker: int) -> ObserverFactory:
+    """JSON lines whose records all carry ``"worker": worker``."""
+
+    def line(event: Mapping[str, Any]) -> str:
+        record = event_as_record(event)
+        record["worker"] = worker
+        return json.dumps(record, default=repr, ensure_ascii=False) + "\n"
+
+    return lambda out: FileLogObserver(out, line)
+
+
 class ClassicText:
     """Twisted's classic text line (``formatEventAsClassicLogText``), made cheap for plain events.
 
@@ -70,16 +84,18 @@ class ClassicText:
     missing field, a multi-line message) is left to Twisted's formatter.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "") -> None:
         self._second: int | None = None
         self._stamp = "-"
+        self._label = f"{label} " if label else ""  # e.g. "worker=2 ", before each message
 
     def __call__(self, event: Mapping[str, Any]) -> str | None:
         text = self._plain_message(event)
         if text is None:
             if is_plugin_import_report(event):
                 return None  # wsdaemon.plugins logs one line for it instead
-            return formatEventAsClassicLogText(dict(event))
+            line = formatEventAsClassicLogText(dict(event))
+            return line.replace("] ", f"] {self._label}", 1) if line and self._label else line
         when = event.get("log_time")
         if when is None:
             stamp = "-"
@@ -92,7 +108,7 @@ class ClassicText:
         if system is None:
             level = event.get("log_level")
             system = f"{event.get('log_namespace', '-')}#{level.name if level is not None else '-'}"
-        return f"{stamp} [{system}] {text}\n"
+        return f"{stamp} [{system}] {self._label}{text}\n"
 
     @staticmethod
     def _plain_message(event: Mapping[str, Any]) -> str | None:
@@ -112,14 +128,18 @@ def text_lines_observer(out: IO[Any]) -> FileLogObserver:
     return FileLogObserver(out, ClassicText())
 
 
-def observer_factory(log_format: str) -> ObserverFactory:
-    """The file observer factory for ``log_format`` ("text" or "json").
+def observer_factory(log_format: str, worker: int | None = None) -> ObserverFactory:
+    """The file observer factory for ``log_format`` ("text" or "json"), naming ``worker`` if given.
 
     Raises:
         ValueError: an unknown format.
     """
     if log_format == "text":
-        return text_lines_observer
+        if worker is None:
+            return text_lines_observer
+        return lambda out: FileLogObserver(out, ClassicText(f"worker={worker}"))
     if log_format == "json":
-        return json_lines_observer
+        if worker is None:
+            return json_lines_observer
+        return worker_json_lines_observer(worker)
     raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")

@@ -25,17 +25,20 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.resource import Resource
 
 from wsdaemon.adapter.switching import SwitchingFactory
 from wsdaemon.admission import Admission
+from wsdaemon.broker import IBroker
 from wsdaemon.config import Config, ConfigError, Problem
 from wsdaemon.core import CloseCode
 from wsdaemon.handler_factories import resolve_factories as resolve_factories  # re-exported: its old home
 from wsdaemon.interfaces import HandlerContext
 from wsdaemon.lifecycle import LifecycleService
 from wsdaemon.plugins import discover_authenticators
+from wsdaemon.pubsub import build_api_access, build_broker
 from wsdaemon.reload import Reloader
-from wsdaemon.runtime import RuntimeBuilder, RuntimeSlot
+from wsdaemon.runtime import Authenticators, Factories, RuntimeBuilder, RuntimeSlot
 from wsdaemon.systemd import Notifier
 from wsdaemon.tls import TLSServerFactory, build_listener_tls
 from wsdaemon.web.site import build_listening_factory, build_root
@@ -89,6 +92,28 @@ class ListenerService(Service):
         )
         self.reactor.addSystemEventTrigger("after", "shutdown", _exit_after_shutdown)
         self.reactor.callWhenRunning(self.reactor.stop)
+
+
+class BrokerService(Service):
+    """Starts the daemon's broker with it, and stops it with the handlers' services.
+
+    It lives in ``HandlerContext.services``, which the daemon stops after the drain: members
+    have left their channels by then (their presence removed), and only then does the
+    broker say goodbye (its own presence entries removed) and close its connections.
+    """
+
+    def __init__(self, broker: IBroker) -> None:
+        self.broker = broker
+
+    def startService(self) -> None:
+        """Connect (Redis, the workers' relay) or nothing (in-process)."""
+        super().startService()  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        self.broker.start()
+
+    def stopService(self) -> Deferred[None]:
+        """Stop the broker; the daemon waits for the returned Deferred."""
+        super().stopService()  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        return self.broker.stop()
 
 
 def endpoint_problem(index: int, endpoint: str, error: Exception) -> Problem:
@@ -201,6 +226,7 @@ def build_service(
     load_config: Callable[[], Config] | None = None,
     notifier: Notifier | None = None,
     authenticators: Mapping[str, Any] | None = None,
+    broker: IBroker | None = None,
 ) -> DaemonService:
     """The single-process daemon for ``config``: what ``twist wsdaemon`` runs, and what each worker runs.
 
@@ -216,6 +242,8 @@ def build_service(
         notifier: sd_notify (default: none).
         authenticators: the installed authenticator plugins by name (default: those
             ``discover_authenticators`` finds).
+        broker: where channels live (default: the one ``[broker]`` names, or in-process);
+            a worker without ``[broker]`` passes its relay to the main process.
 
     Raises:
         ConfigError: any handler, authenticator, option, key file, listener or certificate
@@ -224,14 +252,18 @@ def build_service(
     plugins = discover_authenticators() if authenticators is None else authenticators
     problems: list[Problem] = []
     handler_services = MultiService()
-    context = HandlerContext(reactor, handler_services)
+    if broker is None:
+        broker = build_broker(config, reactor, problems)
+    BrokerService(broker).setServiceParent(handler_services)
+    context = HandlerContext(reactor, handler_services, broker)
     admission = Admission()  # the clients and their counts: one for the daemon's life, across reloads
-    builder = RuntimeBuilder(
-        handlers,
-        context,
-        lambda new, factories, guards: build_root(new, factories, reactor, admission=admission, authenticators=guards),
-        plugins,
-    )
+    listeners: list[ListenerService] = []
+    api = build_api_access(config, listeners, problems)  # [api] and its token: read at start only
+
+    def root(new: Config, factories: Factories, guards: Authenticators) -> Resource:
+        return build_root(new, factories, reactor, admission=admission, authenticators=guards, broker=broker, api=api)
+
+    builder = RuntimeBuilder(handlers, context, root, plugins)
     runtime = builder.build(config, problems)
     listen = parse_listeners(config, reactor, problems) if endpoints is None else list(endpoints)
     tls = build_listener_tls(config, problems)
@@ -239,7 +271,6 @@ def build_service(
         raise ConfigError(config.source or "(built-in defaults and --listen)", problems)
     slot = RuntimeSlot(runtime)
     factory = build_listening_factory(slot, reactor, admission)
-    listeners = []
     for description, endpoint in listen:
         served = TLSServerFactory(tls[description], factory, reactor) if description in tls else factory
         listeners.append(ListenerService(description, endpoint, served, reactor))

@@ -16,7 +16,7 @@ from twisted.application.service import IService
 from twisted.python import usage
 
 from wsdaemon import __version__
-from wsdaemon.config import Config, ConfigError, load_config
+from wsdaemon.config import Config, ConfigError, load_config, worker_count
 from wsdaemon.logs import LOG_FORMATS, ObserverFactory, observer_factory
 from wsdaemon.plugins import (
     BrokenPlugin,
@@ -40,6 +40,13 @@ class Options(usage.Options):
     optParameters = [
         ["config", "c", None, "TOML configuration file (see etc/wsdaemon.toml)."],
         ["log-format", None, None, "Log lines as human-readable text (default) or json (one object per line)."],
+        [
+            "worker",
+            None,
+            None,
+            "Internal: run as worker N of a main process with [process] workers > 1 (the main process adds it).",
+            int,
+        ],
     ]
     optFlags = [
         [
@@ -77,7 +84,7 @@ class Options(usage.Options):
         chosen = self["log-format"]
         if chosen is not None and chosen not in LOG_FORMATS:
             raise usage.UsageError(f"--log-format must be one of {', '.join(LOG_FORMATS)}, got {chosen!r}")
-        self.log_observer = observer_factory(chosen or "text")
+        self.log_observer = observer_factory(chosen or "text", self["worker"])
         hand_log_format(self, chosen, self.log_observer)
 
     def opt_list_handlers(self) -> NoReturn:
@@ -117,9 +124,6 @@ def makeService(options: Options) -> IService:
     """Load the config, resolve handlers and authenticators, and build the daemon service."""
     from twisted.internet import reactor
 
-    from wsdaemon.service import build_service
-    from wsdaemon.systemd import Notifier
-
     def reload_config() -> Config:
         return load_config(options["config"], options["listen"])
 
@@ -130,17 +134,39 @@ def makeService(options: Options) -> IService:
             raise SystemExit(
                 check_config(options["config"], options["listen"], discover_handlers(), reactor, sys.stdout, sys.stderr)
             )
-        config = reload_config()
-        service = build_service(
-            config,
-            discover_handlers(),
-            reactor,
-            load_config=reload_config,
-            notifier=Notifier.from_environment(),
-            authenticators=discover_authenticators(),
-        )
-        return for_runner(service, options, options.log_observer)
+        return for_runner(_build(options, reload_config(), reload_config, reactor), options, options.log_observer)
     except ConfigError as error:
         fail(str(error))
     except DuplicatePlugin as error:
         fail(str(error))
+
+
+def _build(options: Options, config: Config, reload_config: Callable[[], Config], reactor: Any) -> IService:
+    """One process (``workers = 1``), the main process of several workers, or one of those workers."""
+    from wsdaemon.systemd import Notifier
+
+    if options["worker"] is not None:
+        from wsdaemon.workers.channel import ChannelError
+        from wsdaemon.workers.worker import build_worker
+
+        try:
+            return build_worker(config, discover_handlers(), reactor, options["worker"], load_config=reload_config)
+        except ChannelError as error:
+            fail(f"--worker is set by the main process for its workers, not by hand ({error})")
+    count = worker_count(config.process)
+    if count > 1:
+        from wsdaemon.workers.start import build_supervisor
+
+        if options.parent is not None and "nodaemon" in options.parent:  # twistd's options: it daemonizes
+            fail("[process] workers > 1 runs under `twist wsdaemon` (in the foreground), not twistd")
+        return build_supervisor(config, discover_handlers(), reactor, count, notifier=Notifier.from_environment())
+    from wsdaemon.service import build_service
+
+    return build_service(
+        config,
+        discover_handlers(),
+        reactor,
+        load_config=reload_config,
+        notifier=Notifier.from_environment(),
+        authenticators=discover_authenticators(),
+    )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from twisted.application.service import MultiService
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 
 import wsdaemon.core.frames
+from wsdaemon.broker import InProcessBroker
 from wsdaemon.core import Limits
 from wsdaemon.core.frames import Opcode, SharedMessage, encode_message
 from wsdaemon.handlers.broadcast import BroadcastFactory, BroadcastProtocol, build_factory
-from wsdaemon.interfaces import HandlerOptionsError
+from wsdaemon.interfaces import HandlerContext, HandlerOptionsError
 from wsdaemon.plugins import discover_handlers
 from wsdaemon.testing import MemoryClient, MemoryServer
 
@@ -159,15 +162,30 @@ def test_without_channel_from_path_a_sub_path_is_404():
 
 
 def test_empty_channel_is_forgotten():
-    """A channel exists while it has members; when the last one leaves it is gone."""
+    """A channel is named by the URL path (/chat/room) and exists while it has members; when the last one leaves it is gone."""
     factory = build_factory({"channel_from_path": True}, "/chat")
     server = MemoryServer({"/chat": factory})
     first, second = server.connect("/chat/room"), server.connect("/chat/room")
-    assert list(factory.channels) == ["room"]
+    members = factory.broker.members
+    assert list(members.channels) == ["/chat/room"]
     first.close()
-    assert len(factory.channels["room"].members) == 1
+    assert members.count("/chat/room") == 1
     second.disconnect()
-    assert factory.channels == {}
+    assert members.channels == {}
+
+
+def test_endpoints_sharing_a_broker_keep_their_channels_apart():
+    """Two endpoints on one broker never share a channel: /a/x and /b/x are different names."""
+    broker = InProcessBroker()
+    context = HandlerContext(MemoryReactorClock(), MultiService(), broker)
+    first = build_factory({"channel_from_path": True}, "/a", context)
+    second = build_factory({"channel_from_path": True}, "/b", context)
+    assert first.broker is second.broker is broker
+    server = MemoryServer({"/a": first, "/b": second})
+    on_a, on_b = server.connect("/a/x"), server.connect("/b/x")
+    on_a.send_text("for a")
+    assert (on_a.received(), on_b.received()) == (["for a"], [])
+    assert sorted(broker.members.channels) == ["/a/x", "/b/x"]
 
 
 def test_publish_from_inside_the_daemon_reaches_members():
@@ -276,7 +294,7 @@ def test_slow_member_is_closed_with_1008_and_the_others_get_everything():
         sent = publish(publisher, 200)
     for client in [publisher, *others]:
         assert client.received() == sent
-    assert member(slow).channel is None
+    assert not member(slow).joined
     slow.resume_reading()
     got = slow.received()
     assert got == sent[: len(got)] and len(got) < len(sent)

@@ -13,6 +13,7 @@ import contextlib
 import http.client
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -289,3 +291,18 @@ def run_daemon_expecting_exit(tmp_path: Path) -> Callable[[str], Exited]:
         )
 
     return run
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Any]:
+    """A running redis-server, killed by PID at teardown (a missing redis-server fails, it is not skipped)."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.fail("redis-server and redis-cli are needed (Debian: apt-get install redis-server)", pytrace=False)
+    from tests.integration.redis_support import RedisServer
+
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import time
@@ -45,3 +46,39 @@ def masked_binary_frame(payload: bytes) -> bytes:
     else:
         header = struct.pack("!BBH", 0x82, 0x80 | 126, len(payload))
     return header + b"\x00\x00\x00\x00" + payload
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of a process, from /proc (a main process's workers)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return [int(child) for child in children.read().split()]
+
+
+def socket_inodes(pid: int) -> set[str]:
+    """The inodes of the sockets a process holds open, from its /proc/PID/fd links."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def established_connections(port: int) -> set[str]:
+    """Inodes of the ESTABLISHED TCP sockets whose local port is ``port`` (the server's ends), from /proc/net/tcp."""
+    inodes = set()
+    with open("/proc/net/tcp") as table:
+        for line in table.read().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                inodes.add(fields[9])
+    return inodes
+
+
+def connections_by_process(port: int, pids: list[int]) -> dict[int, int]:
+    """How many of the server's established connections on ``port`` each process holds (seen from outside)."""
+    established = established_connections(port)
+    return {pid: len(socket_inodes(pid) & established) for pid in pids}

@@ -8,6 +8,7 @@ manager by reading ``NOTIFY_SOCKET`` datagrams itself. Everything stays on 127.0
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -68,7 +69,7 @@ class NotifySocket:
 class Activated:
     """The daemon started by systemd-socket-activate on two sockets (plain and TLS)."""
 
-    def __init__(self, workdir: Path, notify: NotifySocket, extra_env: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, notify: NotifySocket, extra_env: dict[str, str], extra_config: str = "") -> None:
         self.http_port, self.tls_port = free_port(), free_port()
         self.ca = ThrowawayCA(workdir / "pki")
         server = self.ca.issue("localhost", ("localhost",))
@@ -77,7 +78,7 @@ class Activated:
             '[[listeners]]\nendpoint = "systemd:domain=INET:name=wsdaemon-http"\n'
             '[[listeners]]\nendpoint = "systemd:domain=INET:name=wsdaemon-https"\ntls = true\n'
             f'certificate = "{server.cert_path}"\nprivate_key = "{server.key_path}"\n'
-            "[limits]\ndrain_timeout_seconds = 5.0\n"
+            "[limits]\ndrain_timeout_seconds = 5.0\n" + extra_config
         )
         env_args = [
             f"--setenv={name}={value}"
@@ -142,11 +143,11 @@ def notify(tmp_path: Path) -> Iterator[NotifySocket]:
 
 @pytest.fixture
 def activate(tmp_path: Path, notify: NotifySocket) -> Iterator[Callable[..., Activated]]:
-    """Start the daemon under systemd-socket-activate (with extra environment); stopped at teardown."""
+    """Start the daemon under systemd-socket-activate (extra config text, extra environment); stopped at teardown."""
     started: list[Activated] = []
 
-    def start(**extra_env: str) -> Activated:
-        started.append(Activated(tmp_path, notify, extra_env))
+    def start(extra_config: str = "", **extra_env: str) -> Activated:
+        started.append(Activated(tmp_path, notify, extra_env, extra_config))
         return started[-1]
 
     yield start
@@ -202,6 +203,37 @@ def test_watchdog_pings_from_the_reactor(activate, notify):
     started = time.monotonic()
     notify.wait_for("WATCHDOG=1", count=4, timeout=5)
     assert time.monotonic() - started < 4
+
+
+def test_socket_activation_with_two_workers_is_ready_once_after_both(activate, notify):
+    """With workers = 2 on systemd's sockets: READY=1 once, after both workers listen; ws and wss on both; exit 0."""
+    activated = activate("[process]\nworkers = 2\n")
+    notify.wait_for("READY=1")
+    at_ready = activated.output()
+    assert "all 2 workers ready" in at_ready
+    for index in (1, 2):
+        assert f"worker={index} listening on systemd:domain=INET:name=wsdaemon-https" in at_ready
+    assert activated.healthz().startswith(b"HTTP/1.1 200 ")
+    context = ssl.create_default_context(cafile=str(activated.ca.path))
+    for number in range(20):
+        raw = socket.create_connection((LOOPBACK, activated.tls_port), timeout=10)
+        with connect(
+            f"wss://localhost:{activated.tls_port}/echo", sock=raw, ssl=context, server_hostname="localhost"
+        ) as ws:
+            ws.send(f"wss {number}")
+            assert ws.recv(timeout=10) == f"wss {number}"
+    killed = re.findall(r"worker 1 \(pid (\d+)\) ready", at_ready)[-1]
+    os.kill(int(killed), signal.SIGKILL)  # it is replaced, and systemd hears no second READY=1
+    deadline = time.monotonic() + 20
+    while re.findall(r"worker 1 \(pid (\d+)\) ready", activated.output())[-1] == killed:
+        if time.monotonic() > deadline:
+            pytest.fail(f"worker 1 not replaced\n{activated.output()}", pytrace=False)
+        time.sleep(0.05)
+    served = set(re.findall(r"worker=(\d) websocket closed", activated.output()))
+    assert served == {"1", "2"}, activated.output()
+    assert activated.stop() == 0
+    messages = notify.wait_for("STOPPING=1")
+    assert [message[0] for message in messages].count("READY=1") == 1, messages
 
 
 # --- the unit files ------------------------------------------------------------------------------

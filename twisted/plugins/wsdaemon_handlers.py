@@ -14,7 +14,7 @@ broadcast = HandlerPlugin(
     description="publish/subscribe: every message a member sends goes to every member of its channel, in order",
     options={
         "channel_from_path": "true or false (default false): the channel is the URL path after the endpoint "
-        '(/chat/room1 joins "room1") instead of the endpoint itself',
+        '(/chat/room1 joins "/chat/room1") instead of the endpoint itself',
         "deliver_to_sender": "true or false (default true): a member also gets its own messages",
         "queue_max_messages": "integer 1-1000000 (default 1000): messages kept for a member that is not keeping up",
         "queue_max_bytes": "integer 1024-1073741824 (default 1048576): bytes kept for a member that is not keeping up",

@@ -12,12 +12,14 @@ Rules for this package:
 
 Modules: :mod:`~wsdaemon.config.model` (the dataclasses), :mod:`~wsdaemon.config.loader` (file,
 document, ``--listen``), one per part of the file (:mod:`~wsdaemon.config.listeners`,
-:mod:`~wsdaemon.config.limits`, :mod:`~wsdaemon.config.endpoints` with :mod:`~wsdaemon.config.auth`, :mod:`~wsdaemon.config.static`),
+:mod:`~wsdaemon.config.limits`, :mod:`~wsdaemon.config.endpoints` with :mod:`~wsdaemon.config.auth`,
+:mod:`~wsdaemon.config.static`, :mod:`~wsdaemon.config.process`),
 and :mod:`~wsdaemon.config.checks` (the generic value checks they share).
 """
 
 from wsdaemon.config.loader import default_config, load_config, parse_config
 from wsdaemon.config.model import (
+    AUTO_WORKERS,
     DEFAULT_LISTEN,
     DEMO_PATH,
     DEMO_STATIC_PATH,
@@ -29,12 +31,15 @@ from wsdaemon.config.model import (
     EndpointConfig,
     ListenerConfig,
     Problem,
+    ProcessConfig,
     SNIConfig,
     StaticMount,
     TLSConfig,
 )
+from wsdaemon.config.process import worker_count
 
 __all__ = [
+    "AUTO_WORKERS",
     "DEFAULT_LISTEN",
     "DEMO_PATH",
     "DEMO_STATIC_PATH",
@@ -46,10 +51,12 @@ __all__ = [
     "EndpointConfig",
     "ListenerConfig",
     "Problem",
+    "ProcessConfig",
     "SNIConfig",
     "StaticMount",
     "TLSConfig",
     "default_config",
     "load_config",
     "parse_config",
+    "worker_count",
 ]

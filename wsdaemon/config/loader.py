@@ -8,15 +8,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from wsdaemon.allocator import DEFAULT_CACHE_BYTES, MAX_CACHE_BYTES, MIN_CACHE_BYTES
+from wsdaemon.config.broker import parse_api, parse_broker
 from wsdaemon.config.checks import Report, checked_table
 from wsdaemon.config.endpoints import default_endpoints, parse_endpoints
 from wsdaemon.config.limits import LIMIT_KEYS, parse_limits
 from wsdaemon.config.listeners import endpoint_strings, parse_listeners
 from wsdaemon.config.model import DEFAULT_LISTEN, Config, ConfigError, ListenerConfig, Problem
+from wsdaemon.config.process import parse_process, refuse_unshared_listeners
 from wsdaemon.config.static import static_mounts
 from wsdaemon.core.limits import Limits
 
-_TOP_KEYS = ("listeners", "http", "limits", "endpoints", "static", "memory")
+_TOP_KEYS = ("listeners", "http", "limits", "endpoints", "static", "memory", "process", "broker", "api")
 _HTTP_KEYS = ("demo_page",)
 _MEMORY_KEYS = ("allocator_cache_bytes",)
 
@@ -54,6 +56,9 @@ def parse_config(text: str, source: str, listen_override: Sequence[str] = ()) ->
         raise ConfigError(source, [Problem("(file)", "valid TOML", str(error))]) from None
     report = Report()
     config = _with_listen_override(_build_config(document, source, report), listen_override, report)
+    api = parse_api(document.get("api"), config.endpoints, config.listeners, config.demo_page, report)
+    config = dataclasses.replace(config, broker=parse_broker(document.get("broker"), report), api=api)
+    refuse_unshared_listeners(config.process, config.listeners, bool(listen_override), report)
     report.raise_if_any(source)
     return config
 
@@ -92,7 +97,9 @@ def _build_config(document: dict[str, Any], source: str, report: Report) -> Conf
     if "endpoints" in document:
         endpoints = parse_endpoints(document["endpoints"], limits, demo_page, report)
     static = static_mounts(document.get("static", []), endpoints, demo_page, report)
-    return Config(source, listeners, limits, endpoints, demo_page, static, _memory(document.get("memory"), report))
+    process = parse_process(document.get("process"), report)
+    memory = _memory(document.get("memory"), report)
+    return Config(source, listeners, limits, endpoints, demo_page, static, memory, process)
 
 
 def _http(value: Any, report: Report) -> bool:

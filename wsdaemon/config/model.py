@@ -13,6 +13,11 @@ from wsdaemon.core.limits import Limits
 
 DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
 
+#: ``[process] workers = "auto"``: one worker per CPU this process may run on.
+AUTO_WORKERS = "auto"
+#: The most worker processes one daemon runs (a finite bound, as for every limit).
+MAX_WORKERS = 1024
+
 #: Paths the site serves itself, which no endpoint may take.
 HEALTH_PATH = "/healthz"
 DEMO_PATH = "/"
@@ -130,6 +135,65 @@ class StaticMount:
 
 
 @dataclass(frozen=True)
+class ProcessConfig:
+    """``[process]``: the worker processes that serve the listeners, and their supervision.
+
+    ``workers`` is a count, or ``"auto"`` (one per CPU this process may run on); with 1
+    the daemon is one process, as without the table. The three times bound the
+    supervision of several workers (see :mod:`wsdaemon.workers`).
+    """
+
+    workers: int | str = 1
+    #: A worker whose reactor sent no heartbeat for this long is killed (SIGKILL) and replaced.
+    heartbeat_timeout_seconds: float = 10.0
+    #: The longest wait before restarting a worker that keeps dying soon after it started.
+    restart_delay_max_seconds: float = 30.0
+    #: On shutdown, how long after ``drain_timeout_seconds`` a worker may take to exit before it is killed.
+    stop_grace_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """``[broker]``: the Redis server that carries channels between processes and hosts.
+
+    ``url`` is kept as written, without secrets (it may not hold a password), for logs;
+    the parts are what the connection uses.
+    """
+
+    url: str
+    scheme: str  # "redis", "rediss" (TLS) or "unix"
+    host: str = "127.0.0.1"
+    port: int = 6379
+    db: int = 0
+    path: str = ""  # the socket, for "unix"
+    username: str | None = None
+    password_file: str | None = None
+    tls_ca_file: str | None = None  # rediss: CAs to trust instead of the system's
+    prefix: str = "wsdaemon:"
+    required: bool = False
+    #: Messages kept for the other processes while Redis is down (and in flight per channel).
+    max_pending_messages: int = 10000
+    #: Time to connect, authenticate and select the database, and to answer a command.
+    connect_timeout_seconds: float = 5.0
+    #: The first reconnect delay; it doubles after each failure, with jitter, up to the next one.
+    reconnect_initial_seconds: float = 0.5
+    reconnect_max_seconds: float = 30.0
+    #: How often this process re-announces its members (presence); entries expire after three times this.
+    presence_refresh_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """``[api]``: the HTTP API for backends (publish, presence), off unless the table is present."""
+
+    token_file: str
+    publish_path: str = "/api/publish"
+    presence_path: str = "/api/presence"
+    #: Listener endpoint strings that serve the API; empty: every listener.
+    listeners: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration; ``source`` is None for the built-in defaults."""
 
@@ -140,3 +204,6 @@ class Config:
     demo_page: bool
     static: tuple[StaticMount, ...] = ()
     allocator_cache_bytes: int = DEFAULT_CACHE_BYTES  # [memory]: see wsdaemon.allocator
+    process: ProcessConfig = field(default_factory=ProcessConfig)
+    broker: BrokerConfig | None = None  # [broker]: None is the in-process broker
+    api: ApiConfig | None = None  # [api]: None is no API

@@ -2,14 +2,17 @@
 
 Rules for this file:
 
-* A connection joins one channel: the endpoint's, or (``channel_from_path``)
-  the one named by the URL path after the endpoint (``/chat/room1`` → ``room1``).
-  With ``channels_claim``, it may join only a channel whose path (``/chat/room1``)
-  that claim of its verified identity allows (:mod:`wsdaemon.auth.channels`);
-  anything else gets 403 before the 101.
-* Every text or binary message a member sends goes to every member of its
-  channel (the sender too, unless ``deliver_to_sender = false``), in the order
-  the channel received them.
+* A connection joins one channel, named by the URL path it connected to: the
+  endpoint's (``/chat``), or with ``channel_from_path`` the endpoint's path and
+  what follows it (``/chat/room1``), so two endpoints never share a channel.
+  With ``channels_claim``, it may join only a channel that claim of its verified
+  identity allows (:mod:`wsdaemon.auth.channels`); anything else gets 403 before
+  the 101.
+* Channels live in the daemon's broker (:mod:`wsdaemon.broker`): in this
+  process by default, or across workers and hosts (Redis). Every text or binary
+  message a member sends goes to every member of its channel everywhere (the
+  sender too, unless ``deliver_to_sender = false``), in the order the channel
+  received them.
 * A message is framed once (:class:`~wsdaemon.core.frames.SharedMessage`) and
   the same bytes are written to every member.
 * A member whose peer is not reading is paused by its transport (the
@@ -35,15 +38,15 @@ from zope.interface import implementer
 
 from wsdaemon.auth.channels import channel_allowed, claimed_channels
 from wsdaemon.auth.errors import Forbidden
+from wsdaemon.broker import IBroker, InProcessBroker, PublishRefused
+from wsdaemon.broker.names import channel_problem
 from wsdaemon.core.frames import Opcode, SharedMessage
 from wsdaemon.handlers.options import OptionReader
-from wsdaemon.interfaces import ConnectionRejected, Identity, WebSocketTransport
+from wsdaemon.interfaces import ConnectionRejected, HandlerContext, Identity, WebSocketTransport
 
 OVERFLOW_POLICIES = ("close", "drop-oldest", "latest")
 #: RFC 6455 §7.4.1: 1008 policy violation; 1013 try again later.
 OVERFLOW_CLOSE_CODES = (1008, 1013)
-#: Longest channel name taken from a URL path, in bytes.
-MAX_CHANNEL_NAME_BYTES = 256
 
 
 @dataclass(frozen=True)
@@ -83,20 +86,6 @@ def read_settings(options: Mapping[str, Any]) -> BroadcastSettings:
     return settings
 
 
-class Channel:
-    """The members of one channel, in the order they joined."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.members: dict[BroadcastProtocol, None] = {}
-
-    def publish(self, message: SharedMessage, sender: BroadcastProtocol | None, deliver_to_sender: bool) -> None:
-        """Give ``message`` to every member; a slow member only queues it (or overflows)."""
-        for member in list(self.members):
-            if member is not sender or deliver_to_sender:
-                member.deliver(message)
-
-
 @implementer(IPushProducer)
 class BroadcastProtocol:
     """One member: the handler of its connection and the producer its transport pauses."""
@@ -109,7 +98,7 @@ class BroadcastProtocol:
         self.factory = factory
         self.settings = factory.settings
         self.channel_name = channel
-        self.channel: Channel | None = None
+        self.joined = False
         self.paused = False
         self.queue: deque[SharedMessage] = deque()
         self.queued_bytes = 0
@@ -121,7 +110,8 @@ class BroadcastProtocol:
         """Join the channel and let the transport pause this member when its peer is behind."""
         self.transport = transport
         self._send = getattr(transport, "sendSharedMessage", None) or self._send_plain
-        self.channel = self.factory.join(self.channel_name, self)
+        self.factory.broker.subscribe(self.channel_name, self)
+        self.joined = True
         transport.attachProducer(self)
 
     def negotiationFinished(self) -> None:
@@ -168,7 +158,7 @@ class BroadcastProtocol:
 
     def deliver(self, message: SharedMessage) -> None:
         """Send ``message`` now, or queue it behind earlier ones while paused."""
-        if self.channel is None:
+        if not self.joined:
             return
         if not self.paused and not self.queue:
             self._send(message)
@@ -208,7 +198,7 @@ class BroadcastProtocol:
         self.transport.loseConnection(self.settings.overflow_close_code, "not keeping up with the channel")  # type: ignore[call-arg]
 
     def _drain(self) -> None:
-        while self.queue and not self.paused and self.channel is not None:
+        while self.queue and not self.paused and self.joined:
             message = self.queue.popleft()
             self.queued_bytes -= len(message.payload)
             self._send(message)
@@ -221,24 +211,34 @@ class BroadcastProtocol:
             self.transport.sendBytesMessage(message.payload)
 
     def _publish(self, message: SharedMessage) -> None:
-        if self.channel is not None:
-            self.channel.publish(message, self, self.settings.deliver_to_sender)
+        if self.joined:
+            exclude = None if self.settings.deliver_to_sender else self
+            self.factory.broker.publish(self.channel_name, message, exclude).addErrback(_refused)
 
     def _leave(self) -> None:
-        if self.channel is not None:
-            self.factory.leave(self.channel, self)
-            self.channel = None
+        if self.joined:
+            self.factory.broker.unsubscribe(self.channel_name, self)
+            self.joined = False
         self.queue.clear()
         self.queued_bytes = 0
 
 
-class BroadcastFactory:
-    """Builds members and keeps the endpoint's channels (a channel exists while it has members)."""
+def _refused(failure: Failure) -> None:
+    """The broker refused a member's message (it is down with a full queue); it logged that once."""
+    failure.trap(PublishRefused)
 
-    def __init__(self, settings: BroadcastSettings, endpoint: str) -> None:
+
+class BroadcastFactory:
+    """Builds members of the endpoint's channels, which live in ``broker``.
+
+    The daemon gives every endpoint its one broker (``HandlerContext.broker``); without
+    one (a factory built alone, e.g. in tests) channels live in a broker of its own.
+    """
+
+    def __init__(self, settings: BroadcastSettings, endpoint: str, broker: IBroker | None = None) -> None:
         self.settings = settings
         self.endpoint = endpoint
-        self.channels: dict[str, Channel] = {}
+        self.broker: IBroker = broker if broker is not None else InProcessBroker()
 
     def buildProtocol(self, request: Request) -> BroadcastProtocol:
         """A member of the channel the request names.
@@ -253,19 +253,18 @@ class BroadcastFactory:
         return BroadcastProtocol(self, channel)
 
     def check_claim(self, identity: Identity | None, channel: str, claim: str) -> None:
-        """Let in only an identity whose ``claim`` lists the channel's path (exact, or ``/prefix/*``).
+        """Let in only an identity whose ``claim`` lists the channel (its path: exact, or ``/prefix/*``).
 
         Raises:
             Forbidden: 403, no identity or the claim does not allow this channel.
         """
-        path = f"{self.endpoint.rstrip('/')}/{channel}" if self.settings.channel_from_path else self.endpoint
         entries = claimed_channels(identity.claims, claim) if identity is not None else ()
-        if not channel_allowed(path, entries):
+        if not channel_allowed(channel, entries):
             who = "an anonymous client" if identity is None else f"{identity.name!r}"
-            raise Forbidden(f"channel {path} is not in the {claim!r} claim of {who}", "not allowed on this channel")
+            raise Forbidden(f"channel {channel} is not in the {claim!r} claim of {who}", "not allowed on this channel")
 
     def channel_for(self, rest: list[bytes]) -> str:
-        """The channel named by the path segments after the endpoint.
+        """The channel a request joins: the URL path it names (``/chat``, or ``/chat/room1``).
 
         Raises:
             ConnectionRejected: 404 for a path this endpoint does not serve.
@@ -274,42 +273,28 @@ class BroadcastFactory:
             if any(rest):
                 raise ConnectionRejected(404, f"no channel here; connect to {self.endpoint}")
             return self.endpoint
-        if not rest or not all(rest) or len(b"/".join(rest)) > MAX_CHANNEL_NAME_BYTES:
-            raise ConnectionRejected(
-                404, f"name a channel after {self.endpoint}/ (at most {MAX_CHANNEL_NAME_BYTES} bytes)"
-            )
+        if not rest:
+            raise ConnectionRejected(404, f"name a channel after {self.endpoint}/")
         try:
-            return b"/".join(rest).decode("utf-8")
+            name = "/".join([self.endpoint.rstrip("/"), *(segment.decode("utf-8") for segment in rest)])
         except UnicodeDecodeError:
             raise ConnectionRejected(404, "a channel name is UTF-8 text") from None
-
-    def join(self, name: str, member: BroadcastProtocol) -> Channel:
-        """Add ``member`` to channel ``name``, creating the channel."""
-        channel = self.channels.get(name)
-        if channel is None:
-            channel = self.channels[name] = Channel(name)
-        channel.members[member] = None
-        return channel
-
-    def leave(self, channel: Channel, member: BroadcastProtocol) -> None:
-        """Remove ``member``; an empty channel is forgotten."""
-        channel.members.pop(member, None)
-        if not channel.members and self.channels.get(channel.name) is channel:
-            del self.channels[channel.name]
+        problem = channel_problem(name)
+        if problem is not None:
+            raise ConnectionRejected(404, f"name a channel after {self.endpoint}/: the channel name {problem}")
+        return name
 
     def publish(self, channel: str, payload: str | bytes) -> None:
         """Publish from inside the daemon (another handler, a timer) to every member of ``channel``."""
-        target = self.channels.get(channel)
-        if target is not None:
-            opcode = Opcode.TEXT if isinstance(payload, str) else Opcode.BINARY
-            data = payload.encode("utf-8") if isinstance(payload, str) else payload
-            target.publish(SharedMessage(opcode, data), None, True)
+        opcode = Opcode.TEXT if isinstance(payload, str) else Opcode.BINARY
+        data = payload.encode("utf-8") if isinstance(payload, str) else payload
+        self.broker.publish(channel, SharedMessage(opcode, data)).addErrback(_refused)
 
 
-def build_factory(options: Mapping[str, Any], endpoint: str) -> BroadcastFactory:
-    """The ``broadcast`` handler's factory for one endpoint.
+def build_factory(options: Mapping[str, Any], endpoint: str, context: HandlerContext | None = None) -> BroadcastFactory:
+    """The ``broadcast`` handler's factory for one endpoint, its channels in ``context.broker``.
 
     Raises:
         HandlerOptionsError: an option has the wrong type or is out of range.
     """
-    return BroadcastFactory(read_settings(options), endpoint)
+    return BroadcastFactory(read_settings(options), endpoint, context.broker if context is not None else None)

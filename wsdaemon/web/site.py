@@ -26,10 +26,12 @@ from wsdaemon.adapter.switching import SwitchingFactory
 from wsdaemon.admission import Admission
 from wsdaemon.auth import NO_AUTHENTICATION
 from wsdaemon.auth.tokens import without_token
+from wsdaemon.broker import IBroker, LinkState
 from wsdaemon.config import Config, EndpointConfig
 from wsdaemon.core import EndpointPolicy, Limits
 from wsdaemon.interfaces import IAuthenticator, WebSocketServerFactory
 from wsdaemon.runtime import Runtime, RuntimeSlot
+from wsdaemon.web.api import ApiAccess, PresenceResource, PublishResource
 from wsdaemon.web.channel import DaemonChannel
 from wsdaemon.web.request import DaemonRequest
 from wsdaemon.web.resource import WebSocketResource
@@ -166,6 +168,28 @@ def _path_node(root: PathNode, path: str) -> PathNode:
     return node
 
 
+class Health(StaticBytes):
+    """``/healthz``: 200, or 503 while a broker the config marks ``required`` is down."""
+
+    def __init__(self, broker: IBroker | None, required: bool) -> None:
+        super().__init__(b"ok\n", "text/plain; charset=utf-8", {"Cache-Control": "no-store"})
+        self.broker = broker if required else None
+
+    def render_GET(self, request: Request) -> bytes:
+        """ok, unless the required broker is down."""
+        body = super().render_GET(request)
+        if self.broker is not None and self.broker.state is LinkState.DOWN and request.code == 200:
+            request.setResponseCode(503)
+            return b"broker down\n"
+        return body
+
+
+def _mount_api(root: Resource, config: Config, broker: IBroker, access: ApiAccess) -> None:
+    if config.api is not None:
+        _mount(root, config.api.publish_path, PublishResource(broker, access))
+        _mount(root, config.api.presence_path, PresenceResource(broker, access))
+
+
 def build_root(
     config: Config,
     factories: Mapping[str, WebSocketServerFactory[Any]],
@@ -173,8 +197,10 @@ def build_root(
     *,
     admission: Admission,
     authenticators: Mapping[str, IAuthenticator] | None = None,
+    broker: IBroker | None = None,
+    api: ApiAccess | None = None,
 ) -> Resource:
-    """The resource tree: demo page, /healthz and one WebSocket endpoint per config entry.
+    """The resource tree: demo page, /healthz, the API and one WebSocket endpoint per config entry.
 
     Every endpoint asks ``admission``, the one its listeners' ``SwitchingFactory``
     counts connections with (a rebuilt tree on reload gets the running one), and
@@ -191,7 +217,9 @@ def build_root(
         static = PathNode()
         static.putChild(b"demo.js", StaticBytes(_static("demo.js"), "text/javascript; charset=utf-8"))
         root.putChild(b"static", static)
-    root.putChild(b"healthz", StaticBytes(b"ok\n", "text/plain; charset=utf-8", {"Cache-Control": "no-store"}))
+    root.putChild(b"healthz", Health(broker, config.broker is not None and config.broker.required))
+    if broker is not None and api is not None:
+        _mount_api(root, config, broker, api)
     for endpoint in config.endpoints:
         # A factory may offer subprotocols (tcp: "binary", for noVNC) when the endpoint lists none.
         subprotocols = endpoint.subprotocols or tuple(getattr(factories[endpoint.path], "defaultSubprotocols", ()))
@@ -269,13 +297,15 @@ def build_runtime(
     *,
     admission: Admission,
     authenticators: Mapping[str, IAuthenticator] | None = None,
+    broker: IBroker | None = None,
+    api: ApiAccess | None = None,
 ) -> Runtime:
     """The :class:`Runtime` of ``config`` with these endpoint factories and authenticators (by path).
 
     Its tree is built on ``reactor``, asking ``admission``.
     """
     guards = dict(authenticators or {})
-    root = build_root(config, factories, reactor, admission=admission, authenticators=guards)
+    root = build_root(config, factories, reactor, admission=admission, authenticators=guards, broker=broker, api=api)
     return Runtime(config, factories, root, guards)
 
 
@@ -295,6 +325,8 @@ def build_factory(
     reactor: IReactorTime,
     admission: Admission | None = None,
     authenticators: Mapping[str, IAuthenticator] | None = None,
+    broker: IBroker | None = None,
+    api: ApiAccess | None = None,
 ) -> SwitchingFactory:
     """A listening factory serving ``config`` with these endpoint factories, for good (no reload).
 
@@ -304,5 +336,9 @@ def build_factory(
     every endpoint alike.
     """
     admission = admission if admission is not None else Admission()
-    runtime = RuntimeSlot(build_runtime(config, factories, reactor, admission=admission, authenticators=authenticators))
+    runtime = RuntimeSlot(
+        build_runtime(
+            config, factories, reactor, admission=admission, authenticators=authenticators, broker=broker, api=api
+        )
+    )
     return build_listening_factory(runtime, reactor, admission)
