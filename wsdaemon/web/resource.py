@@ -183,8 +183,8 @@ class WebSocketResource(Resource):
         """Wait for the authenticator's Deferred, at most ``auth_timeout_seconds``, then go on.
 
         The handshake clock is stopped while a request is served, so the wait has
-        its own bound (503 after it, and the Deferred is cancelled). If the client goes away meanwhile the
-        Deferred is cancelled, and nothing is built or answered.
+        its own bound (503 after it, and the Deferred is cancelled). If the client
+        goes away meanwhile the Deferred is cancelled, and nothing is built or answered.
         """
         gone = False
 
