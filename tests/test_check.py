@@ -109,6 +109,25 @@ def test_expiring_certificate_is_a_warning_not_a_failure(tmp_path):
     assert "wsdaemon: warning: tcp:8443: certificate" in err and "expires on" in err
 
 
+AUTH = '[[endpoints]]\npath = "/chat"\nhandler = "echo"\n[endpoints.auth]\ntype = "jwt"\nalgorithms = ["HS256"]\nsecret_file = "{}"\n'
+
+
+def test_auth_is_printed_and_its_key_file_read(tmp_path):
+    """--check-config prints an endpoint's authenticator, and a bad key file fails the check naming it."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"k" * 32)
+    status, out, _, _ = run(tmp_path, AUTH.format(secret) + "close_on_expiry = true\n")
+    assert status == 0
+    assert "    auth: jwt {'algorithms': ['HS256'], 'secret_file': '" in out
+    assert "closes with 1008 when it expires" in out
+    secret.write_bytes(b"short")
+    status, _, err, _ = run(tmp_path, AUTH.format(secret))
+    assert status == 1
+    assert (
+        f"endpoints[0].auth.secret_file: expected a file holding a secret of at least 32 bytes, got '{secret}'" in err
+    )
+
+
 def test_the_worker_count_is_printed(tmp_path):
     """--check-config says how many processes a start would run: one, or N workers under a main process."""
     _, one, _, _ = run(tmp_path, None)

@@ -655,8 +655,18 @@ def test_sample_file_shows_every_key() -> None:
     assert document["memory"] == {"allocator_cache_bytes": DEFAULT_CACHE_BYTES}
     assert document["process"] == dataclasses.asdict(ProcessConfig())
     endpoint = document["endpoints"][0]
-    assert set(endpoint) == {"path", "handler", "subprotocols", "allowed_origins", "options", "limits", "deflate"}
+    assert set(endpoint) == {
+        "path",
+        "handler",
+        "subprotocols",
+        "allowed_origins",
+        "options",
+        "limits",
+        "deflate",
+        "auth",
+    }
     assert endpoint["options"] == {} and endpoint["limits"] == {}
+    assert endpoint["auth"] == {"type": "none", "close_on_expiry": False}
     assert set(endpoint["deflate"]) == {f.name for f in dataclasses.fields(DeflateSettings)}
 
 

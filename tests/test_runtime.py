@@ -197,7 +197,7 @@ def test_slot_swap_returns_the_previous_runtime():
 def builder() -> RuntimeBuilder:
     """A builder for the "tag" handler whose trees are plain Resources."""
     return RuntimeBuilder(
-        {"tag": TagPlugin()}, HandlerContext(MemoryReactorClock(), MultiService()), lambda c, f: Resource()
+        {"tag": TagPlugin()}, HandlerContext(MemoryReactorClock(), MultiService()), lambda c, f, a: Resource()
     )
 
 

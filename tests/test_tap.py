@@ -79,6 +79,16 @@ def test_list_handlers_with_duplicate_plugins_exits_1(capsys, monkeypatch):
     assert "provided twice" in err and "Traceback" not in err
 
 
+def test_list_authenticators_prints_the_builtins_and_exits_0(capsys):
+    """--list-authenticators prints none, jwt and basic with their options, and exits 0."""
+    with pytest.raises(SystemExit) as exited:
+        parse("--list-authenticators")
+    assert exited.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert {"none", "jwt", "basic"} <= {line.split(":")[0] for line in lines if not line.startswith(" ")}
+    assert any(line.strip().startswith("algorithms: list (required)") for line in lines)
+
+
 def test_unknown_option_is_a_usage_error():
     """An unknown option is refused with a UsageError (which twist prints with the usage text)."""
     with pytest.raises(usage.UsageError):
@@ -86,9 +96,9 @@ def test_unknown_option_is_a_usage_error():
 
 
 def test_help_mentions_every_option():
-    """The --help text documents --config, --listen and --list-handlers."""
+    """The --help text documents --config, --listen, --list-handlers and --list-authenticators."""
     text = str(Options())
-    for option in ("--config", "--listen", "--list-handlers", "--version"):
+    for option in ("--config", "--listen", "--list-handlers", "--list-authenticators", "--version"):
         assert option in text
 
 

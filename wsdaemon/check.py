@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
 
+from wsdaemon.auth.resolve import resolve_authenticators
 from wsdaemon.config import (
     AUTO_WORKERS,
     Config,
@@ -35,6 +36,7 @@ from wsdaemon.config import (
 from wsdaemon.core.limits import Limits
 from wsdaemon.handler_factories import resolve_factories
 from wsdaemon.interfaces import HandlerContext
+from wsdaemon.plugins import discover_authenticators
 from wsdaemon.pubsub import build_api_access, build_broker
 from wsdaemon.service import endpoint_problem
 from wsdaemon.tls import MODERN_CIPHERS, ServerTLS, build_listener_tls
@@ -143,6 +145,9 @@ def report(
         )
         if endpoint.options:
             lines.append(f"    options: {dict(endpoint.options)}")
+        if endpoint.auth.type != "none":
+            expiry = "; closes with 1008 when it expires" if endpoint.auth.close_on_expiry else ""
+            lines.append(f"    auth: {endpoint.auth.type} {dict(endpoint.auth.options)}{expiry}")
         changes = _limit_changes(endpoint.limits, config.limits)
         if changes:
             lines.append(f"    limits: {changes}")
@@ -167,8 +172,9 @@ def check_config(
     out: TextIO,
     err: TextIO,
     now: datetime.datetime | None = None,
+    authenticators: Mapping[str, Any] | None = None,
 ) -> int:
-    """Validate like a start, print the effective settings to ``out``; the exit status (0 or 1)."""
+    """Validate like a start (key files read too), print the effective settings to ``out``; the exit status."""
     try:
         config = load_config(path, listen)
     except ConfigError as error:
@@ -176,14 +182,19 @@ def check_config(
         return 1
     problems: list[Problem] = []
     broker = build_broker(config, reactor, problems)
-    factories = resolve_factories(config, handlers, HandlerContext(reactor, MultiService(), broker), problems)
+    context = HandlerContext(reactor, MultiService(), broker)
+    factories = resolve_factories(config, handlers, context, problems)
+    plugins = discover_authenticators() if authenticators is None else authenticators
+    guards = resolve_authenticators(config, plugins, context, problems)
     build_api_access(config, [], problems)
     notes = check_listeners(config, reactor, problems)
     tls = build_listener_tls(config, problems)
     if problems:
         print(f"wsdaemon: {ConfigError(config.source or '(built-in defaults and --listen)', problems)}", file=err)
         return 1
-    build_factory(config, factories, reactor)  # the site tree builds: nothing else left to fail before listening
+    build_factory(
+        config, factories, reactor, authenticators=guards
+    )  # the site tree builds: nothing else left to fail before listening
     lines, warnings = report(config, tls, notes, now or datetime.datetime.now(datetime.UTC))
     write_report("\n".join(lines), out)
     for warning in warnings:

@@ -55,14 +55,18 @@ class Identity:
     """Who a connection proved to be, as its endpoint's :class:`IAuthenticator` verified it.
 
     Attributes:
-        name: the user: a user name, or a token's subject.
+        name: the user: a user name, or a token's subject ("" for a token without ``sub``).
         method: how it was verified: the authenticator's name ("basic", "jwt", ...).
         claims: what the credential says besides (a token's claims); empty when it says nothing more.
+        expires_at: when the credential stops being valid, in POSIX seconds (a token's ``exp``),
+            or None; with ``close_on_expiry = true`` the endpoint closes the connection with
+            1008 once it has passed.
     """
 
     name: str
     method: str
     claims: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    expires_at: float | None = None
 
 
 class WebSocketTransport(Protocol):
@@ -161,15 +165,23 @@ class ConnectionRejected(Exception):
         status: the HTTP status to answer with (4xx or 5xx).
         reason: a short plain-text body; it goes on the wire, so keep secrets out of it.
         headers: extra response headers, e.g. ``[("Retry-After", "10")]``.
+        why: for the log line only: why, in the operator's words (default: ``reason``); never
+            a credential, and not sent to the client.
     """
 
     def __init__(
-        self, status: int = 403, reason: str = "connection rejected", headers: list[tuple[str, str]] | None = None
+        self,
+        status: int = 403,
+        reason: str = "connection rejected",
+        headers: list[tuple[str, str]] | None = None,
+        *,
+        why: str | None = None,
     ) -> None:
         super().__init__(status, reason)
         self.status = status
         self.reason = reason
         self.headers = list(headers or [])
+        self.why = why or reason
 
 
 class AuthenticationRequired(ConnectionRejected):
@@ -180,6 +192,7 @@ class AuthenticationRequired(ConnectionRejected):
         challenge: the ``WWW-Authenticate`` value telling the client how to authenticate,
             e.g. ``'Basic realm="chat"'`` or ``"Bearer"``; None for none.
         headers: further response headers.
+        why: for the log line only (see :class:`ConnectionRejected`).
     """
 
     def __init__(
@@ -187,11 +200,13 @@ class AuthenticationRequired(ConnectionRejected):
         reason: str = "authentication required",
         challenge: str | None = None,
         headers: list[tuple[str, str]] | None = None,
+        *,
+        why: str | None = None,
     ) -> None:
         extra = list(headers or [])
         if challenge is not None:
             extra.insert(0, ("WWW-Authenticate", challenge))
-        super().__init__(401, reason, extra)
+        super().__init__(401, reason, extra, why=why)
         self.challenge = challenge
 
 
@@ -209,8 +224,9 @@ class IAuthenticator(Interface):
         """Verify the credentials ``request`` carries.
 
         It may answer later with a Deferred (a backend to ask): the upgrade
-        waits for it, at most the endpoint's ``handshake_timeout_seconds``
-        (then 503); the Deferred is cancelled if the client goes away meanwhile.
+        waits for it, at most the endpoint's ``[endpoints.auth] timeout_seconds``
+        (then 503: it fails closed); the Deferred is cancelled if the client
+        goes away meanwhile, or when that time is up.
         Return a fresh Deferred for each request: the endpoint adds its callbacks to it.
 
         Returns:
@@ -312,4 +328,32 @@ class IHandlerPlugin(IPlugin):
 
         Raises:
             HandlerOptionsError: an option is unknown, missing or of the wrong type.
+        """
+
+
+class IAuthenticatorPlugin(IPlugin):
+    """A named kind of authentication, discoverable with ``twisted.plugin`` (as handlers are).
+
+    Install a module in any package's ``twisted/plugins/`` that creates a provider of
+    this interface, and endpoints can use it with ``[endpoints.auth] type = "name"``;
+    the table's other keys (all but ``type``, ``close_on_expiry`` and ``timeout_seconds``)
+    are its options. The built-ins ``none``, ``jwt`` and ``basic`` are plugins too.
+    """
+
+    name = Attribute("The name endpoints use in ``type = ...``: lower-case, unique.")
+    description = Attribute("One line saying what the authenticator checks.")
+    options = Attribute("Mapping of option name to a one-line description (type and default).")
+
+    def buildAuthenticator(options: Mapping[str, Any], endpoint: str, context: HandlerContext) -> IAuthenticator:
+        """Validate ``options``, read any files they name, and return the authenticator of ``endpoint``.
+
+        Called at start and again on every SIGHUP (so key and password files are re-read);
+        a failure at start stops it, a failure on reload keeps the running authenticator.
+        ``context`` is the daemon's :class:`HandlerContext`, as handlers get it: the
+        reactor (its clock, its thread pool, its network) and a place for services to
+        stop at shutdown (a connection pool to close).
+
+        Raises:
+            HandlerOptionsError: an option is unknown, missing or of the wrong type, or a
+                file it names cannot be used (say which file, and why).
         """

@@ -1,8 +1,9 @@
-"""Handler discovery: the one place that calls ``twisted.plugin.getPlugins``.
+"""Plugin discovery: the one place that calls ``twisted.plugin.getPlugins``.
 
-Handlers are plugins in any installed package's ``twisted/plugins/`` folder, so
-a third-party distribution adds a handler just by being installed. Built-in
-handlers are found the same way (``twisted/plugins/wsdaemon_handlers.py``).
+Handlers and authenticators are plugins in any installed package's
+``twisted/plugins/`` folder, so a third-party distribution adds one just by
+being installed. The built-ins are found the same way
+(``twisted/plugins/wsdaemon_handlers.py``, ``twisted/plugins/wsdaemon_authenticators.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from zope.interface import implementer, provider
 from wsdaemon.interfaces import (
     HandlerContext,
     HandlerOptionsError,
+    IAuthenticator,
+    IAuthenticatorPlugin,
     IHandlerPlugin,
     InvalidHandlerOptions,
     WebSocketServerFactory,
@@ -107,13 +110,58 @@ class HandlerPlugin:
         return f"<handler plugin {self.name!r} from {self.module}>"
 
 
-class DuplicateHandler(Exception):
+@implementer(IPlugin, IAuthenticatorPlugin)
+class AuthenticatorPlugin:
+    """An import-cheap authenticator descriptor naming the module that implements it.
+
+    The module is imported only when an endpoint uses it, and must define
+    ``build_authenticator(options, endpoint, context) -> IAuthenticator``.
+    """
+
+    def __init__(self, name: str, module: str, description: str, options: Mapping[str, str] | None = None) -> None:
+        self.name = name
+        self.module = module
+        self.description = description
+        self.options = MappingProxyType(dict(options or {}))
+
+    def buildAuthenticator(self, options: Mapping[str, Any], endpoint: str, context: HandlerContext) -> IAuthenticator:
+        """Import the implementation and let it validate ``options`` and read its files.
+
+        Raises:
+            HandlerOptionsError: an option is unknown or invalid (``InvalidHandlerOptions``: several),
+                or a file it names is unusable.
+        """
+        declared = sorted(self.options)
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            from wsdaemon.config.checks import did_you_mean  # not at import: plugin modules import this one
+
+            expected = f"one of: {', '.join(declared) or '(no options)'}"
+            raise InvalidHandlerOptions(
+                [HandlerOptionsError(name, expected + did_you_mean(name, declared), options[name]) for name in unknown]
+            )
+        implementation = importlib.import_module(self.module)
+        return implementation.build_authenticator(options, endpoint, context)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"<authenticator plugin {self.name!r} from {self.module}>"
+
+
+class DuplicatePlugin(Exception):
+    """Two installed plugins claim the same name."""
+
+
+class DuplicateHandler(DuplicatePlugin):
     """Two installed plugins claim the same handler name."""
+
+
+class DuplicateAuthenticator(DuplicatePlugin):
+    """Two installed plugins claim the same authenticator name."""
 
 
 @dataclass(frozen=True)
 class BrokenPlugin:
-    """A module in a ``twisted/plugins/`` folder that failed to import: its handlers are missing."""
+    """A module in a ``twisted/plugins/`` folder that failed to import: its plugins are missing."""
 
     module: str
     path: str
@@ -136,12 +184,28 @@ def discover_handlers(broken: list[BrokenPlugin] | None = None) -> dict[str, Any
     Raises:
         DuplicateHandler: two plugins share a name (which one wins would be luck).
     """
+    return _discover(IHandlerPlugin, "handler", DuplicateHandler, broken)
+
+
+def discover_authenticators(broken: list[BrokenPlugin] | None = None) -> dict[str, Any]:
+    """Every installed authenticator plugin by name (``none``, ``jwt``, ``basic`` and any others).
+
+    Raises:
+        DuplicateAuthenticator: two plugins share a name.
+    """
+    return _discover(IAuthenticatorPlugin, "authenticator", DuplicateAuthenticator, broken)
+
+
+def _discover(
+    interface: Any, kind: str, duplicate: type[DuplicatePlugin], broken: list[BrokenPlugin] | None
+) -> dict[str, Any]:
+    """The providers of ``interface`` by name; broken modules logged, duplicates raised."""
     import twisted.plugins
 
     found: dict[str, Any] = {}
     failures: list[Failure] = []
     with _failures_logged(failures):
-        plugins = legacy_log.callWithContext({"log_level": LogLevel.debug}, _scan, twisted.plugins)
+        plugins = legacy_log.callWithContext({"log_level": LogLevel.debug}, _scan, interface, twisted.plugins)
     for failure in failures:
         module = broken_plugin(failure)
         _log.error("{module}", module=module)
@@ -149,21 +213,19 @@ def discover_handlers(broken: list[BrokenPlugin] | None = None) -> dict[str, Any
             broken.append(module)
     for plugin in plugins:
         if plugin.name in found:
-            raise DuplicateHandler(
-                f"handler name {plugin.name!r} is provided twice: {found[plugin.name]!r} and {plugin!r}"
-            )
+            raise duplicate(f"{kind} name {plugin.name!r} is provided twice: {found[plugin.name]!r} and {plugin!r}")
         found[plugin.name] = plugin
     return found
 
 
-def _scan(package: Any) -> list[Any]:
-    """The handler plugins in ``package``, read to the end (``getPlugins`` is lazy).
+def _scan(interface: Any, package: Any) -> list[Any]:
+    """The providers of ``interface`` in ``package``, read to the end (``getPlugins`` is lazy).
 
     twisted.plugin reports a module that fails to import with ``log.err``: a
     critical traceback, which goes to stderr even before logging starts. The
     caller runs this in a legacy log context that makes it a debug event instead.
     """
-    return list(getPlugins(IHandlerPlugin, package))
+    return list(getPlugins(interface, package))
 
 
 @contextmanager
@@ -215,7 +277,7 @@ def broken_plugin(failure: Failure) -> BrokenPlugin:
 
 
 def describe_handlers(handlers: Mapping[str, Any]) -> str:
-    """The ``--list-handlers`` text: each handler, its description and options."""
+    """The ``--list-handlers`` text (or ``--list-authenticators``): each plugin, its description and options."""
     lines = []
     for name in sorted(handlers):
         plugin = handlers[name]

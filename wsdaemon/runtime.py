@@ -13,6 +13,9 @@ Rules for this file:
   running listeners (their sockets, and whether each speaks TLS, belong to the process).
 * An endpoint whose handler and options did not change keeps its running factory
   across a reload, and with it any shared state (broadcast channels, running programs).
+* Authenticators are always built afresh (a reload re-reads their key and password
+  files); a file that fails refuses the whole new Runtime, so the running one, with
+  its keys, stays.
 * Nothing here touches a socket or the reactor: the handlers get the reactor through
   the :class:`HandlerContext` the builder holds.
 """
@@ -29,21 +32,25 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource
 
 from wsdaemon.allocator import keep_freed_memory
+from wsdaemon.auth.resolve import resolve_authenticators
 from wsdaemon.config import Config, EndpointConfig, Problem
 from wsdaemon.core import Limits
 from wsdaemon.handler_factories import resolve_factories
-from wsdaemon.interfaces import HandlerContext, WebSocketServerFactory
+from wsdaemon.interfaces import HandlerContext, IAuthenticator, WebSocketServerFactory
+from wsdaemon.plugins import discover_authenticators
 
 Factories = Mapping[str, WebSocketServerFactory[Any]]
-#: Builds the resource tree of a config from its endpoints' factories (``wsdaemon.web.site.build_root``).
-BuildRoot = Callable[[Config, Factories], IResource]
+Authenticators = Mapping[str, IAuthenticator]
+#: Builds the resource tree of a config from its endpoints' factories and authenticators
+#: (``wsdaemon.web.site.build_root``).
+BuildRoot = Callable[[Config, Factories, Authenticators], IResource]
 
 _log = Logger(namespace="wsdaemon.runtime")
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """Everything a reload replaces, as one value: the config, the handler factories and the tree.
+    """Everything a reload replaces, as one value: the config, the handler factories, the authenticators, the tree.
 
     Attributes:
         config: the running configuration (after a reload: the new file, with the listeners
@@ -51,14 +58,18 @@ class Runtime:
         factories: each endpoint's handler factory, by endpoint path (read-only).
         root: the resource tree serving those endpoints, the demo page, ``/healthz`` and
             the static mounts.
+        authenticators: each endpoint's authenticator, by endpoint path (read-only); built
+            afresh for every Runtime, so a reload re-reads their key files.
     """
 
     config: Config
     factories: Factories
     root: IResource
+    authenticators: Authenticators = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "factories", types.MappingProxyType(dict(self.factories)))
+        object.__setattr__(self, "authenticators", types.MappingProxyType(dict(self.authenticators)))
 
     @property
     def limits(self) -> Limits:
@@ -119,7 +130,7 @@ def reuse_unchanged(running: Runtime, config: Config, fresh: Factories) -> dict[
 
 @dataclass(frozen=True)
 class RuntimeBuilder:
-    """Builds a :class:`Runtime` from a config: the handler factories through the plugins, then the tree.
+    """Builds a :class:`Runtime` from a config: handler factories and authenticators through the plugins, then the tree.
 
     The same builder makes the first Runtime and every reloaded one, so both go through
     the same checks and the handlers get the same :class:`HandlerContext`.
@@ -128,24 +139,31 @@ class RuntimeBuilder:
         handlers: the installed handler plugins by name (``wsdaemon.plugins.discover_handlers``).
         context: what each handler factory gets from the daemon.
         build_root: builds the resource tree (``wsdaemon.web.site.build_root`` on the daemon's reactor).
+        authenticators: the installed authenticator plugins by name; None: those
+            ``wsdaemon.plugins.discover_authenticators`` finds.
     """
 
     handlers: Mapping[str, Any]
     context: HandlerContext
     build_root: BuildRoot
+    authenticators: Mapping[str, Any] | None = None
 
     def build(self, config: Config, problems: list[Problem], running: Runtime | None = None) -> Runtime | None:
-        """The Runtime for ``config``, or None when a handler or an option is refused (added to ``problems``).
+        """The Runtime for ``config``, or None when a handler, an authenticator, an option or a
+        key file is refused (added to ``problems``).
 
         With ``running`` (a reload), unchanged endpoints keep their running factories
-        (:func:`reuse_unchanged`) and the Runtime keeps the running listeners.
+        (:func:`reuse_unchanged`) and the Runtime keeps the running listeners; the
+        authenticators are new (their files read again).
         """
         found: list[Problem] = []
         factories: Factories = resolve_factories(config, self.handlers, self.context, found)
+        plugins = self.authenticators if self.authenticators is not None else discover_authenticators()
+        guards = resolve_authenticators(config, plugins, self.context, found)
         if found:
             problems.extend(found)
             return None
         if running is not None:
             factories = reuse_unchanged(running, config, factories)
             config = dataclasses.replace(config, listeners=running.config.listeners)
-        return Runtime(config, factories, self.build_root(config, factories))
+        return Runtime(config, factories, self.build_root(config, factories, guards), guards)

@@ -35,9 +35,10 @@ from wsdaemon.core.errors import SHUTDOWN
 from wsdaemon.handler_factories import resolve_factories as resolve_factories  # re-exported: its old home
 from wsdaemon.interfaces import HandlerContext
 from wsdaemon.lifecycle import LifecycleService
+from wsdaemon.plugins import discover_authenticators
 from wsdaemon.pubsub import build_api_access, build_broker
 from wsdaemon.reload import Reloader
-from wsdaemon.runtime import Factories, RuntimeBuilder, RuntimeSlot
+from wsdaemon.runtime import Authenticators, Factories, RuntimeBuilder, RuntimeSlot
 from wsdaemon.systemd import Notifier
 from wsdaemon.tls import TLSServerFactory, build_listener_tls
 from wsdaemon.web.site import build_listening_factory, build_root
@@ -224,6 +225,7 @@ def build_service(
     endpoints: Sequence[Listen] | None = None,
     load_config: Callable[[], Config] | None = None,
     notifier: Notifier | None = None,
+    authenticators: Mapping[str, Any] | None = None,
     broker: IBroker | None = None,
 ) -> DaemonService:
     """The single-process daemon for ``config``: what ``twist wsdaemon`` runs, and what each worker runs.
@@ -238,12 +240,16 @@ def build_service(
             passes its inherited sockets here.
         load_config: re-reads the config on SIGHUP (None: no file to re-read).
         notifier: sd_notify (default: none).
+        authenticators: the installed authenticator plugins by name (default: those
+            ``discover_authenticators`` finds).
         broker: where channels live (default: the one ``[broker]`` names, or in-process);
             a worker without ``[broker]`` passes its relay to the main process.
 
     Raises:
-        ConfigError: any handler, option, listener or certificate problem, all reported at once.
+        ConfigError: any handler, authenticator, option, key file, listener or certificate
+            problem, all reported at once.
     """
+    plugins = discover_authenticators() if authenticators is None else authenticators
     problems: list[Problem] = []
     handler_services = MultiService()
     if broker is None:
@@ -254,10 +260,10 @@ def build_service(
     listeners: list[ListenerService] = []
     api = build_api_access(config, listeners, problems)  # [api] and its token: read at start only
 
-    def root(new: Config, factories: Factories) -> Resource:
-        return build_root(new, factories, reactor, admission=admission, broker=broker, api=api)
+    def root(new: Config, factories: Factories, guards: Authenticators) -> Resource:
+        return build_root(new, factories, reactor, admission=admission, authenticators=guards, broker=broker, api=api)
 
-    builder = RuntimeBuilder(handlers, context, root)
+    builder = RuntimeBuilder(handlers, context, root, plugins)
     runtime = builder.build(config, problems)
     listen = parse_listeners(config, reactor, problems) if endpoints is None else list(endpoints)
     tls = build_listener_tls(config, problems)

@@ -9,7 +9,7 @@ half-started.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from twisted.application.service import IService
@@ -18,14 +18,20 @@ from twisted.python import usage
 from wsdaemon import __version__
 from wsdaemon.config import Config, ConfigError, load_config, worker_count
 from wsdaemon.logs import LOG_FORMATS, ObserverFactory, observer_factory
-from wsdaemon.plugins import BrokenPlugin, DuplicateHandler, describe_handlers, discover_handlers
+from wsdaemon.plugins import (
+    BrokenPlugin,
+    DuplicatePlugin,
+    describe_handlers,
+    discover_authenticators,
+    discover_handlers,
+)
 from wsdaemon.runners import for_runner, hand_log_format
 
 
 class Options(usage.Options):
     """Command-line options of ``twist wsdaemon``."""
 
-    synopsis = "[--config PATH] [--listen ENDPOINT ...] [--log-format text|json] [--check-config] [--list-handlers]"
+    synopsis = "[--config PATH] [--listen ENDPOINT ...] [--log-format text|json] [--check-config] [--list-handlers] [--list-authenticators]"
     longdesc = (
         "Serves WebSocket endpoints and plain HTTP (demo page, /healthz) on the same port. "
         "Without --config it runs on built-in defaults: the demo page at / and an echo endpoint at /echo "
@@ -83,20 +89,29 @@ class Options(usage.Options):
 
     def opt_list_handlers(self) -> NoReturn:
         """List the installed handler plugins with their options, and exit."""
-        broken: list[BrokenPlugin] = []
-        try:
-            print(describe_handlers(discover_handlers(broken)))
-        except DuplicateHandler as error:
-            print(f"wsdaemon: {error}", file=sys.stderr)
-            raise SystemExit(1) from None
-        for module in broken:
-            print(f"wsdaemon: {module}", file=sys.stderr)
-        raise SystemExit(0)
+        _list_plugins(discover_handlers)
+
+    def opt_list_authenticators(self) -> NoReturn:
+        """List the installed authenticator plugins ([endpoints.auth] type) with their options, and exit."""
+        _list_plugins(discover_authenticators)
 
     def opt_version(self) -> NoReturn:
         """Print the wsdaemon version and exit."""
         print(f"wsdaemon {__version__}")
         raise SystemExit(0)
+
+
+def _list_plugins(discover: Callable[[list[BrokenPlugin]], Mapping[str, Any]]) -> NoReturn:
+    """Print the plugins ``discover`` finds (broken modules on stderr), and exit."""
+    broken: list[BrokenPlugin] = []
+    try:
+        print(describe_handlers(discover(broken)))
+    except DuplicatePlugin as error:
+        print(f"wsdaemon: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+    for module in broken:
+        print(f"wsdaemon: {module}", file=sys.stderr)
+    raise SystemExit(0)
 
 
 def fail(message: str) -> NoReturn:
@@ -106,7 +121,7 @@ def fail(message: str) -> NoReturn:
 
 
 def makeService(options: Options) -> IService:
-    """Load the config, resolve handlers, and build the daemon service."""
+    """Load the config, resolve handlers and authenticators, and build the daemon service."""
     from twisted.internet import reactor
 
     def reload_config() -> Config:
@@ -122,7 +137,7 @@ def makeService(options: Options) -> IService:
         return for_runner(_build(options, reload_config(), reload_config, reactor), options, options.log_observer)
     except ConfigError as error:
         fail(str(error))
-    except DuplicateHandler as error:
+    except DuplicatePlugin as error:
         fail(str(error))
 
 
@@ -148,5 +163,10 @@ def _build(options: Options, config: Config, reload_config: Callable[[], Config]
     from wsdaemon.service import build_service
 
     return build_service(
-        config, discover_handlers(), reactor, load_config=reload_config, notifier=Notifier.from_environment()
+        config,
+        discover_handlers(),
+        reactor,
+        load_config=reload_config,
+        notifier=Notifier.from_environment(),
+        authenticators=discover_authenticators(),
     )

@@ -92,10 +92,12 @@ def test_plugin_declares_every_option_the_module_reads():
         "queue_max_bytes": 2048,
         "overflow": "latest",
         "overflow_close_code": 1013,
+        "channels_claim": "rooms",
     }
     assert set(plugin.options) == set(values)
     factory = plugin.buildFactory(values, "/chat")
     assert factory.settings.overflow == "latest" and factory.settings.overflow_close_code == 1013
+    assert factory.settings.channels_claim == "rooms"
     with pytest.raises(HandlerOptionsError) as raised:
         plugin.buildFactory({"overflw": "close"}, "/chat")
     assert raised.value.option == "overflw"

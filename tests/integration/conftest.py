@@ -45,10 +45,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def daemon_command(
-    port: int, config_path: Path | None = None, extra_args: Sequence[str] = (), listen: bool = True
+    port: int,
+    config_path: Path | None = None,
+    extra_args: Sequence[str] = (),
+    listen: bool = True,
+    twist_args: Sequence[str] = (),
 ) -> list[str]:
-    """The argv that starts the daemon on ``127.0.0.1:port`` (``listen=False``: on the config's listeners)."""
-    command = [sys.executable, "-m", "twisted", "--log-format=text", "wsdaemon"]
+    """The argv that starts the daemon on ``127.0.0.1:port`` (``listen=False``: on the config's listeners).
+
+    ``twist_args`` go to ``twist`` itself, before ``wsdaemon`` (e.g. ``--log-level=debug``).
+    """
+    command = [sys.executable, "-m", "twisted", "--log-format=text", *twist_args, "wsdaemon"]
     if listen:
         command += ["--listen", f"tcp:{port}:interface={LOOPBACK}"]
     if config_path is not None:
@@ -161,12 +168,13 @@ def spawn_daemon(
     extra_args: Sequence[str],
     listen: bool = True,
     env: dict[str, str] | None = None,
+    twist_args: Sequence[str] = (),
 ) -> Daemon:
     """Start one daemon process whose output goes to files in ``workdir`` (``env`` adds variables)."""
     stdout_path, stderr_path = workdir / f"daemon-{port}.out", workdir / f"daemon-{port}.err"
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
-            daemon_command(port, config_path, extra_args, listen),
+            daemon_command(port, config_path, extra_args, listen, twist_args),
             cwd=REPO_ROOT,
             env={**daemon_environment(), **(env or {})},
             stdin=subprocess.DEVNULL,
@@ -184,6 +192,7 @@ def running_daemon(
     port: int | None = None,
     listen: bool = True,
     env: dict[str, str] | None = None,
+    twist_args: Sequence[str] = (),
 ) -> Iterator[Daemon]:
     """A healthy daemon for the duration of the block, stopped afterwards.
 
@@ -195,7 +204,7 @@ def running_daemon(
     config_path = write_config(workdir, config_text)
     attempts = 3 if port is None else 1
     for attempt in range(attempts):
-        daemon = spawn_daemon(workdir, port or free_port(), config_path, extra_args, listen, env)
+        daemon = spawn_daemon(workdir, port or free_port(), config_path, extra_args, listen, env, twist_args)
         try:
             daemon.wait_until_healthy()
             break
@@ -229,10 +238,11 @@ def daemon_factory(tmp_path: Path) -> Iterator[DaemonFactory]:
             port: int | None = None,
             listen: bool = True,
             env: dict[str, str] | None = None,
+            twist_args: Sequence[str] = (),
         ) -> Daemon:
             workdir = tmp_path / f"daemon{next(counter)}"
             workdir.mkdir()
-            return stack.enter_context(running_daemon(workdir, config_text, extra_args, port, listen, env))
+            return stack.enter_context(running_daemon(workdir, config_text, extra_args, port, listen, env, twist_args))
 
         yield start
 

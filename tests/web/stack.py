@@ -131,7 +131,8 @@ class Stack:
 
     Every endpoint gets an echoing :class:`RecordingFactory` unless
     ``factories`` names another one for its path; ``admission`` replaces the
-    daemon's own (a test double).
+    daemon's own (a test double); ``authenticators`` (by path) guard the
+    endpoints whose ``[endpoints.auth]`` names one.
     """
 
     def __init__(
@@ -139,12 +140,16 @@ class Stack:
         config: Config | str | None = None,
         factories: Mapping[str, Any] | None = None,
         admission: Admission | None = None,
+        authenticators: Mapping[str, Any] | None = None,
+        clock: MemoryReactorClock | None = None,
     ) -> None:
         self.config = config if isinstance(config, Config) else make_config(config)
-        self.clock = MemoryReactorClock()
+        self.clock = clock or MemoryReactorClock()
         self.factories: dict[str, Any] = {endpoint.path: RecordingFactory() for endpoint in self.config.endpoints}
         self.factories.update(factories or {})
-        self.factory: SwitchingFactory = build_factory(self.config, self.factories, self.clock, admission)
+        self.factory: SwitchingFactory = build_factory(
+            self.config, self.factories, self.clock, admission, authenticators=authenticators
+        )
 
     def connect(self, host: str = PEER_IP, port: int = 40000) -> Peer:
         """Accept one connection from ``host``."""

@@ -21,6 +21,8 @@ broadcast = HandlerPlugin(
         "overflow": '"close" (default), "drop-oldest" or "latest" (keep only the newest message): '
         "what happens to a member whose queue is full",
         "overflow_close_code": '1008 (default) or 1013: the close code of overflow = "close"',
+        "channels_claim": "string (default none): a claim of the verified identity (see [endpoints.auth]) "
+        'listing the channel paths it may join, exact ("/chat/a") or by prefix ("/chat/*"); others get 403',
     },
 )
 

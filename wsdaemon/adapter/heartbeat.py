@@ -1,4 +1,4 @@
-"""The idle timeout and the keepalive of one connection, as plain deadlines.
+"""The idle timeout, the keepalive and the credential expiry of one connection, as plain deadlines.
 
 The shared :class:`~wsdaemon.adapter.deadlines.Ticker` asks :meth:`Heartbeat.due`
 once a second what is due; the wire protocol does it. Keeping the numbers in one
@@ -20,15 +20,27 @@ class Due(Enum):
     CLOSE_IDLE = "close idle"  # no message either way for idle_timeout_seconds (1001)
     PING = "ping"  # ping_interval_seconds since the last pong
     KEEPALIVE_TIMEOUT = "keepalive timeout"  # no pong within pong_timeout_seconds (1011)
+    CREDENTIALS_EXPIRED = "credentials expired"  # the identity's expires_at passed (close_on_expiry: 1008)
 
 
 class Heartbeat:
     """Deadlines of one connection; pings and pongs never count as activity."""
 
-    __slots__ = ("count", "idle_seen", "idle_since", "keepalive", "limits", "next_ping_at", "payload", "pong_deadline")
+    __slots__ = (
+        "count",
+        "expires_at",
+        "idle_seen",
+        "idle_since",
+        "keepalive",
+        "limits",
+        "next_ping_at",
+        "payload",
+        "pong_deadline",
+    )
 
-    def __init__(self, limits: Limits, keepalive: bool, now: float) -> None:
+    def __init__(self, limits: Limits, keepalive: bool, now: float, expires_at: float | None = None) -> None:
         self.limits = limits
+        self.expires_at = expires_at  # when the credential runs out (close_on_expiry), or None
         self.keepalive = keepalive  # the server pings; the client only answers
         self.idle_seen = (0, 0)  # (messages in, messages out) at the last tick
         self.idle_since = now
@@ -38,7 +50,9 @@ class Heartbeat:
         self.pong_deadline = 0.0
 
     def due(self, now: float, messages: tuple[int, int]) -> Due:
-        """What is due at ``now``, given the message counts so far."""
+        """What is due at ``now``, given the message counts so far (an expired credential first)."""
+        if self.expires_at is not None and now >= self.expires_at:
+            return Due.CREDENTIALS_EXPIRED
         if messages != self.idle_seen:
             self.idle_seen, self.idle_since = messages, now
         elif now - self.idle_since >= self.limits.idle_timeout_seconds:

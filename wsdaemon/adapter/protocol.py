@@ -31,6 +31,7 @@ from wsdaemon.core import (
     Connection,
     ConnectionFailed,
     Limits,
+    PolicyViolation,
     Pong,
     State,
     TextMessage,
@@ -71,6 +72,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         ticker: Ticker | None = None,
         client: ClientAddress | None = None,
         identity: Identity | None = None,
+        expires_at: float | None = None,
     ) -> None:
         self.handler = handler
         self._client = client
@@ -92,6 +94,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         # ticker (one timer for all connections), not a timer each.
         self._ticker = ticker if ticker is not None else Ticker(reactor)
         self.keepalive = keepalive  # the server pings; the client only answers
+        self._expires_at = expires_at  # close_on_expiry: when the identity runs out (POSIX seconds)
         self._heartbeat = Heartbeat(connection.limits, keepalive, 0.0)
 
     # --- IProtocol ---------------------------------------------------------
@@ -106,7 +109,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
             transport.SEND_LIMIT = self.limits.send_chunk_bytes  # type: ignore[attr-defined]
         transport.registerProducer(self, True)
         self._started = now = self._reactor.seconds()
-        self._heartbeat = Heartbeat(self.limits, self.keepalive, now)
+        self._heartbeat = Heartbeat(self.limits, self.keepalive, now, self._expires_at)
         self._ticker.add(self)
         self._call_handler("negotiationStarted", self)
         self._flush()
@@ -352,7 +355,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         self.transport.abortConnection()  # type: ignore[union-attr]
 
     def tick(self, now: float) -> None:
-        """The shared ticker's once-a-second look at the idle and keepalive deadlines."""
+        """The shared ticker's once-a-second look at the idle, keepalive and credential deadlines."""
         if self.connection.state is not _OPEN:
             return
         due = self._heartbeat.due(now, (self.messages_in, self.messages_out))
@@ -363,6 +366,11 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
             self._flush()
         elif due is Due.KEEPALIVE_TIMEOUT:
             self._keepalive_timed_out()
+        elif due is Due.CREDENTIALS_EXPIRED:
+            self._heartbeat.expires_at = None  # once: the close handshake is under way
+            self.log.info("credentials of {peer} expired; closing with 1008", peer=str(self.clientAddress))
+            self.connection.send_close(PolicyViolation.close_code, "credentials expired")
+            self._flush()
 
     def _keepalive_timed_out(self) -> None:
         """No pong in time: the peer is gone (often a NAT that forgot us); fail with 1011 to free it."""

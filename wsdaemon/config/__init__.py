@@ -12,8 +12,8 @@ Rules for this package:
 
 Modules: :mod:`~wsdaemon.config.model` (the dataclasses), :mod:`~wsdaemon.config.loader` (file,
 document, ``--listen``), one per part of the file (:mod:`~wsdaemon.config.listeners`,
-:mod:`~wsdaemon.config.limits`, :mod:`~wsdaemon.config.endpoints`, :mod:`~wsdaemon.config.static`,
-:mod:`~wsdaemon.config.process`),
+:mod:`~wsdaemon.config.limits`, :mod:`~wsdaemon.config.endpoints` with :mod:`~wsdaemon.config.auth`,
+:mod:`~wsdaemon.config.static`, :mod:`~wsdaemon.config.process`),
 and :mod:`~wsdaemon.config.checks` (the generic value checks they share).
 """
 
@@ -25,6 +25,7 @@ from wsdaemon.config.model import (
     DEMO_STATIC_PATH,
     HEALTH_PATH,
     LISTENER_LIMITS,
+    AuthConfig,
     Config,
     ConfigError,
     EndpointConfig,
@@ -44,6 +45,7 @@ __all__ = [
     "DEMO_STATIC_PATH",
     "HEALTH_PATH",
     "LISTENER_LIMITS",
+    "AuthConfig",
     "Config",
     "ConfigError",
     "EndpointConfig",

@@ -8,6 +8,7 @@ import types
 from typing import Any
 from urllib.parse import urlsplit
 
+from wsdaemon.config.auth import parse_auth
 from wsdaemon.config.checks import MISSING, Report, array_of_tables, checked_table, join_key, string_list
 from wsdaemon.config.limits import ENDPOINT_LIMIT_KEYS, parse_limits
 from wsdaemon.config.model import DEMO_PATH, DEMO_STATIC_PATH, HEALTH_PATH, EndpointConfig
@@ -15,7 +16,7 @@ from wsdaemon.core.deflate import DEFLATE_RANGES, DeflateSettings
 from wsdaemon.core.http import is_token
 from wsdaemon.core.limits import Limits
 
-_ENDPOINT_KEYS = ("path", "handler", "options", "subprotocols", "allowed_origins", "limits", "deflate")
+_ENDPOINT_KEYS = ("path", "handler", "options", "subprotocols", "allowed_origins", "limits", "deflate", "auth")
 _DEFLATE_KEYS = tuple(f.name for f in dataclasses.fields(DeflateSettings))
 _PATH = re.compile(r"/[^?#\s\x00-\x1f\x7f-\x9f]*")
 _ORIGIN_HOST = re.compile(r"[^/?#@\s\x00-\x1f\x7f-\x9f]+")
@@ -83,8 +84,9 @@ def _endpoint(value: Any, key: str, limits: Limits, report: Report) -> EndpointC
     )
     endpoint_limits = parse_limits(table.get("limits"), f"{key}.limits", limits, ENDPOINT_LIMIT_KEYS, report)
     deflate = _deflate(table.get("deflate", {}), f"{key}.deflate", report)
+    auth = parse_auth(table.get("auth"), f"{key}.auth", report)
     return EndpointConfig(
-        path, handler, types.MappingProxyType(options), subprotocols, origins, endpoint_limits, deflate
+        path, handler, types.MappingProxyType(options), subprotocols, origins, endpoint_limits, deflate, auth
     )
 
 

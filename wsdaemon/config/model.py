@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from wsdaemon.allocator import DEFAULT_CACHE_BYTES
@@ -92,6 +93,22 @@ class ListenerConfig:
 
 
 @dataclass(frozen=True)
+class AuthConfig:
+    """An endpoint's ``[endpoints.auth]``: who may upgrade, checked before the 101.
+
+    ``options`` is a read-only view of the authenticator's own keys (all but the three
+    below), which its plugin validates, as a handler plugin validates ``[endpoints.options]``.
+    """
+
+    type: str = "none"
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    close_on_expiry: bool = False  # close with 1008 once the identity's expires_at has passed
+    timeout_seconds: float | None = (
+        None  # an asynchronous check not answered by then: 503; None: handshake_timeout_seconds
+    )
+
+
+@dataclass(frozen=True)
 class EndpointConfig:
     """One WebSocket URL path, the handler behind it and its policy.
 
@@ -106,6 +123,7 @@ class EndpointConfig:
     allowed_origins: tuple[str, ...]
     limits: Limits
     deflate: DeflateSettings = field(default_factory=DeflateSettings)
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
 
 @dataclass(frozen=True)

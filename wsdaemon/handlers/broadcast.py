@@ -5,6 +5,9 @@ Rules for this file:
 * A connection joins one channel, named by the URL path it connected to: the
   endpoint's (``/chat``), or with ``channel_from_path`` the endpoint's path and
   what follows it (``/chat/room1``), so two endpoints never share a channel.
+  With ``channels_claim``, it may join only a channel that claim of its verified
+  identity allows (:mod:`wsdaemon.auth.channels`); anything else gets 403 before
+  the 101.
 * Channels live in the daemon's broker (:mod:`wsdaemon.broker`): in this
   process by default, or across workers and hosts (Redis). Every text or binary
   message a member sends goes to every member of its channel everywhere (the
@@ -37,11 +40,13 @@ from twisted.python.failure import Failure
 from twisted.web.server import Request
 from zope.interface import implementer
 
+from wsdaemon.auth.channels import channel_allowed, claimed_channels
+from wsdaemon.auth.errors import Forbidden
 from wsdaemon.broker import IBroker, InProcessBroker, PublishRefused
 from wsdaemon.broker.names import channel_problem
 from wsdaemon.core.frames import Opcode, SharedMessage
 from wsdaemon.handlers.options import OptionReader
-from wsdaemon.interfaces import ConnectionRejected, HandlerContext, WebSocketTransport
+from wsdaemon.interfaces import ConnectionRejected, HandlerContext, Identity, WebSocketTransport
 
 OVERFLOW_POLICIES = ("close", "drop-oldest", "latest")
 #: RFC 6455 §7.4.1: 1008 policy violation; 1013 try again later.
@@ -58,6 +63,7 @@ class BroadcastSettings:
     queue_max_bytes: int = 1024 * 1024
     overflow: str = "close"
     overflow_close_code: int = 1008
+    channels_claim: str | None = None  # the identity's claim listing the channel paths it may join
 
 
 def read_settings(options: Mapping[str, Any]) -> BroadcastSettings:
@@ -78,6 +84,7 @@ def read_settings(options: Mapping[str, Any]) -> BroadcastSettings:
         queue_max_bytes=read.integer("queue_max_bytes", defaults.queue_max_bytes, 1024, 2**30),
         overflow=read.choice("overflow", defaults.overflow, OVERFLOW_POLICIES),
         overflow_close_code=close_code,
+        channels_claim=read.string("channels_claim") if "channels_claim" in options else None,
     )
     read.check()
     return settings
@@ -245,9 +252,24 @@ class BroadcastFactory:
         """A member of the channel the request names.
 
         Raises:
-            ConnectionRejected: 404 when the URL path names no valid channel.
+            ConnectionRejected: 404 when the URL path names no valid channel; 403 when
+                ``channels_claim`` is set and the identity's claim does not allow it.
         """
-        return BroadcastProtocol(self, self.channel_for(request.postpath or []))
+        channel = self.channel_for(request.postpath or [])
+        if self.settings.channels_claim is not None:
+            self.check_claim(getattr(request, "identity", None), channel, self.settings.channels_claim)
+        return BroadcastProtocol(self, channel)
+
+    def check_claim(self, identity: Identity | None, channel: str, claim: str) -> None:
+        """Let in only an identity whose ``claim`` lists the channel (its path: exact, or ``/prefix/*``).
+
+        Raises:
+            Forbidden: 403, no identity or the claim does not allow this channel.
+        """
+        entries = claimed_channels(identity.claims, claim) if identity is not None else ()
+        if not channel_allowed(channel, entries):
+            who = "an anonymous client" if identity is None else f"{identity.name!r}"
+            raise Forbidden(f"channel {channel} is not in the {claim!r} claim of {who}", "not allowed on this channel")
 
     def channel_for(self, rest: list[bytes]) -> str:
         """The channel a request joins: the URL path it names (``/chat``, or ``/chat/room1``).

@@ -77,6 +77,10 @@ class WebSocketResource(Resource):
         reactor: the clock of the connections' deadlines (and of the authenticator's).
         admission: the daemon's admission, the one its ``SwitchingFactory`` counts with.
         authenticator: who may connect (default: everyone, anonymously).
+        auth_timeout_seconds: how long an asynchronous authenticator may take, then 503 (fail
+            closed); None: the endpoint's ``handshake_timeout_seconds``.
+        close_on_expiry: close with 1008 once the identity's ``expires_at`` has passed
+            (checked by the endpoint's once-a-second tick, not by a timer per connection).
         policy: subprotocols, origins and compression of the endpoint.
         limits: the endpoint's limits.
         path: the endpoint's path, for its connections' log lines.
@@ -92,6 +96,8 @@ class WebSocketResource(Resource):
         *,
         admission: Admission,
         authenticator: IAuthenticator = NO_AUTHENTICATION,
+        auth_timeout_seconds: float | None = None,
+        close_on_expiry: bool = False,
         policy: EndpointPolicy | None = None,
         limits: Limits | None = None,
         path: str = "",
@@ -101,8 +107,10 @@ class WebSocketResource(Resource):
         self.reactor = reactor
         self.admission = admission
         self.authenticator = authenticator
+        self.close_on_expiry = close_on_expiry
         self.policy = policy or EndpointPolicy()
         self.limits = limits or Limits()
+        self.auth_timeout_seconds = auth_timeout_seconds or self.limits.handshake_timeout_seconds
         self.path = path
         self.ticker = Ticker(reactor)  # the idle and keepalive clock of every connection here
 
@@ -145,6 +153,8 @@ class WebSocketResource(Resource):
             if handler is None:
                 raise ConnectionRejected(403, "connection refused by the endpoint's handler")
         except ConnectionRejected as rejection:
+            if rejection.status == 403:
+                self._log_refusal("handler refused {client} on {path}: {status} {reason}", request, rejection)
             return refuse(request, rejection.status, rejection.headers, rejection.reason)
         assert wrapper.ticket is not None  # checked by render_GET
         protocol = WebSocketWireProtocol(
@@ -157,6 +167,7 @@ class WebSocketResource(Resource):
             ticker=self.ticker,
             client=wrapper.ticket.address,
             identity=identity,
+            expires_at=identity.expires_at if identity is not None and self.close_on_expiry else None,
         )
         wrapper.switchTo(protocol, accepted.response)
         protocol.finishNegotiation()
@@ -169,11 +180,11 @@ class WebSocketResource(Resource):
         accepted: Accepted,
         pending: Deferred[Identity | None],
     ) -> int:
-        """Wait for the authenticator's Deferred, at most ``handshake_timeout_seconds``, then go on.
+        """Wait for the authenticator's Deferred, at most ``auth_timeout_seconds``, then go on.
 
         The handshake clock is stopped while a request is served, so the wait has
-        its own bound (503 after it). If the client goes away meanwhile the
-        Deferred is cancelled, and nothing is built or answered.
+        its own bound (503 after it, and the Deferred is cancelled). If the client
+        goes away meanwhile the Deferred is cancelled, and nothing is built or answered.
         """
         gone = False
 
@@ -191,7 +202,9 @@ class WebSocketResource(Resource):
                 finish(request, self._not_authenticated(request, failure))
 
         request.notifyFinish().addErrback(client_gone)
-        pending.addTimeout(self.limits.handshake_timeout_seconds, self.reactor)
+        # Whatever the authenticator makes of the cancel (Twisted's Agent reports it as
+        # ResponseNeverReceived), a check that ran out of time is a timeout: 503.
+        pending.addTimeout(self.auth_timeout_seconds, self.reactor, onTimeoutCancel=_timed_out)
         pending.addCallbacks(decided, failed)
         pending.addErrback(self._answer_bug, request, wrapper)
         return NOT_DONE_YET
@@ -201,13 +214,7 @@ class WebSocketResource(Resource):
         client = request.clientAddress
         rejection = failure.value
         if isinstance(rejection, ConnectionRejected):
-            self.log.info(
-                "authentication refused {client} on {path}: {status} {reason}",
-                client=str(client),
-                path=self.path,
-                status=rejection.status,
-                reason=rejection.reason,
-            )
+            self._log_refusal("authentication refused {client} on {path}: {status} {reason}", request, rejection)
             return refuse(request, rejection.status, rejection.headers, rejection.reason)
         if isinstance(rejection, TimeoutError):
             unavailable = ServiceUnavailable("authentication did not answer in time")
@@ -215,7 +222,7 @@ class WebSocketResource(Resource):
                 "authentication of {client} on {path}: no answer within {seconds} s",
                 client=str(client),
                 path=self.path,
-                seconds=self.limits.handshake_timeout_seconds,
+                seconds=self.auth_timeout_seconds,
             )
             return refuse(request, unavailable.status, unavailable.headers, str(unavailable))
         self.log.failure(
@@ -227,6 +234,16 @@ class WebSocketResource(Resource):
         )
         return refuse(request, 500, [], "internal error")
 
+    def _log_refusal(self, log_format: str, request: DaemonRequest, rejection: ConnectionRejected) -> None:
+        """One line saying who was refused and why: the rejection's ``why``, never a credential."""
+        self.log.info(
+            log_format,
+            client=str(request.clientAddress),
+            path=self.path,
+            status=rejection.status,
+            reason=rejection.why,
+        )
+
     def _answer_bug(self, failure: Failure, request: DaemonRequest, wrapper: SwitchingProtocol) -> None:
         """A bug after an asynchronous authenticator answered (in a handler's factory, say): 500, logged.
 
@@ -235,6 +252,11 @@ class WebSocketResource(Resource):
         self.log.failure("upgrade on {path} failed after authentication", failure, path=self.path)
         if wrapper.upgraded is None and not request.finished and request.channel is not None:
             finish(request, refuse(request, 500, [], "internal error"))
+
+
+def _timed_out(result: object, timeout: float) -> Failure:
+    """The authenticator's answer once its time ran out, whatever it was: a timeout (fail closed)."""
+    return Failure(TimeoutError(f"authentication did not answer within {timeout} s"))
 
 
 def finish(request: Request, answer: bytes | int) -> None:

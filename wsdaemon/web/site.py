@@ -18,15 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.web import pages
+from twisted.web.http import combinedLogFormatter
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from wsdaemon.adapter.switching import SwitchingFactory
 from wsdaemon.admission import Admission
+from wsdaemon.auth import NO_AUTHENTICATION
+from wsdaemon.auth.tokens import without_token
 from wsdaemon.broker import IBroker, LinkState
-from wsdaemon.config import Config
+from wsdaemon.config import Config, EndpointConfig
 from wsdaemon.core import EndpointPolicy, Limits
-from wsdaemon.interfaces import WebSocketServerFactory
+from wsdaemon.interfaces import IAuthenticator, WebSocketServerFactory
 from wsdaemon.runtime import Runtime, RuntimeSlot
 from wsdaemon.web.api import ApiAccess, PresenceResource, PublishResource
 from wsdaemon.web.channel import DaemonChannel
@@ -81,6 +84,25 @@ class PathNode(Resource):
         return pages.notFound("Not Found", "No such resource.").render(request)  # type: ignore[no-any-return]
 
 
+class _AsLogged:
+    """A request as the access log sees it: itself, but with any token in its URL replaced."""
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+        self.uri = without_token(request.uri)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._request, name)
+
+
+def access_log_line(timestamp: str, request: Request) -> str:
+    """twisted.web's combined access-log line, without the credential a URL may carry (``?token=``).
+
+    A refused upgrade (401) is logged by twisted.web like any answered request, URL included.
+    """
+    return combinedLogFormatter(timestamp, _AsLogged(request))  # type: ignore[no-any-return]
+
+
 class DaemonSite(Site):
     """A Site with wsdaemon's request class and HTTP limits, HTTP/1.1 only."""
 
@@ -100,7 +122,7 @@ class DaemonSite(Site):
             runtime: the slot whose running Runtime's limits apply to each new channel.
         """
         # The wrapper's handshake deadline replaces twisted.web's idle timeout.
-        super().__init__(resource, reactor=reactor, timeout=None)  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        super().__init__(resource, reactor=reactor, timeout=None, logFormatter=access_log_line)  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self.reactor: IReactorTime = reactor
         self.runtime = runtime if runtime is not None else RuntimeSlot(Runtime(config, {}, resource))
         self.displayTracebacks = False
@@ -174,13 +196,19 @@ def build_root(
     reactor: IReactorTime,
     *,
     admission: Admission,
+    authenticators: Mapping[str, IAuthenticator] | None = None,
     broker: IBroker | None = None,
     api: ApiAccess | None = None,
 ) -> Resource:
     """The resource tree: demo page, /healthz, the API and one WebSocket endpoint per config entry.
 
     Every endpoint asks ``admission``, the one its listeners' ``SwitchingFactory``
-    counts connections with (a rebuilt tree on reload gets the running one).
+    counts connections with (a rebuilt tree on reload gets the running one), and
+    authenticates with its entry in ``authenticators`` (by path).
+
+    Raises:
+        ValueError: an endpoint configured with an authenticator has none in
+            ``authenticators`` (never fall back to letting everyone in).
     """
     root = PathNode()
     if config.demo_page:
@@ -202,6 +230,9 @@ def build_root(
             factories[endpoint.path],
             reactor,
             admission=admission,
+            authenticator=_authenticator(endpoint, authenticators or {}),
+            auth_timeout_seconds=endpoint.auth.timeout_seconds,
+            close_on_expiry=endpoint.auth.close_on_expiry,
             policy=policy,
             limits=endpoint.limits,
             path=endpoint.path,
@@ -213,6 +244,16 @@ def build_root(
         for mount in config.static:
             _path_node(root, mount.path).fallback = static_directory(mount.directory)
     return root
+
+
+def _authenticator(endpoint: EndpointConfig, authenticators: Mapping[str, IAuthenticator]) -> IAuthenticator:
+    """The endpoint's authenticator; only ``type = "none"`` may go without one (fail closed)."""
+    found = authenticators.get(endpoint.path)
+    if found is not None:
+        return found
+    if endpoint.auth.type != "none":
+        raise ValueError(f"endpoint {endpoint.path} needs its {endpoint.auth.type!r} authenticator built")
+    return NO_AUTHENTICATION
 
 
 class RunningRoot(Resource):
@@ -255,13 +296,17 @@ def build_runtime(
     reactor: IReactorTime,
     *,
     admission: Admission,
+    authenticators: Mapping[str, IAuthenticator] | None = None,
     broker: IBroker | None = None,
     api: ApiAccess | None = None,
 ) -> Runtime:
-    """The :class:`Runtime` of ``config`` with these endpoint factories: its tree built on ``reactor``, asking ``admission``."""
-    return Runtime(
-        config, factories, build_root(config, factories, reactor, admission=admission, broker=broker, api=api)
-    )
+    """The :class:`Runtime` of ``config`` with these endpoint factories and authenticators (by path).
+
+    Its tree is built on ``reactor``, asking ``admission``.
+    """
+    guards = dict(authenticators or {})
+    root = build_root(config, factories, reactor, admission=admission, authenticators=guards, broker=broker, api=api)
+    return Runtime(config, factories, root, guards)
 
 
 def build_listening_factory(runtime: RuntimeSlot, reactor: IReactorTime, admission: Admission) -> DaemonFactory:
@@ -279,6 +324,7 @@ def build_factory(
     factories: Mapping[str, WebSocketServerFactory[Any]],
     reactor: IReactorTime,
     admission: Admission | None = None,
+    authenticators: Mapping[str, IAuthenticator] | None = None,
     broker: IBroker | None = None,
     api: ApiAccess | None = None,
 ) -> SwitchingFactory:
@@ -290,5 +336,9 @@ def build_factory(
     every endpoint alike.
     """
     admission = admission if admission is not None else Admission()
-    runtime = RuntimeSlot(build_runtime(config, factories, reactor, admission=admission, broker=broker, api=api))
+    runtime = RuntimeSlot(
+        build_runtime(
+            config, factories, reactor, admission=admission, authenticators=authenticators, broker=broker, api=api
+        )
+    )
     return build_listening_factory(runtime, reactor, admission)

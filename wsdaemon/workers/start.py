@@ -1,8 +1,9 @@
 """Building the main process of several workers: everything checked first, as a single process does.
 
 The main process never serves, but it refuses to start on what would stop a worker: unknown
-handlers or bad handler options, unparsable endpoints, unreadable certificates, an unreadable
-``[api]`` token or ``[broker]`` password. The
+handlers or bad handler options, unknown authenticators, bad authenticator options or key
+files, unparsable endpoints, unreadable certificates, an unreadable ``[api]`` token or
+``[broker]`` password. The
 errors are the same :class:`~wsdaemon.config.ConfigError` a single process prints, and
 nothing is spawned.
 """
@@ -15,9 +16,11 @@ from typing import Any
 
 from twisted.application.service import IService, MultiService
 
+from wsdaemon.auth.resolve import resolve_authenticators
 from wsdaemon.config import Config, ConfigError, Problem
 from wsdaemon.handler_factories import resolve_factories
 from wsdaemon.interfaces import HandlerContext
+from wsdaemon.plugins import discover_authenticators
 from wsdaemon.pubsub import build_api_access, build_broker
 from wsdaemon.systemd import Notifier
 from wsdaemon.tls import build_listener_tls
@@ -48,13 +51,15 @@ def build_supervisor(
     """The main process's service for ``count`` workers.
 
     Raises:
-        ConfigError: any handler, option or certificate problem, all reported at once.
+        ConfigError: any handler, authenticator, option, key file or certificate problem, all reported at once.
     """
     problems: list[Problem] = []
     # Built and dropped, as --check-config does: the workers build their own (the broker connects
-    # only when its service starts, so a Redis client made here never connects).
+    # only when its service starts, so a Redis client made here never connects). Key files are read.
     broker = build_broker(config, reactor, problems)
-    resolve_factories(config, handlers, HandlerContext(reactor, MultiService(), broker), problems)
+    context = HandlerContext(reactor, MultiService(), broker)
+    resolve_factories(config, handlers, context, problems)
+    resolve_authenticators(config, discover_authenticators(), context, problems)
     build_api_access(config, [], problems)
     build_listener_tls(config, problems)
     if problems:

@@ -1,4 +1,4 @@
-"""The built-in authenticators (:class:`~wsdaemon.interfaces.IAuthenticator`): today ``none``.
+"""The ``none`` authenticator (:class:`~wsdaemon.interfaces.IAuthenticator`): every endpoint's default.
 
 Every WebSocket endpoint runs one before its handshake; see
 :class:`~wsdaemon.web.resource.WebSocketResource` for where in the pipeline.
@@ -6,11 +6,12 @@ Every WebSocket endpoint runs one before its handshake; see
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from zope.interface import implementer
 
-from wsdaemon.interfaces import IAuthenticator
+from wsdaemon.interfaces import HandlerContext, IAuthenticator
 
 if TYPE_CHECKING:
     from twisted.web.server import Request
@@ -34,3 +35,8 @@ class NoAuthentication:
 
 #: The one shared instance (it has no state).
 NO_AUTHENTICATION = NoAuthentication()
+
+
+def build_authenticator(options: Mapping[str, Any], endpoint: str, context: HandlerContext) -> NoAuthentication:
+    """The ``none`` authenticator (it has no options and no state: the one shared instance)."""
+    return NO_AUTHENTICATION
