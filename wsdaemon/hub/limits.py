@@ -12,42 +12,34 @@ Rules for this file (the same as :mod:`wsdaemon.core.limits`):
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-KIB = 1024
-MIB = 1024 * KIB
-
-
-def _limit(default: int | float, minimum: int | float, maximum: int | float, help: str) -> Any:
-    """Declare one bound with its range and a one-line description."""
-    return field(default=default, metadata={"minimum": minimum, "maximum": maximum, "help": help})
+from wsdaemon.core.limits import KIB, MIB, field_help, field_ranges, limit_field, validate_fields
 
 
 @dataclass(frozen=True, slots=True)
 class HubLimits:
     """The bounds of one endpoint's history and of each subscriber's replay."""
 
-    history_size: int = _limit(
+    history_size: int = limit_field(
         0, 0, 1_000_000, "messages kept per channel for clients that reconnect; 0 = history off (the default)"
     )
-    history_ttl_seconds: float = _limit(
+    history_ttl_seconds: float = limit_field(
         300.0,
         1.0,
         30 * 86400.0,
         "a channel with no publish for this long loses its history (its next message starts a new epoch)",
     )
-    history_max_bytes: int = _limit(
+    history_max_bytes: int = limit_field(
         1 * MIB, 0, 2**32, "payload bytes kept per channel; older messages are dropped first"
     )
-    history_total_max_bytes: int = _limit(
+    history_total_max_bytes: int = limit_field(
         64 * MIB,
         0,
         2**40,
         "payload bytes kept across all channels of an endpoint; the least recently published channels go first",
     )
-    history_max_channels: int = _limit(
+    history_max_channels: int = limit_field(
         10_000,
         1,
         10**7,
@@ -55,13 +47,13 @@ class HubLimits:
     )
     # The replay buffers hold the same Publication objects as history and every other subscriber, so
     # their real cost is a pointer per held message; the byte bound is on what one subscriber may hold.
-    replay_buffer_max_messages: int = _limit(
+    replay_buffer_max_messages: int = limit_field(
         1000,
         1,
         1_000_000,
         "live messages held per subscriber while its history is fetched; more -> it fetches again",
     )
-    replay_buffer_max_bytes: int = _limit(
+    replay_buffer_max_bytes: int = limit_field(
         1 * MIB,
         1 * KIB,
         2**32,
@@ -74,21 +66,14 @@ class HubLimits:
         Raises:
             ValueError: naming the first field out of range or of the wrong type.
         """
-        for f in dataclasses.fields(self):
-            name, minimum, maximum = f.name, f.metadata["minimum"], f.metadata["maximum"]
-            value = getattr(self, name)
-            allowed = (int,) if isinstance(f.default, int) else (int, float)
-            if isinstance(value, bool) or not isinstance(value, allowed):
-                raise ValueError(f"{name} must be a number of type {type(f.default).__name__}, got {value!r}")
-            if not minimum <= value <= maximum:
-                raise ValueError(f"{name} must be between {minimum} and {maximum}, got {value!r}")
+        validate_fields(self)
 
 
 def hub_limit_ranges() -> dict[str, tuple[int | float, int | float]]:
     """Each hub limit's name mapped to its inclusive (minimum, maximum), for option readers."""
-    return {f.name: (f.metadata["minimum"], f.metadata["maximum"]) for f in dataclasses.fields(HubLimits)}
+    return field_ranges(HubLimits)
 
 
 def hub_limit_help() -> dict[str, str]:
     """Each hub limit's name mapped to its one-line description (``--list-handlers``, the sample config)."""
-    return {f.name: f.metadata["help"] for f in dataclasses.fields(HubLimits)}
+    return field_help(HubLimits)
