@@ -648,7 +648,8 @@ def test_sample_file_names_every_limit() -> None:
 def test_sample_file_shows_every_key() -> None:
     """The sample has every section and endpoint key, including empty options and limits tables."""
     document = tomllib.loads(SAMPLE.read_text(encoding="utf-8"))
-    assert list(document) == ["static", "listeners", "http", "memory", "process", "limits", "endpoints"]
+    assert list(document) == ["static", "listeners", "http", "memory", "process", "proxy", "limits", "endpoints"]
+    assert document["proxy"] == {"trusted_networks": []}
     assert document["static"] == []
     assert list(document["listeners"][0]) == ["endpoint"]
     assert list(document["http"]) == ["demo_page"]

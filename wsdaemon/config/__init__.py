@@ -13,7 +13,7 @@ Rules for this package:
 Modules: :mod:`~wsdaemon.config.model` (the dataclasses), :mod:`~wsdaemon.config.loader` (file,
 document, ``--listen``), one per part of the file (:mod:`~wsdaemon.config.listeners`,
 :mod:`~wsdaemon.config.limits`, :mod:`~wsdaemon.config.endpoints` with :mod:`~wsdaemon.config.auth`,
-:mod:`~wsdaemon.config.static`, :mod:`~wsdaemon.config.process`),
+:mod:`~wsdaemon.config.static`, :mod:`~wsdaemon.config.process`, :mod:`~wsdaemon.config.proxy`),
 and :mod:`~wsdaemon.config.checks` (the generic value checks they share).
 """
 
@@ -32,6 +32,7 @@ from wsdaemon.config.model import (
     ListenerConfig,
     Problem,
     ProcessConfig,
+    ProxyConfig,
     SNIConfig,
     StaticMount,
     TLSConfig,
@@ -52,6 +53,7 @@ __all__ = [
     "ListenerConfig",
     "Problem",
     "ProcessConfig",
+    "ProxyConfig",
     "SNIConfig",
     "StaticMount",
     "TLSConfig",

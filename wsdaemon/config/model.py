@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -17,6 +18,9 @@ DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
 AUTO_WORKERS = "auto"
 #: The most worker processes one daemon runs (a finite bound, as for every limit).
 MAX_WORKERS = 1024
+
+#: The most ``[proxy] trusted_networks`` entries (a finite bound, as for every list a request is checked against).
+MAX_TRUSTED_NETWORKS = 1024
 
 #: Paths the site serves itself, which no endpoint may take.
 HEALTH_PATH = "/healthz"
@@ -196,6 +200,18 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class ProxyConfig:
+    """``[proxy]``: the reverse proxies in front of the daemon (none by default).
+
+    Only a request whose TCP peer is in ``trusted_networks`` may say, with
+    ``Forwarded`` or ``X-Forwarded-For``, who its client is, and with
+    ``X-Forwarded-Proto``/``proto=`` that the client spoke https.
+    """
+
+    trusted_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration; ``source`` is None for the built-in defaults."""
 
@@ -209,3 +225,4 @@ class Config:
     process: ProcessConfig = field(default_factory=ProcessConfig)
     broker: BrokerConfig | None = None  # [broker]: None is the in-process broker
     api: ApiConfig | None = None  # [api]: None is no API
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)  # [proxy]: trusted reverse proxies

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred, TimeoutError
-from twisted.internet.interfaces import IReactorTime, ISSLTransport
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http
@@ -132,7 +132,7 @@ class WebSocketResource(Resource):
             return refuse(request, 500, [], "server misconfigured")
         try:
             self.admission.check_upgrade(wrapper.ticket, self.limits)
-            accepted = accept_request(request_head(request), self.policy, secure=ISSLTransport.providedBy(wrapper))
+            accepted = accept_request(request_head(request), self.policy, secure=request.isSecure())
         except HandshakeError as error:
             return refuse(request, error.status, error.headers, str(error))
         try:
