@@ -13,7 +13,7 @@ from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.web.http_headers import Headers
 
 from wsdaemon.admission import Admission, client_address, resolve_client_address
-from wsdaemon.core import Limits, ServiceUnavailable
+from wsdaemon.core import Limits, ServiceUnavailable, TooManyRequests
 from wsdaemon.interfaces import ClientAddress
 
 PROXY = IPv4Address("TCP", "10.0.0.2", 51000)
@@ -79,12 +79,12 @@ def test_an_upgrade_over_max_connections_per_ip_is_refused_with_503():
     """A client holding more than max_connections_per_ip connections (this one included) gets 503 + Retry-After."""
     admission, limits = Admission(), Limits(max_connections_per_ip=2)
     tickets = [admission.connected(CLIENT) for _ in range(2)]
-    admission.check_upgrade(tickets[1], limits)
+    admission.check_upgrade(tickets[1], limits, 0.0)
     third = admission.connected(CLIENT)
     with pytest.raises(ServiceUnavailable) as refused:
-        admission.check_upgrade(third, limits)
+        admission.check_upgrade(third, limits, 0.0)
     assert refused.value.status == 503 and dict(refused.value.headers)["Retry-After"]
-    admission.check_upgrade(admission.connected(PROXY), limits)
+    admission.check_upgrade(admission.connected(PROXY), limits, 0.0)
 
 
 def test_a_ticket_follows_its_client_when_the_transport_reports_another_peer():
@@ -141,3 +141,30 @@ def test_forwarding_headers_from_an_untrusted_peer_change_no_count():
         False,
     )
     assert admission.clients() == {"198.51.100.7": 1}
+
+
+def test_upgrades_faster_than_the_rate_get_429_with_a_whole_second_retry_after():
+    """After connection_burst_per_ip upgrades at once, the next gets 429; Retry-After is the wait rounded up."""
+    admission, limits = Admission(), Limits(connection_rate_per_ip=0.5, connection_burst_per_ip=3)
+    ticket = admission.connected(CLIENT)
+    for _ in range(3):
+        admission.check_upgrade(ticket, limits, 100.0)
+    with pytest.raises(TooManyRequests) as refused:
+        admission.check_upgrade(ticket, limits, 100.0)
+    assert refused.value.status == 429
+    assert refused.value.response_headers() == (("Retry-After", "2"),)
+    admission.check_upgrade(admission.connected(PROXY), limits, 100.0)  # another client is not slowed
+    admission.check_upgrade(ticket, limits, 102.0)  # one token back after 1 / rate seconds
+
+
+def test_the_rate_is_counted_under_the_resolved_client():
+    """Behind a trusted proxy each forwarded client has its own bucket, not the proxy's."""
+    admission, limits = Admission(), Limits(connection_burst_per_ip=1)
+    trusted = (ip_network("10.0.0.0/8"),)
+    first, second = admission.connected(PROXY), admission.connected(PROXY)
+    admission.resolve(first, RequestFrom(PROXY, {"X-Forwarded-For": ["203.0.113.1"]}), trusted)
+    admission.resolve(second, RequestFrom(PROXY, {"X-Forwarded-For": ["203.0.113.2"]}), trusted)
+    admission.check_upgrade(first, limits, 0.0)
+    admission.check_upgrade(second, limits, 0.0)
+    with pytest.raises(TooManyRequests):
+        admission.check_upgrade(first, limits, 0.0)

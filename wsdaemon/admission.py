@@ -23,7 +23,7 @@ import ipaddress
 from collections import Counter
 from typing import TYPE_CHECKING, NamedTuple
 
-from wsdaemon.core import Limits, ServiceUnavailable
+from wsdaemon.core import Limits, ServiceUnavailable, TooManyRequests
 from wsdaemon.forwarded import (
     IPAddress,
     client_of,
@@ -33,6 +33,7 @@ from wsdaemon.forwarded import (
     x_forwarded_proto,
 )
 from wsdaemon.interfaces import ClientAddress
+from wsdaemon.ratelimit import BucketTable, retry_after_seconds
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IAddress
@@ -201,6 +202,7 @@ class Admission:
     def __init__(self) -> None:
         self.open_connections = 0
         self._per_client: Counter[str] = Counter()
+        self._upgrade_rates = BucketTable()  # connection_rate_per_ip, one bucket per client address
 
     def room_for_connection(self, limits: Limits) -> bool:
         """Whether one more connection fits under ``max_connections`` (asked before accepting it)."""
@@ -239,14 +241,25 @@ class Admission:
             ticket.address = address
         return Resolution(ticket.address, resolution.secure)  # the ticket's own object: one value for everyone
 
-    def check_upgrade(self, ticket: AdmissionTicket, limits: Limits) -> None:
+    def check_upgrade(self, ticket: AdmissionTicket, limits: Limits, now: float) -> None:
         """Refuse a WebSocket upgrade over the per-client limits of ``limits`` (before any handler runs).
 
+        Every upgrade attempt takes a token from its client's bucket (at ``now``,
+        the reactor's time), refused ones included, so a client hammering the
+        endpoint stays refused until it slows down.
+
         Raises:
+            TooManyRequests: the client started more than ``connection_burst_per_ip``
+                upgrades faster than ``connection_rate_per_ip``: 429 with Retry-After.
             ServiceUnavailable: the client already holds more than
                 ``max_connections_per_ip`` connections (this one included): 503 with Retry-After.
         """
         host = ticket.address.host
+        wait = self._upgrade_rates.take(
+            host, now, limits.connection_rate_per_ip, limits.connection_burst_per_ip, limits.rate_limit_max_clients
+        )
+        if wait > 0.0:
+            raise TooManyRequests(f"too many new connections from {host}", retry_after_seconds(wait))
         if self._per_client[host] > limits.max_connections_per_ip:
             raise ServiceUnavailable(f"too many connections from {host}")
 

@@ -7,31 +7,15 @@ would, from 127.0.0.1, and the daemon must count, limit and log the client it na
 from __future__ import annotations
 
 import ipaddress
-import socket
 import struct
 from typing import Any
 
 import pytest
 
-from tests.integration.support import LOOPBACK, free_port, wait_for_output
+from tests.integration.support import LOOPBACK, close_handshake, free_port, status_of, upgrade, wait_for_output
 
-TIMEOUT = 10.0
-KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 PER_IP = 2
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
-
-
-def upgrade_head(path: str = "/echo", headers: tuple[tuple[str, str], ...] = ()) -> bytes:
-    lines = [
-        f"GET {path} HTTP/1.1",
-        "Host: 127.0.0.1",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {KEY}",
-        "Sec-WebSocket-Version: 13",
-        *(f"{name}: {value}" for name, value in headers),
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def proxy_v1(client: str, port: int) -> bytes:
@@ -44,33 +28,6 @@ def proxy_v2(client: str, port: int) -> bytes:
     addresses = ipaddress.IPv4Address(client).packed + ipaddress.IPv4Address("127.0.0.1").packed
     body = addresses + struct.pack("!HH", port, 80)
     return V2_SIGNATURE + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
-
-
-def status_of(sock: socket.socket) -> int:
-    """The status of the response head the daemon sends on ``sock``."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        assert chunk, f"closed before a response head: {data!r}"
-        data += chunk
-    return int(data.split(b" ", 2)[1])
-
-
-def upgrade(
-    port: int, prefix: bytes = b"", headers: tuple[tuple[str, str], ...] = (), source: str = LOOPBACK
-) -> socket.socket:
-    """A connection (from ``source``) that sent ``prefix`` and an upgrade request; its response is not read yet."""
-    sock = socket.create_connection((LOOPBACK, port), timeout=TIMEOUT, source_address=(source, 0))
-    sock.sendall(prefix + upgrade_head(headers=headers))
-    return sock
-
-
-def close_handshake(sock: socket.socket) -> None:
-    """Send a masked 1000 close and read until the daemon closes TCP (so it has forgotten the connection)."""
-    sock.sendall(b"\x88\x82\x00\x00\x00\x00\x03\xe8")
-    while sock.recv(4096):
-        pass
-    sock.close()
 
 
 @pytest.fixture

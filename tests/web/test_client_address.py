@@ -41,7 +41,7 @@ class RefusingAdmission(Admission):
         super().__init__()
         self.asked: list[ClientAddress] = []
 
-    def check_upgrade(self, ticket: AdmissionTicket, limits: Limits) -> None:
+    def check_upgrade(self, ticket: AdmissionTicket, limits: Limits, now: float) -> None:
         self.asked.append(ticket.address)
         raise TooManyRequests("slow down")
 

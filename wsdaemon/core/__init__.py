@@ -20,6 +20,7 @@ from wsdaemon.core.errors import (
     RemoteError,
     ServiceUnavailable,
     SlowConsumer,
+    TooManyRequests,
     UnsupportedVersion,
     UpgradeRequired,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "SlowConsumer",
     "State",
     "TextMessage",
+    "TooManyRequests",
     "UnsupportedVersion",
     "UpgradeRequired",
     "accept_key",

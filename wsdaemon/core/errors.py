@@ -161,6 +161,10 @@ class HandshakeError(RemoteError):
     status: ClassVar[int] = 400
     headers: ClassVar[tuple[tuple[str, str], ...]] = ()
 
+    def response_headers(self) -> tuple[tuple[str, str], ...]:
+        """The headers the refusal is answered with: the class's (a subclass may add its instance's)."""
+        return self.headers
+
 
 class BadRequest(HandshakeError):
     """A malformed upgrade request (RFC 6455 §4.2.1): 400."""
@@ -187,6 +191,23 @@ class ForbiddenOrigin(HandshakeError):
     """A browser ``Origin`` the endpoint does not allow (RFC 6455 §10.2): 403."""
 
     status: ClassVar[int] = 403
+
+
+class TooManyRequests(HandshakeError):
+    """A client opens connections faster than ``connection_rate_per_ip`` allows: 429 (RFC 6585 §4).
+
+    ``Retry-After`` says, in whole seconds rounded up, when its next upgrade will be let in.
+    """
+
+    status: ClassVar[int] = 429
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+    def response_headers(self) -> tuple[tuple[str, str], ...]:
+        """``Retry-After`` with this refusal's wait."""
+        return (("Retry-After", str(self.retry_after_seconds)),)
 
 
 class ServiceUnavailable(HandshakeError):

@@ -121,7 +121,7 @@ class WebSocketResource(Resource):
         return refuse(request, 405, [("Allow", "GET, HEAD")], "a WebSocket endpoint answers GET only")
 
     def render_GET(self, request: Request) -> bytes | int:
-        """Admission (503), the handshake (400/403/426; a plain GET gets 426), authentication, then the upgrade."""
+        """Admission (429, 503), the handshake (400/403/426; a plain GET gets 426), authentication, then the upgrade."""
         wrapper = request.channel.transport
         if (
             not isinstance(wrapper, SwitchingProtocol)
@@ -131,10 +131,10 @@ class WebSocketResource(Resource):
             self.log.error("WebSocketResource needs a DaemonSite wrapped in a SwitchingFactory")
             return refuse(request, 500, [], "server misconfigured")
         try:
-            self.admission.check_upgrade(wrapper.ticket, self.limits)
+            self.admission.check_upgrade(wrapper.ticket, self.limits, self.reactor.seconds())
             accepted = accept_request(request_head(request), self.policy, secure=request.isSecure())
         except HandshakeError as error:
-            return refuse(request, error.status, error.headers, str(error))
+            return refuse(request, error.status, error.response_headers(), str(error))
         try:
             verdict = self.authenticator.authenticate(request)
         except Exception:  # noqa: BLE001 - a refusal or a bug: either gets its answer, no traceback on the wire
