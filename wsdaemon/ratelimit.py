@@ -17,8 +17,16 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from typing import NamedTuple
 
-__all__ = ["BucketTable", "TokenBucket", "retry_after_seconds"]
+__all__ = ["BucketTable", "MessageLimiter", "MessageRate", "TokenBucket", "retry_after_seconds"]
+
+
+class MessageRate(NamedTuple):
+    """An endpoint's ``message_rate`` (messages per second) and ``message_burst`` (messages at once)."""
+
+    rate: float
+    burst: int
 
 
 class TokenBucket:
@@ -43,6 +51,20 @@ class TokenBucket:
             return 0.0
         self.tokens = tokens
         return (1.0 - tokens) / rate
+
+
+class MessageLimiter:
+    """One connection's message rate: a bucket of ``rate.burst`` messages refilling at ``rate.rate`` per second."""
+
+    __slots__ = ("bucket", "rate")
+
+    def __init__(self, rate: MessageRate, now: float) -> None:
+        self.rate = rate
+        self.bucket = TokenBucket(rate.burst, now)
+
+    def allow(self, now: float) -> bool:
+        """Whether one more message at ``now`` is within the rate (it takes a token if so)."""
+        return self.bucket.take(now, self.rate.rate, self.rate.burst) == 0.0
 
 
 def retry_after_seconds(wait: float) -> int:

@@ -36,9 +36,17 @@ from wsdaemon.core import (
     State,
     TextMessage,
 )
-from wsdaemon.core.errors import IDLE_TIMEOUT, InternalError, KeepaliveTimeout, LocalClose, SlowConsumer
+from wsdaemon.core.errors import (
+    IDLE_TIMEOUT,
+    InternalError,
+    KeepaliveTimeout,
+    LocalClose,
+    MessageRateExceeded,
+    SlowConsumer,
+)
 from wsdaemon.core.frames import SharedMessage
 from wsdaemon.interfaces import ClientAddress, Identity, WebSocketProtocol
+from wsdaemon.ratelimit import MessageLimiter, MessageRate
 
 #: The per-connection summary's logger: a plain Logger with the class's namespace, since
 #: ``self.log`` (a descriptor) builds a new Logger on every access.
@@ -73,6 +81,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         client: ClientAddress | None = None,
         identity: Identity | None = None,
         expires_at: float | None = None,
+        message_rate: MessageRate | None = None,
     ) -> None:
         self.handler = handler
         self._client = client
@@ -96,6 +105,8 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         self.keepalive = keepalive  # the server pings; the client only answers
         self._expires_at = expires_at  # close_on_expiry: when the identity runs out (POSIX seconds)
         self._heartbeat = Heartbeat(connection.limits, keepalive, 0.0)
+        self._message_rate = message_rate  # the endpoint's message_rate/message_burst; None: off
+        self._messages: MessageLimiter | None = None  # its bucket, from connectionMade on
 
     # --- IProtocol ---------------------------------------------------------
 
@@ -110,6 +121,8 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         transport.registerProducer(self, True)
         self._started = now = self._reactor.seconds()
         self._heartbeat = Heartbeat(self.limits, self.keepalive, now, self._expires_at)
+        if self._message_rate is not None:
+            self._messages = MessageLimiter(self._message_rate, now)
         self._ticker.add(self)
         self._call_handler("negotiationStarted", self)
         self._flush()
@@ -260,10 +273,12 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
             while (event := next_event()) is not None:
                 if type(event) is TextMessage:
                     self.messages_in += 1
-                    handler.textMessageReceived(event.data)
+                    if self._messages is None or self._within_message_rate(self._messages):
+                        handler.textMessageReceived(event.data)
                 elif type(event) is BytesMessage:
                     self.messages_in += 1
-                    handler.bytesMessageReceived(event.data)
+                    if self._messages is None or self._within_message_rate(self._messages):
+                        handler.bytesMessageReceived(event.data)
                 elif type(event) is Pong:
                     if not self._heartbeat.answered(event.payload, self._reactor.seconds()):
                         handler.pongReceived(event.payload)
@@ -279,6 +294,13 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
             self.connection.fail_with(InternalError())
         finally:
             self._dispatching = False
+
+    def _within_message_rate(self, messages: MessageLimiter) -> bool:
+        """Take a token for a message; without one, fail with 1008 (the core's code) and drop the message."""
+        if messages.allow(self._reactor.seconds()):
+            return True
+        self.connection.fail_with(MessageRateExceeded())
+        return False
 
     def _call_handler(self, name: str, *args: Any) -> None:
         """Call a handler method outside message dispatch, with the same 1011 safety net.

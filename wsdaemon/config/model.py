@@ -11,6 +11,7 @@ from typing import Any
 from wsdaemon.allocator import DEFAULT_CACHE_BYTES
 from wsdaemon.core.deflate import DeflateSettings
 from wsdaemon.core.limits import Limits
+from wsdaemon.ratelimit import MessageRate
 
 DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
 
@@ -21,6 +22,9 @@ MAX_WORKERS = 1024
 
 #: The most ``[proxy] trusted_networks`` entries (a finite bound, as for every list a request is checked against).
 MAX_TRUSTED_NETWORKS = 1024
+
+#: The largest ``message_rate`` (messages per second) and ``message_burst`` an endpoint may set.
+MAX_MESSAGE_RATE = 1_000_000
 
 #: Paths the site serves itself, which no endpoint may take.
 HEALTH_PATH = "/healthz"
@@ -131,6 +135,7 @@ class EndpointConfig:
     limits: Limits
     deflate: DeflateSettings = field(default_factory=DeflateSettings)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    message_rate: MessageRate | None = None  # message_rate/message_burst; None: no message rate limit
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ what                        code   how
 :class:`ProtocolViolation`  1002   fail; framing, opcode, RSV, close payload
 :class:`InvalidUTF8`        1007   fail; inside the offending fragment
 :class:`MessageTooBig`      1009   fail; from the declared length, or inflate
-:class:`PolicyViolation`    1008   fail; :class:`SlowConsumer` (not reading)
+:class:`PolicyViolation`    1008   fail; :class:`SlowConsumer` (not reading),
+                                   :class:`MessageRateExceeded`
 :class:`KeepaliveTimeout`   1011   fail; no Pong to our keepalive Ping
 :class:`InternalError`      1011   fail; a handler raised, no details sent
 :data:`IDLE_TIMEOUT`        1001   close handshake; no message for too long
@@ -104,6 +105,17 @@ class SlowConsumer(PolicyViolation):
     """
 
     def __init__(self, message: str = "peer is not reading") -> None:
+        super().__init__(message)
+
+
+class MessageRateExceeded(PolicyViolation):
+    """The peer sent messages faster than its endpoint's ``message_rate`` (after ``message_burst``): 1008.
+
+    Only the I/O layer keeps time, so it counts and reports this to the core
+    (``Connection.fail_with(MessageRateExceeded())``); the code comes from here.
+    """
+
+    def __init__(self, message: str = "message rate exceeded") -> None:
         super().__init__(message)
 
 

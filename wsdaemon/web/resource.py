@@ -38,6 +38,7 @@ from wsdaemon.core import (
 )
 from wsdaemon.core.http import REASONS
 from wsdaemon.interfaces import ConnectionRejected, IAuthenticator, Identity, WebSocketServerFactory
+from wsdaemon.ratelimit import MessageRate
 from wsdaemon.web.request import DaemonRequest
 
 
@@ -84,6 +85,7 @@ class WebSocketResource(Resource):
         policy: subprotocols, origins and compression of the endpoint.
         limits: the endpoint's limits.
         path: the endpoint's path, for its connections' log lines.
+        message_rate: the endpoint's ``message_rate``/``message_burst`` per connection (None: off).
     """
 
     isLeaf = True
@@ -101,6 +103,7 @@ class WebSocketResource(Resource):
         policy: EndpointPolicy | None = None,
         limits: Limits | None = None,
         path: str = "",
+        message_rate: MessageRate | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self.factory = factory
@@ -112,6 +115,7 @@ class WebSocketResource(Resource):
         self.limits = limits or Limits()
         self.auth_timeout_seconds = auth_timeout_seconds or self.limits.handshake_timeout_seconds
         self.path = path
+        self.message_rate = message_rate
         self.ticker = Ticker(reactor)  # the idle and keepalive clock of every connection here
 
     def render(self, request: Request) -> bytes | int:
@@ -168,6 +172,7 @@ class WebSocketResource(Resource):
             client=wrapper.ticket.address,
             identity=identity,
             expires_at=identity.expires_at if identity is not None and self.close_on_expiry else None,
+            message_rate=self.message_rate,
         )
         wrapper.switchTo(protocol, accepted.response)
         protocol.finishNegotiation()

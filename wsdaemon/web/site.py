@@ -236,6 +236,7 @@ def build_root(
             policy=policy,
             limits=endpoint.limits,
             path=endpoint.path,
+            message_rate=endpoint.message_rate,
         )
         _mount(root, endpoint.path, resource)
     if config.static:
