@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
@@ -33,6 +32,7 @@ from wsdaemon.config import (
     load_config,
     worker_count,
 )
+from wsdaemon.console import write_report
 from wsdaemon.core.limits import Limits
 from wsdaemon.handler_factories import resolve_factories
 from wsdaemon.interfaces import HandlerContext
@@ -200,23 +200,3 @@ def check_config(
     for warning in warnings:
         print(f"wsdaemon: warning: {warning}", file=err)
     return 0
-
-
-def write_report(text: str, out: TextIO) -> None:
-    """Print ``text``; a reader that stopped early (``--check-config | head``) is not an error.
-
-    The check itself is done, so its status stands. Python's advice for EPIPE is
-    followed: the rest of the output goes to /dev/null, or the flush at exit would
-    fail again with a traceback (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
-    """
-    try:
-        print(text, file=out)
-        out.flush()
-    except BrokenPipeError:
-        try:
-            descriptor = out.fileno()
-        except (AttributeError, OSError, ValueError):
-            return  # not a file (a test's StringIO): nothing will flush it at exit
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, descriptor)
-        os.close(devnull)

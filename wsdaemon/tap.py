@@ -17,6 +17,7 @@ from twisted.python import usage
 
 from wsdaemon import __version__
 from wsdaemon.config import Config, ConfigError, load_config, worker_count
+from wsdaemon.console import write_report
 from wsdaemon.logs import LOG_FORMATS, ObserverFactory, observer_factory
 from wsdaemon.plugins import (
     BrokenPlugin,
@@ -105,7 +106,7 @@ def _list_plugins(discover: Callable[[list[BrokenPlugin]], Mapping[str, Any]]) -
     """Print the plugins ``discover`` finds (broken modules on stderr), and exit."""
     broken: list[BrokenPlugin] = []
     try:
-        print(describe_handlers(discover(broken)))
+        write_report(describe_handlers(discover(broken)), sys.stdout)  # `--list-handlers | head` is no error
     except DuplicatePlugin as error:
         print(f"wsdaemon: {error}", file=sys.stderr)
         raise SystemExit(1) from None
