@@ -129,6 +129,15 @@ def _process_line(process: ProcessConfig) -> str:
     )
 
 
+def _proxy_line(config: Config) -> str:
+    """Whose forwarding headers are believed."""
+    networks = config.proxy.trusted_networks
+    if not networks:
+        return "proxy: trusted_networks = none (Forwarded and X-Forwarded-* are ignored)"
+    listed = ", ".join(str(network) for network in networks)
+    return f"proxy: trusted_networks = {listed} (their Forwarded or X-Forwarded-For names the client)"
+
+
 def report(
     config: Config, tls: Mapping[str, ServerTLS], notes: Mapping[str, str], now: datetime.datetime
 ) -> tuple[list[str], list[str]]:
@@ -151,9 +160,13 @@ def report(
         changes = _limit_changes(endpoint.limits, config.limits)
         if changes:
             lines.append(f"    limits: {changes}")
+        if endpoint.message_rate is not None:
+            rate = endpoint.message_rate
+            lines.append(f"    message_rate: {rate.rate:g}/s, burst {rate.burst}; over it -> close 1008")
     lines.append("limits:")
     lines.extend(f"  {f.name} = {getattr(config.limits, f.name)}" for f in dataclasses.fields(Limits))
     lines.append(f"memory: allocator_cache_bytes = {config.allocator_cache_bytes}")
+    lines.append(_proxy_line(config))
     lines.extend(_broker_lines(config))
     lines.append(_process_line(config.process))
     warnings = [
