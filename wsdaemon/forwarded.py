@@ -16,6 +16,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from wsdaemon.core.http import split_outside_quotes
 from wsdaemon.interfaces import ClientAddress
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -44,7 +45,7 @@ def forwarded_hops(values: Iterable[str]) -> list[Hop] | None:
     """
     hops: list[Hop] = []
     for value in values:
-        for element in _split(value, ","):
+        for element in split_outside_quotes(value, ","):
             if element.strip():
                 pairs = _pairs(element) or {}  # a malformed element names nobody
                 hops.append(Hop(pairs.get("for", ""), pairs.get("proto", "").lower()))
@@ -98,31 +99,10 @@ def _port(text: str) -> int | None:
     return None
 
 
-def _split(text: str, separator: str) -> list[str]:
-    """``text`` split at ``separator`` outside quoted strings (RFC 7230 §3.2.6)."""
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = escaped = False
-    for char in text:
-        if escaped:
-            escaped = False
-        elif quoted and char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == separator and not quoted:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(char)
-    parts.append("".join(current))
-    return parts
-
-
 def _pairs(element: str) -> dict[str, str] | None:
     """The ``name=value`` pairs of one element (names lower case, values unquoted); None if malformed."""
     pairs: dict[str, str] = {}
-    for pair in _split(element, ";"):
+    for pair in split_outside_quotes(element, ";"):
         if not pair.strip():
             continue
         name, equals, value = pair.strip().partition("=")

@@ -31,19 +31,13 @@ from wsdaemon.core import (
     Connection,
     ConnectionFailed,
     Limits,
+    MessageRateExceeded,
     PolicyViolation,
     Pong,
     State,
     TextMessage,
 )
-from wsdaemon.core.errors import (
-    IDLE_TIMEOUT,
-    InternalError,
-    KeepaliveTimeout,
-    LocalClose,
-    MessageRateExceeded,
-    SlowConsumer,
-)
+from wsdaemon.core.errors import IDLE_TIMEOUT, InternalError, KeepaliveTimeout, LocalClose, SlowConsumer
 from wsdaemon.core.frames import SharedMessage
 from wsdaemon.interfaces import ClientAddress, Identity, WebSocketProtocol
 from wsdaemon.ratelimit import MessageLimiter, MessageRate
