@@ -310,14 +310,22 @@ def build_service(
     return daemon
 
 
+def metrics_endpoint(description: str, reactor: Any, problems: list[Problem]) -> IStreamServerEndpoint | None:
+    """The endpoint of ``[metrics] listen``; a string Twisted cannot parse is a problem at ``metrics.listen``."""
+    try:
+        endpoint: IStreamServerEndpoint = serverFromString(reactor, description)
+    except Exception as error:  # noqa: BLE001 - serverFromString raises ValueError, KeyError, TypeError...
+        expected = f"a Twisted server endpoint string such as tcp:9100:interface=127.0.0.1 ({error})"
+        problems.append(Problem("metrics.listen", expected, repr(description)))
+        return None
+    return endpoint
+
+
 def metrics_listener(
     description: str, metrics: MetricsResource, reactor: Any, problems: list[Problem]
 ) -> ListenerService | None:
     """The listener of ``[metrics] listen``: ``/metrics`` alone, on its own endpoint."""
-    try:
-        endpoint = serverFromString(reactor, description)
-    except Exception as error:  # noqa: BLE001 - serverFromString raises ValueError, KeyError, TypeError...
-        expected = f"a Twisted server endpoint string such as tcp:9100:interface=127.0.0.1 ({error})"
-        problems.append(Problem("metrics.listen", expected, repr(description)))
+    endpoint = metrics_endpoint(description, reactor, problems)
+    if endpoint is None:
         return None
     return ListenerService(f"metrics {description}", endpoint, metrics_site(metrics, reactor), reactor)
