@@ -6,7 +6,8 @@ measures that claim:
 
 * ``echo64``: one 64-byte echo through the wire protocol with the endpoint's
   stats attached, then with none (``stats=None``): the per-message path is the
-  same code, so the ratio should be 1.00 within noise.
+  same code, so the ratio should be 1.00 within noise; a control pair (two
+  protocols without stats) shows how large the noise of the run is.
 * ``counting``: the four integer additions a message costs (bytes and messages,
   in and out) on their own, as a share of ``echo64``.
 * ``open+close``: what a connection costs the stats once in its life (joining
@@ -50,11 +51,18 @@ def best(func: Any, number: int, repeat: int) -> float:
 
 
 def paired(first: Any, second: Any, number: int, repeat: int) -> tuple[float, float]:
-    """Seconds per call of each, best of ``repeat`` runs taken in turn (so load on the machine hits both alike)."""
+    """Seconds per call of each, best of ``repeat`` runs taken in turn, after a warm-up of both.
+
+    The order alternates from run to run, so load on the machine (and whatever the first run
+    after a switch pays) hits both alike.
+    """
+    funcs = (first, second)
     times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeat):
-        times[0].append(timeit.timeit(first, number=number))
-        times[1].append(timeit.timeit(second, number=number))
+    for func in funcs:
+        timeit.timeit(func, number=number)
+    for run in range(repeat):
+        for which in (0, 1) if run % 2 == 0 else (1, 0):
+            times[which].append(timeit.timeit(funcs[which], number=number))
     return min(times[0]) / number, min(times[1]) / number
 
 
@@ -96,15 +104,19 @@ def main() -> None:
     parser.add_argument("--number", type=int, default=100_000)
     args = parser.parse_args()
     frame = client_frame(Opcode.TEXT, b"x" * 64)
-    with_stats, without = wire(EndpointStats()), wire(None)
+    with_stats, without, control = wire(EndpointStats()), wire(None), wire(None)
     counted, uncounted = paired(
         lambda: with_stats.dataReceived(frame), lambda: without.dataReceived(frame), args.number, args.repeat
+    )
+    same, again = paired(
+        lambda: control.dataReceived(frame), lambda: without.dataReceived(frame), args.number, args.repeat
     )
     additions = best(counting_only(), args.number, args.repeat)
     lifetime = best(open_close(EndpointStats()), args.number, args.repeat)
     scraped = best(scrape(1000), max(1, args.number // 1000), args.repeat)
     print(f"echo64 with stats     {counted * 1e6:8.3f} us/msg")
     print(f"echo64 without stats  {uncounted * 1e6:8.3f} us/msg   ratio {counted / uncounted:.3f}")
+    print(f"control: two without  {same * 1e6:8.3f} us/msg   ratio {same / again:.3f} (the noise of this run)")
     print(f"counting (4 adds)     {additions * 1e9:8.1f} ns/msg   {additions / counted:.1%} of echo64")
     print(f"open+close            {lifetime * 1e6:8.3f} us/connection")
     print(f"scrape, 1000 conns    {scraped * 1e3:8.3f} ms/scrape")
