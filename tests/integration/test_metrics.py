@@ -135,3 +135,12 @@ def test_a_separate_listener_serves_metrics_alone(daemon_factory):
     assert scrape(daemon.port)[0] == 404
     found = wait_for(port, lambda s: value(s, "wsdaemon_close_codes_total", endpoint="/echo", code="1000") == 1)
     assert value(found, "wsdaemon_messages_received_total", endpoint="/echo") == 1
+
+
+def test_keepalive_round_trips_fill_the_histogram(daemon_factory):
+    """With a 1 s ping interval, a client that stays connected answers pings and wsdaemon_ping_rtt_seconds counts them."""
+    daemon = daemon_factory(METRICS.replace("[metrics]", "[limits]\nping_interval_seconds = 1.0\n\n[metrics]"))
+    with connect(daemon.ws_url("/echo"), compression=None, ping_interval=None, open_timeout=10):
+        found = wait_for(daemon.port, lambda s: value(s, "wsdaemon_ping_rtt_seconds_count", endpoint="/echo") >= 1)
+    assert value(found, "wsdaemon_ping_rtt_seconds_bucket", endpoint="/echo", le="+Inf") >= 1
+    assert value(found, "wsdaemon_ping_rtt_seconds_sum", endpoint="/echo") > 0
