@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from twisted.internet.testing import MemoryReactorClock
 
+from tests.test_lifecycle import PLAIN, Daemon
 from tests.test_service import build, problems_of
 from wsdaemon.config import ConfigError, parse_config
 from wsdaemon.plugins import discover_handlers
@@ -40,3 +41,15 @@ def test_a_worker_never_opens_metrics_listen(handlers):
     assert [child.description for child in service if isinstance(child, ListenerService)] == [
         "tcp:8080:interface=127.0.0.1"
     ]
+
+
+def test_an_endpoints_counts_survive_a_reload():
+    """After SIGHUP rebuilds the tree, the endpoint's new resource counts on in the same stats."""
+    echo = '[[endpoints]]\npath = "/echo"\nhandler = "echo"\n'
+    daemon = Daemon(PLAIN + echo, reload_text=[PLAIN + "[limits]\nmax_connections = 7\n" + echo]).start()
+    before = daemon.runtime.root.children[b"echo"]
+    before.stats.refused(503)
+    assert daemon.lifecycle.reload()
+    after = daemon.runtime.root.children[b"echo"]
+    assert after is not before and after.stats is before.stats
+    assert dict(after.stats.handshakes) == {"503": 1}
