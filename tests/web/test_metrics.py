@@ -79,3 +79,9 @@ def test_allowed_matches_networks_and_mapped_addresses():
     assert allowed("::1", networks)
     assert not allowed("11.0.0.1", networks)
     assert not allowed("/run/wsdaemon.sock", networks)
+
+
+def test_figures_that_do_not_render_are_a_500():
+    """A snapshot missing its fields (a broken worker's) answers 500, it does not leave the scrape hanging."""
+    request = scrape(MetricsResource(lambda: succeed([("1", {"endpoints": {"/echo": {}}})]), LOOPBACK))
+    assert request.responseCode == 500 and request.finished == 1

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from twisted.internet.testing import MemoryReactorClock
 
 from tests.workers.harness import Harness
-from wsdaemon.workers.channel import MessageDecoder, MessageKind, encode
+from wsdaemon.workers.channel import ChannelError, MessageDecoder, MessageKind, encode
 from wsdaemon.workers.metrics import QUERY_TIMEOUT_SECONDS, MetricsLink, WorkerFigures
 
 
@@ -89,3 +90,12 @@ def test_a_bad_metrics_message_breaks_the_channel():
     worker = harness.current(1)
     worker.protocol.childDataReceived(3, encode(MessageKind.STATS, b"{not json"))
     assert worker.process.signals == ["KILL"]
+
+
+def test_a_malformed_answer_breaks_the_workers_channel():
+    """An answer that is not JSON, or names a worker that is not a number, is a ChannelError."""
+    link = MetricsLink(lambda data: None, 1, MemoryReactorClock())
+    for body in (b"[1", json.dumps({"id": 1, "workers": {"x": {}}}).encode(), json.dumps({"id": 1}).encode()):
+        with pytest.raises(ChannelError):
+            link.received(MessageKind.STATS_ANSWER, body)
+    assert not link.received(MessageKind.MESSAGE, b"")  # not the metrics': left to the relay

@@ -69,7 +69,8 @@ class MetricsResource(Resource):
         gone: list[Failure] = []
         request.notifyFinish().addErrback(gone.append)  # the scraper went away: nothing to write
         gathering = self.gather()
-        gathering.addCallbacks(self._answer, self._failed, callbackArgs=(request, gone), errbackArgs=(request, gone))
+        gathering.addCallback(self._answer, request, gone)
+        gathering.addErrback(self._failed, request, gone)  # a failed gather, or figures that do not render
         return NOT_DONE_YET
 
     def _answer(self, snapshots: Sequence[Labelled], request: Request, gone: list[Failure]) -> None:

@@ -99,11 +99,14 @@ class MetricsLink:
             or not isinstance(data.get("workers"), dict)
         ):
             raise ChannelError("metrics answer without id and workers")
+        workers = data["workers"]
+        if not all(isinstance(index, str) and index.isdigit() for index in workers):
+            raise ChannelError("metrics answer with a worker that is not a number")
         pending = self._pending.pop(data["id"], None)
         if pending is not None:  # else: it came after the timeout, which answered already
             answer, timer = pending
             timer.cancel()
-            answer.callback(self._with_own({int(index): figures for index, figures in data["workers"].items()}))
+            answer.callback(self._with_own({int(index): figures for index, figures in workers.items()}))
         return True
 
     def _with_own(self, figures: dict[int, Snapshot]) -> list[Labelled]:
