@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from wsdaemon.metrics import render
@@ -122,3 +125,17 @@ def test_workers_get_a_worker_label():
     assert sample(found, "wsdaemon_messages_received_total", endpoint="/echo", worker="2") == 5
     assert sample(found, "wsdaemon_broker_link_up", state="up", worker="2") == 1
     assert sample(found, "wsdaemon_messages_received_total", endpoint="/echo") is None
+
+
+def test_only_wsdaemon_metrics_imports_prometheus_client():
+    """prometheus_client stays in one module: every other one counts in plain integers."""
+    package = Path(__file__).resolve().parents[1] / "wsdaemon"
+    importers = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(name.split(".")[0] == "prometheus_client" for name in names):
+                importers.add(path.relative_to(package).as_posix())
+    assert importers == {"metrics.py"}
