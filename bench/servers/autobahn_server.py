@@ -22,6 +22,7 @@ import socket
 import sys
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from tls_listen import add_tls_argument, listen  # bench/servers/, beside this script
 from twisted.internet import reactor
 
 
@@ -47,6 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    add_tls_argument(parser)
     parser.add_argument(
         "--factory-nodelay-only", action="store_true", help="set tcpNoDelay on the factory only (Nagle stays on)"
     )
@@ -61,7 +63,7 @@ def main() -> None:
         maxMessagePayloadSize=0,
         autoFragmentSize=0,
     )
-    reactor.listenTCP(args.port, factory, backlog=1024, interface=args.host)
+    listen(reactor, args.port, factory, args.host, args.tls)
     print(f"autobahn echo listening on {args.host}:{args.port}", flush=True)
     reactor.run()
 

@@ -13,6 +13,7 @@ import argparse
 import socket
 import sys
 
+from tls_listen import add_tls_argument, listen  # bench/servers/, beside this script
 from twisted.internet import reactor
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -72,12 +73,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    add_tls_argument(parser)
     args = parser.parse_args()
     root = Resource()
     root.putChild(b"echo", WebSocketResource(EchoFactory()))
     site = NoDelaySite(root)
     site.noisy = False
-    reactor.listenTCP(args.port, site, backlog=1024, interface=args.host)
+    listen(reactor, args.port, site, args.host, args.tls)
     print(f"twisted.web.websocket echo listening on {args.host}:{args.port}", flush=True)
     reactor.run()
 
