@@ -53,13 +53,25 @@ max_message_bytes = 4194304
 max_frame_bytes = 4194304
 max_connections = 20000
 max_connections_per_ip = 20000
+
+[[endpoints]]
+path = "/echo"
+handler = "echo"
+
+[[endpoints]]
+path = "/chat"
+handler = "broadcast"
+[endpoints.options]
+channel_from_path = true
 """
 
 
 # ------------------------------------------------------------------------------------- servers
 
-ALL_SCENARIOS = ("echo64", "pipe64", "big", "handshake", "idle")
-WORKER_SCENARIOS = ("echo64", "pipe64", "handshake")  # small messages and handshakes: where cores matter
+ALL_SCENARIOS = ("echo64", "pipe64", "big", "handshake", "idle", "fanout64", "fanout4k")
+# small messages, handshakes and fan-out: where cores matter
+WORKER_SCENARIOS = ("echo64", "pipe64", "handshake", "fanout64")
+FANOUT_PATH = "/chat/bench"  # every server's fan-out group (wsdaemon: a broadcast channel)
 
 
 #: Set by main(): the certificate and key every server listens with under --tls (None: plain TCP).
@@ -260,6 +272,22 @@ SCENARIOS = [
 IDLE_TITLE = "(5) memory per idle connection"
 
 
+@dataclass(frozen=True)
+class FanOut:
+    """A broadcast scenario: one publisher, ``subscribers`` members, run by fanout.c (every message checked)."""
+
+    key: str
+    title: str
+    subscribers: int
+    size: int
+
+
+FANOUTS = [
+    FanOut("fanout64", "(6) broadcast, 1 publisher → 1,000 subscribers, 64 B", 1000, 64),
+    FanOut("fanout4k", "(7) broadcast, 1 publisher → 100 subscribers, 4 KiB", 100, 4096),
+]
+
+
 # ------------------------------------------------------------------------------ process helpers
 
 
@@ -444,7 +472,7 @@ def build_c_programs() -> Path:
     if not cc:
         sys.exit("bench: no C compiler found (cc, gcc or clang); install one (Debian: apt-get install gcc)")
     BUILD.mkdir(exist_ok=True)
-    for name, libraries in (("loadgen", ["-lssl", "-lcrypto"]), ("c_echo", [])):
+    for name, libraries in (("loadgen", ["-lssl", "-lcrypto"]), ("c_echo", []), ("fanout", [])):
         exe = BUILD / name
         source = BENCH / f"{name}.c"
         if not exe.exists() or exe.stat().st_mtime < source.stat().st_mtime:
@@ -580,6 +608,31 @@ def run_scenario(
     return figures
 
 
+def run_fanout(
+    exe: Path, running: RunningServer, fan: FanOut, options: argparse.Namespace, cores: tuple[int | None, int | None]
+) -> dict[str, Any]:
+    """One broadcast run: deliveries/s, publish-to-receive latency, server CPU per delivery."""
+    subscribers = max(10, fan.subscribers // 5) if options.quick else fan.subscribers
+    cmd = [
+        str(exe), "--pub-port", str(running.port), "--sub-ports", str(running.port), "--path", FANOUT_PATH,
+        "--subs", str(subscribers), "--size", str(fan.size), "--window", "4",
+        "--duration", str(options.duration), "--warmup", str(options.warmup),
+    ]  # fmt: skip
+    ours = {os.getpid(), *process_tree(running.pid)}
+    cpu0, foreign0, wall0 = tree_cpu_seconds(running.pid), process_cpu(ours), time.monotonic()
+    timeout = options.duration + options.warmup + 120
+    done = subprocess.run(pinned(cmd, cores[1]), capture_output=True, text=True, timeout=timeout, check=False)
+    wall = time.monotonic() - wall0
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"fanout printed no result (status {done.returncode}): {done.stderr.strip()[:300]}")
+    figures = dict(json.loads(lines[-1]))
+    cpu = tree_cpu_seconds(running.pid) - cpu0
+    figures["foreign_cpu"] = foreign_cpu(foreign0, process_cpu(ours)) / wall
+    figures["server_cpu_us_per_op"] = cpu / figures["deliveries"] * 1e6 if figures["deliveries"] else None
+    return figures
+
+
 def run_server_round(
     server: Server, options: argparse.Namespace, exe: Path, round_no: int, cores: tuple[int | None, int | None]
 ) -> dict[str, Any]:
@@ -639,6 +692,13 @@ def run_server_round(
                     break
                 wait_quiet(options.wait_quiet)
             time.sleep(0.2)
+        for fan in FANOUTS:
+            if fan.key not in server.scenarios or fan.key not in options.scenarios or server.mode != "ws" or TLS_FILES:
+                continue
+            try:
+                result["scenarios"][fan.key] = run_fanout(exe.parent / "fanout", running, fan, options, cores)
+            except (OSError, RuntimeError, ValueError) as error:
+                result["errors"].append(f"{fan.key}: {error}")
     finally:
         running.stop()
     result["server_log_problems"] = log_problems(running.log_path)
@@ -704,8 +764,18 @@ METRICS = [
     Metric("handshake", "p50_us", "p50 open→closed ms", False, 1e-3, 1),
     Metric("handshake", "server_cpu_us_per_op", "server CPU µs/handshake", False),
     Metric("idle", "kib_per_conn", "KiB per idle conn", False, digits=1),
+    *(
+        metric
+        for fan in FANOUTS
+        for metric in (
+            Metric(fan.key, "deliveries_per_s", "deliveries/s", True),
+            Metric(fan.key, "p50_us", "p50 publish→receive ms", False, 1e-3, 1),
+            Metric(fan.key, "p99_us", "p99 publish→receive ms", False, 1e-3, 1),
+            Metric(fan.key, "server_cpu_us_per_op", "server CPU µs/delivery", False, digits=2),
+        )
+    ),
 ]
-TITLES = {s.key: s.title for s in SCENARIOS} | {"idle": IDLE_TITLE}
+TITLES = {s.key: s.title for s in SCENARIOS} | {"idle": IDLE_TITLE} | {f.key: f.title for f in FANOUTS}
 
 
 def summarize(rounds: list[dict[str, Any]], names: list[str], stat: str) -> dict[str, dict[str, dict[str, Any]]]:
@@ -746,6 +816,8 @@ def _valid(figures: dict[str, Any], metric: Metric) -> bool:
         return bool(figures.get("open"))
     if metric.scenario == "handshake":
         return bool(figures.get("handshakes"))
+    if metric.scenario.startswith("fanout"):
+        return bool(figures.get("deliveries"))
     return bool(figures.get("msgs"))
 
 

@@ -1,4 +1,8 @@
-"""Autobahn on Twisted: the classic WebSocket echo (autobahn.twisted.websocket).
+"""Autobahn on Twisted: the classic WebSocket echo (autobahn.twisted.websocket), and fan-out.
+
+At /echo it echoes. Any other path is one fan-out group: each message goes to
+every member, the sender too, framed once with Autobahn's prepared messages
+(``prepareMessage`` / ``sendPreparedMessage``), its own fast path for broadcast.
 
 Options set through Autobahn's own configuration only (nothing patched): no
 size limits, and tcpNoDelay=True. On the first connection it reports whether
@@ -29,6 +33,7 @@ from twisted.internet import reactor
 class Echo(WebSocketServerProtocol):
     reported = False
     tcpNoDelay = True  # Autobahn's per-protocol configuration (see the module docstring)
+    fan_out = False  # set in onConnect: any path but /echo is the fan-out group
 
     def onOpen(self) -> None:
         if not Echo.reported:
@@ -39,9 +44,27 @@ class Echo(WebSocketServerProtocol):
                 print(f"autobahn: TCP_NODELAY on accepted socket = {nodelay}", file=sys.stderr, flush=True)
             except (OSError, AttributeError) as error:  # report only
                 print(f"autobahn: cannot read TCP_NODELAY: {error!r}", file=sys.stderr, flush=True)
+        if self.fan_out:
+            MEMBERS.add(self)
+
+    def onConnect(self, request):  # type: ignore[no-untyped-def]
+        self.fan_out = request.path != "/echo"
+        return None
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        self.sendMessage(payload, isBinary)
+        if not self.fan_out:
+            self.sendMessage(payload, isBinary)
+            return
+        prepared = self.factory.prepareMessage(payload, isBinary)
+        for member in MEMBERS:
+            member.sendPreparedMessage(prepared)
+
+    def onClose(self, wasClean: bool, code: int, reason: str) -> None:
+        MEMBERS.discard(self)
+
+
+#: The members of the fan-out group.
+MEMBERS: set[Echo] = set()
 
 
 def main() -> None:

@@ -1,4 +1,8 @@
-"""websockets (asyncio implementation) echo, optionally on uvloop.
+"""websockets (asyncio implementation) echo at /echo and fan-out elsewhere, optionally on uvloop.
+
+Any other path is one fan-out group: each message a member sends goes to every
+member, the sender too (as wsdaemon's ``broadcast`` handler does by default),
+with ``websockets.broadcast()``, the library's own fan-out.
 
 asyncio and uvloop set TCP_NODELAY on TCP transports themselves. Size limits
 are lifted (max_size=None) so a 1 MiB message is accepted; compression is off
@@ -13,12 +17,27 @@ import argparse
 import asyncio
 import ssl
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+
+#: The members of the fan-out group.
+MEMBERS: set[ServerConnection] = set()
 
 
 async def echo(websocket: ServerConnection) -> None:
+    if websocket.request is not None and websocket.request.path != "/echo":
+        await fan_out(websocket)
+        return
     async for message in websocket:
         await websocket.send(message)
+
+
+async def fan_out(websocket: ServerConnection) -> None:
+    MEMBERS.add(websocket)
+    try:
+        async for message in websocket:
+            broadcast(MEMBERS, message)
+    finally:
+        MEMBERS.discard(websocket)
 
 
 async def run(host: str, port: int, flavour: str, tls: list[str] | None) -> None:
