@@ -23,7 +23,7 @@ from zope.interface import implementer
 from wsdaemon.adapter.deadlines import Deadlines, Ticker
 from wsdaemon.adapter.heartbeat import Due, Heartbeat
 from wsdaemon.adapter.outcome import PeerInfo, WebSocketClosed, WebSocketLost, log_closed
-from wsdaemon.adapter.transport import IStreamTransport
+from wsdaemon.adapter.transport import IStreamTransport, tcp_transport
 from wsdaemon.core import (
     EOF,
     BytesMessage,
@@ -106,10 +106,11 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         """Register for backpressure, arm the idle check and tell the handler."""
         transport = self.transport
         assert transport is not None
-        if getattr(transport, "bufferSize", None) is not None:
-            transport.bufferSize = self.limits.write_buffer_high_bytes  # type: ignore[attr-defined]
-        if getattr(transport, "SEND_LIMIT", None) is not None:  # twisted.internet.tcp: writeSomeData's cap
-            transport.SEND_LIMIT = self.limits.send_chunk_bytes  # type: ignore[attr-defined]
+        socket = tcp_transport(transport)  # under TLS, the TCP connection the TLS wrapper writes to
+        if getattr(socket, "bufferSize", None) is not None:
+            socket.bufferSize = self.limits.write_buffer_high_bytes  # type: ignore[attr-defined]
+        if getattr(socket, "SEND_LIMIT", None) is not None:  # twisted.internet.tcp: writeSomeData's cap
+            socket.SEND_LIMIT = self.limits.send_chunk_bytes  # type: ignore[attr-defined]
         transport.registerProducer(self, True)
         self._started = now = self._reactor.seconds()
         self._heartbeat = Heartbeat(self.limits, self.keepalive, now, self._expires_at)
