@@ -13,7 +13,8 @@ Rules for this file:
   :data:`MessageKind.NOTIFY`: sd_notify(3) text (``READY=1``, ``STATUS=…``,
   ``WATCHDOG=1`` as the heartbeat), so a worker reports to its supervisor as the single process
   reports to systemd, through the same :class:`~wsdaemon.systemd.Notifier`. The other kinds
-  carry broadcast channels between the workers (:mod:`wsdaemon.broker.relay`).
+  carry broadcast channels between the workers (:mod:`wsdaemon.broker.relay`) and the figures
+  of ``/metrics`` (:mod:`wsdaemon.workers.metrics`).
 
 Pure: no Twisted, no I/O except :func:`read_message`, which the worker calls once, before its
 reactor runs, to learn where its sockets are.
@@ -55,6 +56,10 @@ class MessageKind(enum.Enum):
     COUNT = b"C"  # worker -> supervisor: its member count of a channel (presence)
     PRESENCE = b"Q"  # worker -> supervisor: how many members a channel has on all workers?
     PRESENCE_ANSWER = b"A"  # supervisor -> worker: the answer
+    # /metrics across the workers (wsdaemon.workers.metrics).
+    STATS = b"T"  # worker -> supervisor: its figures (JSON), with each heartbeat
+    STATS_QUERY = b"R"  # worker -> supervisor: every worker's latest figures, please (a query number)
+    STATS_ANSWER = b"W"  # supervisor -> worker: the answer (JSON: the number and the figures by worker)
 
 
 class ChannelError(Exception):
