@@ -1,6 +1,12 @@
-"""An endpoint's message_rate on one connection: over it, the core closes with 1008 (StringTransport, memory clock)."""
+"""An endpoint's message_rate on one connection (wsdaemon.adapter.message_rate): over it, the core closes with 1008.
+
+The gate runs between a real WebSocketWireProtocol and a recording handler, over a
+StringTransport with a MemoryReactorClock.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from twisted.internet.error import ConnectionLost
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -8,6 +14,7 @@ from twisted.python.failure import Failure
 
 from tests.adapter.recording import RecordingHandler
 from tests.helpers import client_frame, close_payload, parse_frames
+from wsdaemon.adapter.message_rate import MessageRateGate
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
 from wsdaemon.core import Connection, Limits, Side
 from wsdaemon.core.frames import Opcode
@@ -19,7 +26,9 @@ def rated(
 ) -> tuple[WebSocketWireProtocol, StringTransport, MemoryReactorClock, RecordingHandler]:
     """A server connection after the 101 with ``rate`` as its endpoint's message rate."""
     clock, handler, transport = MemoryReactorClock(), RecordingHandler(), StringTransport()
-    protocol = WebSocketWireProtocol(handler, Connection(Side.SERVER, Limits()), clock, message_rate=rate)
+    connection = Connection(Side.SERVER, Limits())
+    gated: Any = handler if rate is None else MessageRateGate(handler, connection, rate, clock)
+    protocol = WebSocketWireProtocol(gated, connection, clock)
     protocol.makeConnection(transport)
     protocol.finishNegotiation()
     return protocol, transport, clock, handler
@@ -80,3 +89,14 @@ def test_without_a_message_rate_nothing_is_limited():
     protocol, transport, _, handler = rated(None)
     protocol.dataReceived(b"".join(client_frame(Opcode.TEXT, b"x") for _ in range(1000)))
     assert len(texts(handler)) == 1000 and not transport.disconnecting
+
+
+def test_the_gate_passes_on_what_it_does_not_limit():
+    """Pongs, the close and the handler's own attributes reach the handler as without the gate."""
+    handler = RecordingHandler()
+    gate = MessageRateGate(handler, Connection(Side.SERVER, Limits()), MessageRate(1.0, 1), MemoryReactorClock())
+    gate.pongReceived(b"p")
+    gate.connectionLost(Failure(ConnectionLost()))
+    assert [name for name, _ in handler.events] == ["pong", "connectionLost"]
+    assert gate.events is handler.events
+    assert "behind message_rate 1/s" in repr(gate)

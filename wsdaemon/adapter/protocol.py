@@ -31,7 +31,6 @@ from wsdaemon.core import (
     Connection,
     ConnectionFailed,
     Limits,
-    MessageRateExceeded,
     PolicyViolation,
     Pong,
     State,
@@ -40,7 +39,6 @@ from wsdaemon.core import (
 from wsdaemon.core.errors import IDLE_TIMEOUT, InternalError, KeepaliveTimeout, LocalClose, SlowConsumer
 from wsdaemon.core.frames import SharedMessage
 from wsdaemon.interfaces import ClientAddress, Identity, WebSocketProtocol
-from wsdaemon.ratelimit import MessageLimiter, MessageRate
 from wsdaemon.stats import EndpointStats
 
 #: The per-connection summary's logger: a plain Logger with the class's namespace, since
@@ -76,7 +74,6 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         client: ClientAddress | None = None,
         identity: Identity | None = None,
         expires_at: float | None = None,
-        message_rate: MessageRate | None = None,
         stats: EndpointStats | None = None,
     ) -> None:
         self.handler = handler
@@ -102,8 +99,6 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         self.keepalive = keepalive  # the server pings; the client only answers
         self._expires_at = expires_at  # close_on_expiry: when the identity runs out (POSIX seconds)
         self._heartbeat = Heartbeat(connection.limits, keepalive, 0.0)
-        self._message_rate = message_rate  # the endpoint's message_rate/message_burst; None: off
-        self._messages: MessageLimiter | None = None  # its bucket, from connectionMade on
 
     # --- IProtocol ---------------------------------------------------------
 
@@ -119,8 +114,6 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         transport.registerProducer(self, True)
         self._started = now = self._reactor.seconds()
         self._heartbeat = Heartbeat(self.limits, self.keepalive, now, self._expires_at)
-        if self._message_rate is not None:
-            self._messages = MessageLimiter(self._message_rate, now)
         self._ticker.add(self)
         if self.stats is not None:
             self.stats.opened(self)
@@ -275,12 +268,10 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
             while (event := next_event()) is not None:
                 if type(event) is TextMessage:
                     self.messages_in += 1
-                    if self._messages is None or self._within_message_rate(self._messages):
-                        handler.textMessageReceived(event.data)
+                    handler.textMessageReceived(event.data)
                 elif type(event) is BytesMessage:
                     self.messages_in += 1
-                    if self._messages is None or self._within_message_rate(self._messages):
-                        handler.bytesMessageReceived(event.data)
+                    handler.bytesMessageReceived(event.data)
                 elif type(event) is Pong:
                     if not self._heartbeat.answered(event.payload, self._reactor.seconds()):
                         handler.pongReceived(event.payload)
@@ -298,13 +289,6 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
             self.connection.fail_with(InternalError())
         finally:
             self._dispatching = False
-
-    def _within_message_rate(self, messages: MessageLimiter) -> bool:
-        """Take a token for a message; without one, fail with 1008 (the core's code) and drop the message."""
-        if messages.allow(self._reactor.seconds()):
-            return True
-        self.connection.fail_with(MessageRateExceeded())
-        return False
 
     def _call_handler(self, name: str, *args: Any) -> None:
         """Call a handler method outside message dispatch, with the same 1011 safety net.

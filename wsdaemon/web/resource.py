@@ -21,6 +21,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from wsdaemon.adapter.deadlines import Ticker
+from wsdaemon.adapter.message_rate import MessageRateGate
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
 from wsdaemon.adapter.switching import SwitchingProtocol
 from wsdaemon.admission import Admission
@@ -169,9 +170,12 @@ class WebSocketResource(Resource):
                 self._log_refusal("handler refused {client} on {path}: {status} {reason}", request, rejection)
             return refuse(request, rejection.status, rejection.headers, rejection.reason)
         assert wrapper.ticket is not None  # checked by render_GET
+        connection = Connection(Side.SERVER, self.limits, accepted.extensions)
+        if self.message_rate is not None:
+            handler = MessageRateGate(handler, connection, self.message_rate, self.reactor)
         protocol = WebSocketWireProtocol(
             handler,
-            Connection(Side.SERVER, self.limits, accepted.extensions),
+            connection,
             self.reactor,
             path=self.path,
             subprotocol=accepted.subprotocol,
@@ -181,7 +185,6 @@ class WebSocketResource(Resource):
             client=wrapper.ticket.address,
             identity=identity,
             expires_at=identity.expires_at if identity is not None and self.close_on_expiry else None,
-            message_rate=self.message_rate,
         )
         wrapper.switchTo(protocol, accepted.response)
         protocol.finishNegotiation()
