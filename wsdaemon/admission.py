@@ -12,7 +12,7 @@ the proxy and uncount it under the client.)
 The address itself is a pure function of what the connection shows (the TCP
 peer, a trusted proxy's forwarding headers, the trusted networks),
 :func:`resolve_client`, asked once per HTTP request by
-:meth:`Admission.resolve`. Everything else (the per-address limit, the log
+:meth:`Admission.resolve`. Everything else (the per-address limit and rate, the log
 lines, ``request.clientAddress``, ``transport.clientAddress``, the ``process``
 handler's ``REMOTE_ADDR``) reads the ticket's answer, never the socket.
 """
@@ -232,7 +232,8 @@ class Admission:
         A keep-alive connection whose next request names another client moves
         again, so the count is always under the latest answer.
         """
-        resolution = resolve_client(request.getClientAddress(), ForwardedHeaders.of(request), trusted)
+        headers = ForwardedHeaders.of(request) if trusted else ForwardedHeaders()  # nobody to believe: not read
+        resolution = resolve_client(request.getClientAddress(), headers, trusted)
         address = resolution.address
         if address != ticket.address:
             if ticket.open and address.host != ticket.address.host:
