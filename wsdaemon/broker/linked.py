@@ -202,8 +202,13 @@ class LinkedBroker:
     def history(
         self, channel: str, fetch: Fetch, limits: HubLimits
     ) -> Deferred[tuple[ChannelState, list[Publication]]]:
-        """Not kept across processes yet."""
-        return fail(HistoryUnavailable("history needs the in-process broker for now"))
+        """Read the state and the entries in one step on the link; :class:`HistoryUnavailable` while down."""
+        refused = self._refuse_answer("the broker is down: the channel's history cannot be read now")
+        if refused is not None:
+            return fail(refused)
+        self._awaiting += 1
+        reading = self.link.history(channel, fetch, limits, self._epochs())
+        return reading.addErrback(self._unavailable, "read the channel's history").addBoth(self._answered)
 
     def _publish_positioned(
         self, channel: str, message: SharedMessage, exclude: Receiver | None, limits: HubLimits
