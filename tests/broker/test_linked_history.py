@@ -220,12 +220,13 @@ def test_a_message_in_flight_when_the_link_drops_is_delivered_once_its_position_
     member = Positioned()
     broker.subscribe("/c", member)
     broker.publish("/c", text("a"), history=LIMITS)
-    broker.publish("/c", text("b"), history=LIMITS)
+    lost = broker.publish("/c", text("b"), history=LIMITS)
     link.answer(0, "e1", 1)
     broker.link_down("lost")
     assert member.offsets() == [1]
     link.positions[1][5].errback(ConnectionError("lost"))
     assert member.offsets() == [1], "a message whose position never came is not delivered unpositioned"
+    assert outcome(lost).check(HistoryUnavailable), "and its publisher is told"
     assert broker.state is LinkState.DOWN
 
 
