@@ -231,3 +231,12 @@ def test_a_lost_offset_key_or_the_last_offset_starts_a_new_epoch(daemons, redis_
     redis_server.cli("SET", KEYS[1], str(2**53 - 1))
     (third,) = publish(daemon, [("a", "z")])
     assert third[0] not in (first[0], second[0]) and third[1] == 1
+
+
+def test_a_flushed_script_cache_is_loaded_again(daemons, redis_server):
+    """After SCRIPT FLUSH, EVALSHA answers NOSCRIPT: the script is sent again (EVAL) and the publish goes through."""
+    daemon = daemons("a")
+    (first,) = publish(daemon, [("a", "x")])
+    redis_server.cli("SCRIPT", "FLUSH")
+    assert publish(daemon, [("a", "y"), ("a", "z")]) == [[first[0], 2], [first[0], 3]]
+    assert history(daemon, "a", 1, first[0])["entries"] == [[2, "y"], [3, "z"]]
