@@ -5,6 +5,7 @@ from __future__ import annotations
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import capturedLogs
 
+from tests.broker.members import Plain, Positioned
 from wsdaemon.broker import HistoryUnavailable, LinkState, Route
 from wsdaemon.broker.linked import LinkedBroker
 from wsdaemon.broker.payload import encode_plain, encode_positioned, header_opcode
@@ -65,26 +66,6 @@ class HistoryLink:
         """Redis PUBLISHed the positioned payload: it arrives on the subscribed connection."""
         channel, header, data, _, _, _ = self.positions[index]
         self.broker.link_message(channel, header + b"%s %d " % (epoch.encode(), offset) + data)
-
-
-class Plain:
-    def __init__(self):
-        self.got: list[bytes] = []
-
-    def deliver(self, message):
-        self.got.append(message.payload)
-
-
-class Positioned(Plain):
-    def __init__(self):
-        super().__init__()
-        self.publications: list[Publication] = []
-
-    def deliver_publication(self, publication):
-        self.publications.append(publication)
-
-    def offsets(self) -> list[int]:
-        return [p.offset for p in self.publications]
 
 
 def text(value: str) -> SharedMessage:

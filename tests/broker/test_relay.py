@@ -6,6 +6,7 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 
+from tests.broker.members import Positioned
 from wsdaemon.broker import HistoryUnavailable
 from wsdaemon.broker.payload import positioned_header
 from wsdaemon.broker.relay import RelayHub, RelayLink, pack, pack_limits, relay_broker, unpack_limits
@@ -155,15 +156,6 @@ def test_encoded_relay_messages_fit_the_channel_framing():
 # --- channels with history: the main process keeps it ----------------------------------------------
 
 
-class PositionedMember(Member):
-    def __init__(self):
-        super().__init__()
-        self.publications = []
-
-    def deliver_publication(self, publication):
-        self.publications.append(publication)
-
-
 HISTORY = HubLimits(history_size=5)
 
 
@@ -177,7 +169,7 @@ def settled(deferred):
 def test_positioned_publishes_on_two_workers_get_one_sequence_of_offsets_from_the_main_process():
     """The hub positions and keeps each message; every worker's members get them with their positions, one order."""
     host = Host()
-    members = [PositionedMember(), PositionedMember()]
+    members = [Positioned(), Positioned()]
     for broker, member in zip(host.brokers, members, strict=True):
         broker.subscribe("/c", member)
     host.pump()
