@@ -58,7 +58,7 @@ class MessageKind(enum.Enum):
     # Channels with history across the workers: the supervisor keeps it and gives the positions.
     POSITION = b"O"  # worker -> supervisor: position, keep and relay a message (a positioned publish)
     POSITION_ANSWER = b"o"  # supervisor -> worker: the position it got
-    HISTORY = b"R"  # worker -> supervisor: read a channel's state and history
+    HISTORY = b"G"  # worker -> supervisor: read a channel's state and history
     HISTORY_ENTRY = b"E"  # supervisor -> worker: one kept message of the history read
     HISTORY_ANSWER = b"r"  # supervisor -> worker: the channel's state, after its entries
 
