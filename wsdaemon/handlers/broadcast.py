@@ -29,7 +29,7 @@ Rules for this file:
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -186,9 +186,10 @@ class BroadcastProtocol:
             self._drop_oldest()
 
     def _drop_oldest(self) -> None:
-        """Forget the oldest queued message, counting it for the summary in :meth:`connectionLost`."""
+        """Forget the oldest queued message, counting it for the summary in :meth:`connectionLost` and for metrics."""
         self.queued_bytes -= len(self.queue.popleft().payload)
         self.dropped += 1
+        self.factory.dropped[self.settings.overflow] += 1
 
     def _close_slow_member(self) -> None:
         """Close a member that fell too far behind; the channel goes on without it."""
@@ -199,6 +200,7 @@ class BroadcastProtocol:
             size=self.queued_bytes,
             code=self.settings.overflow_close_code,
         )
+        self.factory.dropped["close"] += len(self.queue)  # never delivered: the member is gone
         self._leave()
         self.transport.loseConnection(self.settings.overflow_close_code, "not keeping up with the channel")  # type: ignore[call-arg]
 
@@ -247,6 +249,8 @@ class BroadcastFactory:
         self.settings = settings
         self.endpoint = endpoint
         self.broker: IBroker = broker if broker is not None else InProcessBroker()
+        #: Messages slow members never got, by overflow policy (read by ``/metrics`` at scrape time).
+        self.dropped: Counter[str] = Counter()
 
     def buildProtocol(self, request: Request) -> BroadcastProtocol:
         """A member of the channel the request names.
