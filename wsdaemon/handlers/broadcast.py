@@ -83,7 +83,7 @@ class BroadcastFactory:
     ) -> None:
         self.settings = settings
         self.endpoint = endpoint
-        self.broker: IBroker = broker if broker is not None else InProcessBroker()
+        self.broker: IBroker = broker if broker is not None else InProcessBroker(reactor)
         if settings.envelope is not None and reactor is None:
             raise ValueError(f"the envelope endpoint {endpoint} needs a reactor for its heartbeats")
         self.reactor = reactor
