@@ -82,7 +82,9 @@ def read_settings(options: Mapping[str, Any]) -> BroadcastSettings:
     )
     if envelope is not None:
         if settings.overflow != "close":
-            read.report("overflow", '"close" with envelope (dropping messages would be a silent gap)', settings.overflow)
+            read.report(
+                "overflow", '"close" with envelope (dropping messages would be a silent gap)', settings.overflow
+            )
         if not settings.deliver_to_sender:
             read.report("deliver_to_sender", "true with envelope (every member gets every offset)", False)
     read.check()

@@ -265,14 +265,11 @@ def channel_history(factories: Mapping[str, Any]) -> Callable[[str], HubLimits |
     """How the publish API finds a channel's history bounds: from the endpoint that serves the channel.
 
     An endpoint's factory that has channels (``broadcast``) says which it serves
-    (``serves_channel``) and with what bounds (``history_limits``). The endpoint
-    with the longest path wins, as in the site's tree, where ``/chat/vip``
-    answers before ``/chat``. A channel no endpoint serves has no history.
+    (``serves_channel``) and with what bounds (``history_limits``). Endpoint
+    paths never nest (the config refuses it), so at most one serves a channel;
+    a channel no endpoint serves has no history.
     """
-    owners = sorted(
-        (factory for factory in factories.values() if callable(getattr(factory, "serves_channel", None))),
-        key=lambda factory: -len(getattr(factory, "endpoint", "")),
-    )
+    owners = [factory for factory in factories.values() if callable(getattr(factory, "serves_channel", None))]
 
     def history(channel: str) -> HubLimits | None:
         for factory in owners:
