@@ -15,23 +15,48 @@ Rules for this file:
 * Bodies start with the channel name (2-byte length, UTF-8); what follows is the
   payload, or a 4-byte count. Both ends are ours: a malformed body is a broken
   peer (:class:`~wsdaemon.workers.channel.ChannelError`).
+* Channels with history: the main process keeps it, in one
+  :class:`~wsdaemon.hub.HistoryStore` per set of bounds, as the in-process
+  broker does (it outlives worker restarts; a daemon restart starts new
+  epochs). A worker's POSITION (question number, the endpoint's
+  :class:`~wsdaemon.hub.HubLimits`, channel, payload header and message) is
+  positioned, kept and written as a MESSAGE with its position to every
+  subscribed worker in one step, then answered with POSITION_ANSWER; a
+  HISTORY read is answered with one HISTORY_ENTRY per kept message the fetch
+  wants, then HISTORY_ANSWER with the state, so no answer is ever larger than
+  the biggest message.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import struct
 from collections.abc import Callable
+from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from wsdaemon.broker import payload
+from wsdaemon.broker.interface import HistoryUnavailable
 from wsdaemon.broker.linked import LinkedBroker
+from wsdaemon.broker.local import EXPIRE_INTERVAL_SECONDS, HistoryStores
+from wsdaemon.core.frames import SharedMessage
+from wsdaemon.hub import ChannelState, Fetch, HubLimits, Publication, RecoveryQuery, is_epoch, is_offset
 from wsdaemon.workers.channel import MAX_MESSAGE_BYTES, ChannelError, MessageKind, encode
 
 _NAME = struct.Struct("!H")
 _NUMBER = struct.Struct("!I")
 _ANSWER = struct.Struct("!II")
+_LIMIT_FIELDS = dataclasses.fields(HubLimits)
+#: Every HubLimits field as a double (all are integers below 2**53, or seconds).
+_LIMITS = struct.Struct(f"!{len(_LIMIT_FIELDS)}d")
+_POSITION_ANSWER = struct.Struct("!IQ")  # question, offset; then the epoch
+_HISTORY_QUERY = struct.Struct("!IqB")  # question, since (-1: no query), epoch length; then limits, epoch, channel
+_HISTORY_ENTRY = struct.Struct("!IQ?")  # question, offset, binary; then the message
+_HISTORY_ANSWER = struct.Struct("!IQQ")  # question, first offset, last offset; then the epoch
 Send = Callable[[bytes], None]
 
 
@@ -58,6 +83,32 @@ def unpack(body: bytes) -> tuple[str, bytes]:
         raise ChannelError("relay channel name is not UTF-8") from None
 
 
+def pack_limits(limits: HubLimits) -> bytes:
+    """An endpoint's history bounds, for the main process."""
+    return _LIMITS.pack(*(float(getattr(limits, field.name)) for field in _LIMIT_FIELDS))
+
+
+def unpack_limits(data: bytes) -> HubLimits:
+    """The bounds :func:`pack_limits` wrote.
+
+    Raises:
+        ChannelError: the wrong size, or a bound out of its range.
+    """
+    if len(data) != _LIMITS.size:
+        raise ChannelError("relay history bounds of the wrong size")
+    values = _LIMITS.unpack(data)
+    try:
+        fields: dict[str, Any] = {
+            field.name: (value if field.type in (float, "float") else int(value))
+            for field, value in zip(_LIMIT_FIELDS, values, strict=True)
+        }
+        limits = HubLimits(**fields)
+        limits.validate()
+    except (ValueError, OverflowError) as error:
+        raise ChannelError(f"relay history bounds out of range: {error}") from None
+    return limits
+
+
 def _number(data: bytes) -> int:
     if len(data) != _NUMBER.size:
         raise ChannelError("relay count of the wrong size")
@@ -75,6 +126,10 @@ class RelayLink:
         self.send = send
         self.broker: LinkedBroker | None = None
         self._questions: dict[int, Deferred[int]] = {}
+        self._positions: dict[int, Deferred[tuple[str, int]]] = {}
+        self._reads: dict[
+            int, tuple[str, list[tuple[int, bool, bytes]], Deferred[tuple[ChannelState, list[Publication]]]]
+        ] = {}
         self._ids = itertools.count(1)
         self._oversize_logged = False
 
@@ -104,6 +159,43 @@ class RelayLink:
             return
         self.send(encode(MessageKind.PUBLISH, body))
 
+    def publish_positioned(
+        self, channel: str, header: bytes, data: bytes, limits: HubLimits, epoch: str
+    ) -> Deferred[tuple[str, int]]:
+        """POSITION up: the main process positions, keeps and relays it; fires with its answer.
+
+        ``epoch`` is not sent: the main process's store makes its own epochs.
+        """
+        body = pack(channel, header + data)
+        if len(body) + payload.POSITION_MAX_BYTES > MAX_MESSAGE_BYTES:
+            return fail(
+                HistoryUnavailable(
+                    f"a {len(data)}-byte message is over the workers' relay limit ({MAX_MESSAGE_BYTES} bytes)"
+                )
+            )
+        question = self._question()
+        answer: Deferred[tuple[str, int]] = Deferred()
+        self._positions[question] = answer
+        self.send(encode(MessageKind.POSITION, _NUMBER.pack(question) + pack_limits(limits) + body))
+        return answer
+
+    def history(
+        self, channel: str, fetch: Fetch, limits: HubLimits, epoch: str
+    ) -> Deferred[tuple[ChannelState, list[Publication]]]:
+        """HISTORY up: the main process reads its store and answers entry by entry, then with the state."""
+        query = fetch.query
+        since = query.since if query is not None else -1
+        client_epoch = ((query.epoch or "") if query is not None else "").encode("ascii")
+        question = self._question()
+        answer: Deferred[tuple[ChannelState, list[Publication]]] = Deferred()
+        self._reads[question] = (channel, [], answer)
+        head = _HISTORY_QUERY.pack(question, since, len(client_epoch))
+        self.send(encode(MessageKind.HISTORY, head + pack_limits(limits) + client_epoch + pack(channel)))
+        return answer
+
+    def _question(self) -> int:
+        return next(self._ids) & 0xFFFFFFFF
+
     def subscribe(self, channel: str) -> None:
         """SUBSCRIBE up; the pipe's order makes it effective for everything sent after it."""
         self.send(encode(MessageKind.SUBSCRIBE, pack(channel)))
@@ -120,7 +212,7 @@ class RelayLink:
 
     def presence(self, channel: str) -> Deferred[int]:
         """Ask the main process for the members on every worker."""
-        question = next(self._ids) & 0xFFFFFFFF
+        question = self._question()
         answer: Deferred[int] = Deferred()
         self._questions[question] = answer
         self.send(encode(MessageKind.PRESENCE, _NUMBER.pack(question) + pack(channel)))
@@ -145,7 +237,47 @@ class RelayLink:
             if answer is not None:
                 answer.callback(count)
             return True
+        if kind is MessageKind.POSITION_ANSWER:
+            self._position_answer(body)
+            return True
+        if kind is MessageKind.HISTORY_ENTRY:
+            if len(body) < _HISTORY_ENTRY.size:
+                raise ChannelError("relay history entry too short")
+            question, offset, binary = _HISTORY_ENTRY.unpack_from(body)
+            read = self._reads.get(question)
+            if read is not None:
+                read[1].append((offset, binary, body[_HISTORY_ENTRY.size :]))
+            return True
+        if kind is MessageKind.HISTORY_ANSWER:
+            self._history_answer(body)
+            return True
         return False
+
+    def _position_answer(self, body: bytes) -> None:
+        if len(body) < _POSITION_ANSWER.size:
+            raise ChannelError("relay position answer too short")
+        question, offset = _POSITION_ANSWER.unpack_from(body)
+        epoch = body[_POSITION_ANSWER.size :].decode("ascii", "replace")
+        if not is_epoch(epoch) or not is_offset(offset):
+            raise ChannelError("relay position answer with a malformed position")
+        answer = self._positions.pop(question, None)
+        if answer is not None:
+            answer.callback((epoch, offset))
+
+    def _history_answer(self, body: bytes) -> None:
+        if len(body) < _HISTORY_ANSWER.size:
+            raise ChannelError("relay history answer too short")
+        question, first, last = _HISTORY_ANSWER.unpack_from(body)
+        try:
+            state = ChannelState(body[_HISTORY_ANSWER.size :].decode("ascii", "replace"), first, last)
+        except ValueError as error:
+            raise ChannelError(f"relay history answer with an impossible state: {error}") from None
+        read = self._reads.pop(question, None)
+        if read is not None:
+            channel, entries, answer = read
+            answer.callback(
+                (state, [Publication(channel, state.epoch, offset, data, binary) for offset, binary, data in entries])
+            )
 
 
 def relay_broker(send: Send, max_pending_messages: int) -> LinkedBroker:
@@ -154,12 +286,31 @@ def relay_broker(send: Send, max_pending_messages: int) -> LinkedBroker:
 
 
 class RelayHub:
-    """The main process's side: which worker subscribes which channel, and their member counts."""
+    """The main process's side: which worker subscribes which channel, their member counts, and history.
 
-    def __init__(self) -> None:
+    Args:
+        clock: the reactor (``seconds()`` for history, and its expiry timer); the global one if not given.
+    """
+
+    def __init__(self, clock: Any = None) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock
         self.writers: dict[int, Send] = {}
         self.subscribers: dict[str, dict[int, None]] = {}
         self.counts: dict[str, dict[int, int]] = {}
+        self.history = HistoryStores(clock)
+        self._expiry = LoopingCall(self.history.expire)
+        self._expiry.clock = clock
+
+    def start(self) -> None:
+        """Drop idle history on a timer (the stores also do on every call)."""
+        if not self._expiry.running:
+            self._expiry.start(EXPIRE_INTERVAL_SECONDS, now=False)
+
+    def stop(self) -> None:
+        """Stop the timer."""
+        if self._expiry.running:
+            self._expiry.stop()
 
     def attach(self, worker: int, write: Send) -> None:
         """A worker (re)started: ``write`` sends it one encoded message."""
@@ -183,11 +334,11 @@ class RelayHub:
         """
         if kind is MessageKind.PUBLISH:
             channel, _ = unpack(body)
-            message = encode(MessageKind.MESSAGE, body)
-            for subscriber in list(self.subscribers.get(channel, ())):
-                write = self.writers.get(subscriber)
-                if write is not None:
-                    write(message)
+            self._relay(channel, encode(MessageKind.MESSAGE, body))
+        elif kind is MessageKind.POSITION:
+            self._position(worker, body)
+        elif kind is MessageKind.HISTORY:
+            self._read(worker, body)
         elif kind is MessageKind.SUBSCRIBE:
             self.subscribers.setdefault(unpack(body)[0], {})[worker] = None
         elif kind is MessageKind.UNSUBSCRIBE:
@@ -206,6 +357,60 @@ class RelayHub:
         else:
             return False
         return True
+
+    def _relay(self, channel: str, message: bytes) -> None:
+        """Write one encoded message to every worker subscribed to ``channel``."""
+        for subscriber in list(self.subscribers.get(channel, ())):
+            write = self.writers.get(subscriber)
+            if write is not None:
+                write(message)
+
+    def _position(self, worker: int, body: bytes) -> None:
+        """Position and keep a worker's message, relay it with its position, answer the position."""
+        if len(body) < _NUMBER.size + _LIMITS.size:
+            raise ChannelError("relay position request too short")
+        question = _number(body[: _NUMBER.size])
+        limits = unpack_limits(body[_NUMBER.size : _NUMBER.size + _LIMITS.size])
+        channel, rest = unpack(body[_NUMBER.size + _LIMITS.size :])
+        if len(rest) < payload.HEADER_BYTES or rest[:1] not in (b"P", b"Q"):
+            raise ChannelError("relay position request without a positioned payload header")
+        header, data = rest[: payload.HEADER_BYTES], rest[payload.HEADER_BYTES :]
+        publication = self.history.publish(channel, SharedMessage(payload.header_opcode(header), data), limits)
+        position = b"%s %d " % (publication.epoch.encode("ascii"), publication.offset)
+        self._relay(channel, encode(MessageKind.MESSAGE, pack(channel, header + position + data)))
+        write = self.writers.get(worker)
+        if write is not None:
+            answer = _POSITION_ANSWER.pack(question, publication.offset) + publication.epoch.encode("ascii")
+            write(encode(MessageKind.POSITION_ANSWER, answer))
+
+    def _read(self, worker: int, body: bytes) -> None:
+        """Answer a worker's history read: each entry the fetch wants, then the state."""
+        if len(body) < _HISTORY_QUERY.size + _LIMITS.size:
+            raise ChannelError("relay history request too short")
+        question, since, epoch_size = _HISTORY_QUERY.unpack_from(body)
+        at = _HISTORY_QUERY.size
+        limits = unpack_limits(body[at : at + _LIMITS.size])
+        at += _LIMITS.size
+        client_epoch = body[at : at + epoch_size].decode("ascii", "replace")
+        channel = unpack(body[at + epoch_size :])[0]
+        if since < 0:
+            query = None
+        elif is_offset(since) and (not client_epoch or is_epoch(client_epoch)):
+            query = RecoveryQuery(since, client_epoch or None)
+        else:
+            raise ChannelError("relay history request with a malformed position")
+        state, entries = self.history.answer(Fetch(channel, query), limits)
+        write = self.writers.get(worker)
+        if write is None:
+            return
+        for entry in entries:
+            write(
+                encode(
+                    MessageKind.HISTORY_ENTRY, _HISTORY_ENTRY.pack(question, entry.offset, entry.binary) + entry.payload
+                )
+            )
+        answer = _HISTORY_ANSWER.pack(question, state.first_offset, state.last_offset) + state.epoch.encode("ascii")
+        write(encode(MessageKind.HISTORY_ANSWER, answer))
 
     def _count(self, worker: int, channel: str, data: bytes) -> None:
         count = _number(data)
