@@ -8,6 +8,7 @@ is told it was not recovered (docs/recovery.md).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import threading
@@ -16,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.support import LOOPBACK
+from tests.integration.support import LOOPBACK, connections_by_process, wait_for_output
 from tests.integration.test_handlers import TIMEOUT, refused_status, ws
+from tests.integration.test_workers import worker_pids
 
 TOKEN = "integration-test-token-0123456789"
 CHANNEL = "/chat/room1"
@@ -185,3 +187,27 @@ def test_a_quiet_member_gets_heartbeats(daemon_factory, token_file):
         subscribed = first_notice(member)
         heartbeat = first_notice(member)
     assert heartbeat == {**subscribed, "type": "heartbeat"}
+
+
+def test_members_on_both_workers_recover_what_they_missed(daemon_factory, token_file):
+    """With two workers and no Redis, the main process keeps history: reconnects on either worker are recovered."""
+    daemon = daemon_factory(
+        recovery_config(token_file, "[process]\nworkers = 2\n[limits]\ndrain_timeout_seconds = 3.0\n")
+    )
+    wait_for_output(daemon, "all 2 workers ready")
+    publisher = Publisher(daemon)
+    epoch, offset = position_of(daemon, publisher, 1)
+    for n in range(100):
+        publisher.publish(f"missed {n}")
+    query = f"{CHANNEL}?since={offset}&epoch={epoch}"
+    with contextlib.ExitStack() as stack:
+        members = [stack.enter_context(ws(daemon.ws_url(query))) for _ in range(20)]
+        held = connections_by_process(daemon.port, list(worker_pids(daemon).values()))
+        assert all(count > 0 for count in held.values()), f"members on both workers: {held}"
+        for member in members:
+            assert first_notice(member)["type"] == "recovered"
+            assert messages(member, 100) == [(offset + 1 + n, f"missed {n}") for n in range(100)]
+        live = publisher.publish("live")
+        for member in members:
+            assert messages(member, 1) == [(live["offset"], "live")]
+    publisher.close()
