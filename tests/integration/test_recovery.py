@@ -3,7 +3,8 @@
 A member disconnects, misses 100 messages published through the API, reconnects with
 ``?since=OFFSET&epoch=EPOCH`` and gets exactly those 100 in order, then live ones; the same while a
 publisher keeps publishing during the replay; after a daemon restart the epoch is new and the member
-is told it was not recovered (docs/recovery.md).
+is told it was not recovered (docs/recovery.md); with two workers the main process keeps the history
+for both.
 """
 
 from __future__ import annotations
