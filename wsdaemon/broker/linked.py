@@ -35,16 +35,15 @@ import itertools
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from wsdaemon.broker import payload
+from wsdaemon.broker.answers import AwaitedAnswers
 from wsdaemon.broker.interface import (
-    HistoryUnavailable,
     IBroker,
     LinkObserver,
     LinkState,
@@ -55,6 +54,7 @@ from wsdaemon.broker.interface import (
     Receiver,
     Route,
 )
+from wsdaemon.broker.link import Link
 from wsdaemon.broker.local import Members, new_epoch, published
 from wsdaemon.core.frames import Opcode, SharedMessage
 from wsdaemon.hub import ChannelState, Fetch, HubLimits, Publication
@@ -76,49 +76,6 @@ class _InFlight:
         self.publication: Publication | None = None
         #: Its turn to be delivered came before its position was known: delivered when it is.
         self.orphaned = False
-
-
-class Link(Protocol):
-    """The bytes side of a :class:`LinkedBroker`: it connects, and reports with the broker's ``link_*`` methods."""
-
-    description: str
-
-    def start(self, broker: LinkedBroker) -> None:
-        """Connect (and reconnect after losses) until stopped."""
-
-    def stop(self) -> Deferred[None]:
-        """Disconnect for good, removing what this process announced (presence)."""
-
-    def publish(self, channel: str, data: bytes) -> None:
-        """Send one payload to every subscriber of ``channel`` (only called while up)."""
-
-    def publish_positioned(
-        self, channel: str, header: bytes, data: bytes, limits: HubLimits, epoch: str
-    ) -> Deferred[tuple[str, int]]:
-        """In one step: give the channel's next offset, keep the message in history, send it to every subscriber.
-
-        The payload sent is ``header``, the position, then ``data`` (see
-        :func:`~wsdaemon.broker.payload.positioned_header`); ``epoch`` is the
-        channel's epoch if it has none yet. Fires with the (epoch, offset) given.
-        Only called while up.
-        """
-
-    def history(
-        self, channel: str, fetch: Fetch, limits: HubLimits, epoch: str
-    ) -> Deferred[tuple[ChannelState, list[Publication]]]:
-        """The channel's state and the entries ``fetch`` wants, read in one step (``epoch`` as above)."""
-
-    def subscribe(self, channel: str) -> None:
-        """Start receiving ``channel``; confirmed by ``broker.link_subscribed`` (only called while up)."""
-
-    def unsubscribe(self, channel: str) -> None:
-        """Stop receiving ``channel`` (only called while up)."""
-
-    def members_changed(self, channel: str, count: int) -> None:
-        """This process now has ``count`` members of ``channel`` (for presence)."""
-
-    def presence(self, channel: str) -> Deferred[int]:
-        """Members of ``channel`` in every process the link reaches."""
 
 
 @implementer(IBroker)
@@ -158,8 +115,7 @@ class LinkedBroker:
         self._failure_logged = False
         self._epochs = epochs
         #: Answers awaited from the link (positions, history reads).
-        self._awaiting = 0
-        self._unavailable_logged = False
+        self.answers = AwaitedAnswers(self.description, max_pending_messages)
 
     # --- IBroker ----------------------------------------------------------------------
 
@@ -203,18 +159,19 @@ class LinkedBroker:
         self, channel: str, fetch: Fetch, limits: HubLimits
     ) -> Deferred[tuple[ChannelState, list[Publication]]]:
         """Read the state and the entries in one step on the link; :class:`HistoryUnavailable` while down."""
-        refused = self._refuse_answer("the broker is down: the channel's history cannot be read now")
+        refused = self.answers.refusal(self.state is LinkState.UP, "the broker is down: history cannot be read now")
         if refused is not None:
             return fail(refused)
-        self._awaiting += 1
-        reading = self.link.history(channel, fetch, limits, self._epochs())
-        return reading.addErrback(self._unavailable, "read the channel's history").addBoth(self._answered)
+        epoch = self._epochs()
+        return self.answers.ask(lambda: self.link.history(channel, fetch, limits, epoch), "read the channel's history")
 
     def _publish_positioned(
         self, channel: str, message: SharedMessage, exclude: Receiver | None, limits: HubLimits
     ) -> Deferred[Published]:
         """Have the link position, keep and send ``message``; deliver it here with its position."""
-        refused = self._refuse_answer("the broker is down: a message on a channel with history cannot be positioned")
+        refused = self.answers.refusal(
+            self.state is LinkState.UP, "the broker is down: a message on a channel with history cannot be positioned"
+        )
         if refused is not None:
             return fail(refused)
         sequence = next(self._sequence)
@@ -223,8 +180,7 @@ class LinkedBroker:
         if waits:
             self._remember(channel, entry)
         header = payload.positioned_header(message.opcode, self.origin, sequence)
-        self._awaiting += 1
-        sent = self.link.publish_positioned(channel, header, message.payload, limits, self._epochs())
+        epoch = self._epochs()
 
         def positioned(position: tuple[str, int]) -> Published:
             epoch, offset = position
@@ -235,38 +191,11 @@ class LinkedBroker:
                 self.members.deliver_positioned(publication, message, exclude)
             return published(channel, message, Route.BROKER, publication)
 
-        return (
-            sent.addCallback(positioned).addErrback(self._unavailable, "position the message").addBoth(self._answered)
+        sent = self.answers.ask(
+            lambda: self.link.publish_positioned(channel, header, message.payload, limits, epoch),
+            "position the message",
         )
-
-    def _refuse_answer(self, down: str) -> HistoryUnavailable | None:
-        """Why a question for the link cannot be asked now (down, or too many awaited), or None."""
-        if self.state is not LinkState.UP:
-            return HistoryUnavailable(down)
-        if self._awaiting >= self.max_pending_messages:
-            return HistoryUnavailable(
-                f"{self.max_pending_messages} answers from the broker are already awaited (max_pending_messages)"
-            )
-        return None
-
-    def _answered(self, result: _T) -> _T:
-        self._awaiting -= 1
-        return result
-
-    def _unavailable(self, failure: Failure, what: str) -> Failure:
-        """Any failure of the link to answer, as :class:`HistoryUnavailable` (the cause logged once per outage)."""
-        if failure.check(HistoryUnavailable):
-            return failure
-        if not self._unavailable_logged:
-            self._unavailable_logged = True
-            self.log.warn(
-                "broker {broker}: could not {what} ({reason}); publishes and recoveries on channels with history "
-                "fail with 503 until it answers again",
-                broker=self.description,
-                what=what,
-                reason=failure.getErrorMessage() or type(failure.value).__name__,
-            )
-        return Failure(HistoryUnavailable(f"the broker could not {what}"))
+        return sent.addCallback(positioned)
 
     def subscribe(self, channel: str, receiver: Receiver) -> None:
         """Join; the channel's first member here subscribes it on the link."""
@@ -317,7 +246,7 @@ class LinkedBroker:
     def link_up(self) -> None:
         """Connected: subscribe every channel with members here, then send what waited."""
         self._failure_logged = False
-        self._unavailable_logged = False
+        self.answers.link_up()
         self.state = LinkState.UP
         channels = list(self.members)
         for channel in channels:

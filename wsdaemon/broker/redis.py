@@ -14,12 +14,9 @@ Rules for this file:
   (``"COUNT EXPIRES"``), rewritten on each change and every
   ``presence_refresh_seconds``: the entry of a process that died without a word
   is ignored once it expires (three refreshes), and the key itself expires.
-* A channel with history has three keys and two Lua scripts (see
-  :mod:`wsdaemon.broker.redis_history`), run with ``EVALSHA`` (``EVAL`` when
-  Redis answers ``NOSCRIPT``) on the command connection: a positioned publish
-  and a history read are each one atomic step. While the link is down they
-  fail at once with :class:`~wsdaemon.broker.interface.HistoryUnavailable`;
-  nothing is queued for them.
+* History: a positioned publish and a history read are each one Lua script
+  (:mod:`wsdaemon.broker.redis_history`; ``EVALSHA``, ``EVAL`` on ``NOSCRIPT``).
+  While the link is down they fail at once (``HistoryUnavailable``), unqueued.
 """
 
 from __future__ import annotations
@@ -269,16 +266,19 @@ class RedisLink:
         """The positioning script: offset, stream, TTL and PUBLISH in one step; fires with (epoch, offset)."""
         keys = redis_history.history_keys(self.settings.prefix, channel)
         args = redis_history.publish_args(self._name(channel), header, data, limits, epoch)
-        answer = self._script(redis_history.PUBLISH_SCRIPT, keys, args)
-        return answer.addCallback(redis_history.position_answer)
+        return self._script(redis_history.PUBLISH_SCRIPT, keys, args).addCallback(redis_history.position_answer)
 
     def history(
         self, channel: str, fetch: Fetch, limits: HubLimits, epoch: str
     ) -> Deferred[tuple[ChannelState, list[Publication]]]:
         """The reading script: the state and the entries ``fetch`` wants, in one step."""
-        keys = redis_history.history_keys(self.settings.prefix, channel)
-        answer = self._script(redis_history.HISTORY_SCRIPT, keys, redis_history.history_args(limits, fetch, epoch))
-        return answer.addCallback(redis_history.history_answer, channel, fetch)
+        keys, args = (
+            redis_history.history_keys(self.settings.prefix, channel),
+            redis_history.history_args(limits, fetch, epoch),
+        )
+        return self._script(redis_history.HISTORY_SCRIPT, keys, args).addCallback(
+            redis_history.history_answer, channel, fetch
+        )
 
     def _script(self, script: str, keys: list[bytes], args: list[bytes]) -> Deferred[Any]:
         """Run a script on the command connection (txredisapi sends EVALSHA once it has sent EVAL)."""

@@ -12,9 +12,9 @@ Rules for this file:
   :mod:`wsdaemon.broker.payload`, unchanged.
 * A pipe keeps order, so a worker's SUBSCRIBE is in effect before any PUBLISH it
   sends after it: the link confirms a subscription at once.
-* Bodies start with the channel name (2-byte length, UTF-8); what follows is the
-  payload, or a 4-byte count. Both ends are ours: a malformed body is a broken
-  peer (:class:`~wsdaemon.workers.channel.ChannelError`).
+* Bodies (:mod:`wsdaemon.broker.relay_wire`) start with the channel name; what
+  follows is the payload, or a 4-byte count. Both ends are ours: a malformed
+  body is a broken peer (:class:`~wsdaemon.workers.channel.ChannelError`).
 * Channels with history: the main process keeps it, in one
   :class:`~wsdaemon.hub.HistoryStore` per set of bounds, as the in-process
   broker does (it outlives worker restarts; a daemon restart starts new
@@ -29,9 +29,7 @@ Rules for this file:
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -43,77 +41,25 @@ from wsdaemon.broker import payload
 from wsdaemon.broker.interface import HistoryUnavailable
 from wsdaemon.broker.linked import LinkedBroker
 from wsdaemon.broker.local import EXPIRE_INTERVAL_SECONDS, HistoryStores
+from wsdaemon.broker.relay_wire import (
+    ANSWER,
+    HISTORY_ANSWER,
+    HISTORY_ENTRY,
+    HISTORY_QUERY,
+    LIMITS,
+    NUMBER,
+    POSITION_ANSWER,
+    number,
+    pack,
+    pack_limits,
+    unpack,
+    unpack_limits,
+)
 from wsdaemon.core.frames import SharedMessage
 from wsdaemon.hub import ChannelState, Fetch, HubLimits, Publication, RecoveryQuery, is_epoch, is_offset
 from wsdaemon.workers.channel import MAX_MESSAGE_BYTES, ChannelError, MessageKind, encode
 
-_NAME = struct.Struct("!H")
-_NUMBER = struct.Struct("!I")
-_ANSWER = struct.Struct("!II")
-_LIMIT_FIELDS = dataclasses.fields(HubLimits)
-#: Every HubLimits field as a double (all are integers below 2**53, or seconds).
-_LIMITS = struct.Struct(f"!{len(_LIMIT_FIELDS)}d")
-_POSITION_ANSWER = struct.Struct("!IQ")  # question, offset; then the epoch
-_HISTORY_QUERY = struct.Struct("!IqB")  # question, since (-1: no query), epoch length; then limits, epoch, channel
-_HISTORY_ENTRY = struct.Struct("!IQ?")  # question, offset, binary; then the message
-_HISTORY_ANSWER = struct.Struct("!IQQ")  # question, first offset, last offset; then the epoch
 Send = Callable[[bytes], None]
-
-
-def pack(channel: str, rest: bytes = b"") -> bytes:
-    """A body: the channel name, then ``rest``."""
-    name = channel.encode("utf-8")
-    return _NAME.pack(len(name)) + name + rest
-
-
-def unpack(body: bytes) -> tuple[str, bytes]:
-    """The channel name and the rest of a body.
-
-    Raises:
-        ChannelError: too short, or a name that is not UTF-8.
-    """
-    if len(body) < _NAME.size:
-        raise ChannelError("relay body without a channel name")
-    (size,) = _NAME.unpack_from(body)
-    if len(body) < _NAME.size + size:
-        raise ChannelError("relay body shorter than its channel name")
-    try:
-        return body[_NAME.size : _NAME.size + size].decode("utf-8"), body[_NAME.size + size :]
-    except UnicodeDecodeError:
-        raise ChannelError("relay channel name is not UTF-8") from None
-
-
-def pack_limits(limits: HubLimits) -> bytes:
-    """An endpoint's history bounds, for the main process."""
-    return _LIMITS.pack(*(float(getattr(limits, field.name)) for field in _LIMIT_FIELDS))
-
-
-def unpack_limits(data: bytes) -> HubLimits:
-    """The bounds :func:`pack_limits` wrote.
-
-    Raises:
-        ChannelError: the wrong size, or a bound out of its range.
-    """
-    if len(data) != _LIMITS.size:
-        raise ChannelError("relay history bounds of the wrong size")
-    values = _LIMITS.unpack(data)
-    try:
-        fields: dict[str, Any] = {
-            field.name: (value if field.type in (float, "float") else int(value))
-            for field, value in zip(_LIMIT_FIELDS, values, strict=True)
-        }
-        limits = HubLimits(**fields)
-        limits.validate()
-    except (ValueError, OverflowError) as error:
-        raise ChannelError(f"relay history bounds out of range: {error}") from None
-    return limits
-
-
-def _number(data: bytes) -> int:
-    if len(data) != _NUMBER.size:
-        raise ChannelError("relay count of the wrong size")
-    value: int = _NUMBER.unpack(data)[0]
-    return value
 
 
 class RelayLink:
@@ -176,7 +122,7 @@ class RelayLink:
         question = self._question()
         answer: Deferred[tuple[str, int]] = Deferred()
         self._positions[question] = answer
-        self.send(encode(MessageKind.POSITION, _NUMBER.pack(question) + pack_limits(limits) + body))
+        self.send(encode(MessageKind.POSITION, NUMBER.pack(question) + pack_limits(limits) + body))
         return answer
 
     def history(
@@ -189,7 +135,7 @@ class RelayLink:
         question = self._question()
         answer: Deferred[tuple[ChannelState, list[Publication]]] = Deferred()
         self._reads[question] = (channel, [], answer)
-        head = _HISTORY_QUERY.pack(question, since, len(client_epoch))
+        head = HISTORY_QUERY.pack(question, since, len(client_epoch))
         self.send(encode(MessageKind.HISTORY, head + pack_limits(limits) + client_epoch + pack(channel)))
         return answer
 
@@ -208,14 +154,14 @@ class RelayLink:
 
     def members_changed(self, channel: str, count: int) -> None:
         """COUNT up, for presence."""
-        self.send(encode(MessageKind.COUNT, pack(channel, _NUMBER.pack(count))))
+        self.send(encode(MessageKind.COUNT, pack(channel, NUMBER.pack(count))))
 
     def presence(self, channel: str) -> Deferred[int]:
         """Ask the main process for the members on every worker."""
         question = self._question()
         answer: Deferred[int] = Deferred()
         self._questions[question] = answer
-        self.send(encode(MessageKind.PRESENCE, _NUMBER.pack(question) + pack(channel)))
+        self.send(encode(MessageKind.PRESENCE, NUMBER.pack(question) + pack(channel)))
         return answer
 
     def received(self, kind: MessageKind, body: bytes) -> bool:
@@ -230,9 +176,9 @@ class RelayLink:
                 self.broker.link_message(channel, data)
             return True
         if kind is MessageKind.PRESENCE_ANSWER:
-            if len(body) != _ANSWER.size:
+            if len(body) != ANSWER.size:
                 raise ChannelError("relay presence answer of the wrong size")
-            question, count = _ANSWER.unpack(body)
+            question, count = ANSWER.unpack(body)
             answer = self._questions.pop(question, None)
             if answer is not None:
                 answer.callback(count)
@@ -241,12 +187,12 @@ class RelayLink:
             self._position_answer(body)
             return True
         if kind is MessageKind.HISTORY_ENTRY:
-            if len(body) < _HISTORY_ENTRY.size:
+            if len(body) < HISTORY_ENTRY.size:
                 raise ChannelError("relay history entry too short")
-            question, offset, binary = _HISTORY_ENTRY.unpack_from(body)
+            question, offset, binary = HISTORY_ENTRY.unpack_from(body)
             read = self._reads.get(question)
             if read is not None:
-                read[1].append((offset, binary, body[_HISTORY_ENTRY.size :]))
+                read[1].append((offset, binary, body[HISTORY_ENTRY.size :]))
             return True
         if kind is MessageKind.HISTORY_ANSWER:
             self._history_answer(body)
@@ -254,10 +200,10 @@ class RelayLink:
         return False
 
     def _position_answer(self, body: bytes) -> None:
-        if len(body) < _POSITION_ANSWER.size:
+        if len(body) < POSITION_ANSWER.size:
             raise ChannelError("relay position answer too short")
-        question, offset = _POSITION_ANSWER.unpack_from(body)
-        epoch = body[_POSITION_ANSWER.size :].decode("ascii", "replace")
+        question, offset = POSITION_ANSWER.unpack_from(body)
+        epoch = body[POSITION_ANSWER.size :].decode("ascii", "replace")
         if not is_epoch(epoch) or not is_offset(offset):
             raise ChannelError("relay position answer with a malformed position")
         answer = self._positions.pop(question, None)
@@ -265,11 +211,11 @@ class RelayLink:
             answer.callback((epoch, offset))
 
     def _history_answer(self, body: bytes) -> None:
-        if len(body) < _HISTORY_ANSWER.size:
+        if len(body) < HISTORY_ANSWER.size:
             raise ChannelError("relay history answer too short")
-        question, first, last = _HISTORY_ANSWER.unpack_from(body)
+        question, first, last = HISTORY_ANSWER.unpack_from(body)
         try:
-            state = ChannelState(body[_HISTORY_ANSWER.size :].decode("ascii", "replace"), first, last)
+            state = ChannelState(body[HISTORY_ANSWER.size :].decode("ascii", "replace"), first, last)
         except ValueError as error:
             raise ChannelError(f"relay history answer with an impossible state: {error}") from None
         read = self._reads.pop(question, None)
@@ -349,11 +295,11 @@ class RelayHub:
         elif kind is MessageKind.COUNT:
             self._count(worker, *unpack(body))
         elif kind is MessageKind.PRESENCE:
-            question, channel = _number(body[: _NUMBER.size]), unpack(body[_NUMBER.size :])[0]
+            question, channel = number(body[: NUMBER.size]), unpack(body[NUMBER.size :])[0]
             total = sum(self.counts.get(channel, {}).values())
             write = self.writers.get(worker)
             if write is not None:
-                write(encode(MessageKind.PRESENCE_ANSWER, _ANSWER.pack(question, total)))
+                write(encode(MessageKind.PRESENCE_ANSWER, ANSWER.pack(question, total)))
         else:
             return False
         return True
@@ -367,11 +313,11 @@ class RelayHub:
 
     def _position(self, worker: int, body: bytes) -> None:
         """Position and keep a worker's message, relay it with its position, answer the position."""
-        if len(body) < _NUMBER.size + _LIMITS.size:
+        if len(body) < NUMBER.size + LIMITS.size:
             raise ChannelError("relay position request too short")
-        question = _number(body[: _NUMBER.size])
-        limits = unpack_limits(body[_NUMBER.size : _NUMBER.size + _LIMITS.size])
-        channel, rest = unpack(body[_NUMBER.size + _LIMITS.size :])
+        question = number(body[: NUMBER.size])
+        limits = unpack_limits(body[NUMBER.size : NUMBER.size + LIMITS.size])
+        channel, rest = unpack(body[NUMBER.size + LIMITS.size :])
         if len(rest) < payload.HEADER_BYTES or rest[:1] not in (b"P", b"Q"):
             raise ChannelError("relay position request without a positioned payload header")
         header, data = rest[: payload.HEADER_BYTES], rest[payload.HEADER_BYTES :]
@@ -380,17 +326,17 @@ class RelayHub:
         self._relay(channel, encode(MessageKind.MESSAGE, pack(channel, header + position + data)))
         write = self.writers.get(worker)
         if write is not None:
-            answer = _POSITION_ANSWER.pack(question, publication.offset) + publication.epoch.encode("ascii")
+            answer = POSITION_ANSWER.pack(question, publication.offset) + publication.epoch.encode("ascii")
             write(encode(MessageKind.POSITION_ANSWER, answer))
 
     def _read(self, worker: int, body: bytes) -> None:
         """Answer a worker's history read: each entry the fetch wants, then the state."""
-        if len(body) < _HISTORY_QUERY.size + _LIMITS.size:
+        if len(body) < HISTORY_QUERY.size + LIMITS.size:
             raise ChannelError("relay history request too short")
-        question, since, epoch_size = _HISTORY_QUERY.unpack_from(body)
-        at = _HISTORY_QUERY.size
-        limits = unpack_limits(body[at : at + _LIMITS.size])
-        at += _LIMITS.size
+        question, since, epoch_size = HISTORY_QUERY.unpack_from(body)
+        at = HISTORY_QUERY.size
+        limits = unpack_limits(body[at : at + LIMITS.size])
+        at += LIMITS.size
         client_epoch = body[at : at + epoch_size].decode("ascii", "replace")
         channel = unpack(body[at + epoch_size :])[0]
         if since < 0:
@@ -406,14 +352,14 @@ class RelayHub:
         for entry in entries:
             write(
                 encode(
-                    MessageKind.HISTORY_ENTRY, _HISTORY_ENTRY.pack(question, entry.offset, entry.binary) + entry.payload
+                    MessageKind.HISTORY_ENTRY, HISTORY_ENTRY.pack(question, entry.offset, entry.binary) + entry.payload
                 )
             )
-        answer = _HISTORY_ANSWER.pack(question, state.first_offset, state.last_offset) + state.epoch.encode("ascii")
+        answer = HISTORY_ANSWER.pack(question, state.first_offset, state.last_offset) + state.epoch.encode("ascii")
         write(encode(MessageKind.HISTORY_ANSWER, answer))
 
     def _count(self, worker: int, channel: str, data: bytes) -> None:
-        count = _number(data)
+        count = number(data)
         if count:
             self.counts.setdefault(channel, {})[worker] = count
         else:
