@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.integration.redis_support import RedisServer
-from tests.integration.test_broker_redis import wait_subscribed
-from tests.integration.test_handlers import TIMEOUT, ws
+from tests.integration.test_broker_redis import api, wait_subscribed
+from tests.integration.test_handlers import TIMEOUT, closed_with, eventually, ws
 from tests.integration.test_recovery import (
     CHANNEL,
     TOKEN,
@@ -128,3 +129,30 @@ def test_after_flushall_the_epoch_changes_and_the_member_is_not_recovered(daemon
         }
         assert messages(member, 1) == [(1, "after the flush")]
     on_second.close()
+
+
+def test_while_redis_is_down_connects_get_1013_and_publishes_503_then_recovery_resumes(
+    daemon_factory, redis_server, token_file
+):
+    """Redis down: a reconnect is closed with 1013, the API answers 503; Redis back (empty): epoch_changed."""
+    daemon = daemon_factory(redis_config(redis_server, token_file))
+    epoch, offset = position_of(daemon, Publisher(daemon), 2)
+    redis_server.kill()
+    eventually(lambda: "connection lost" in daemon.output(), "the loss is logged")
+    with ws(daemon.ws_url(f"{CHANNEL}?since={offset}&epoch={epoch}")) as member:
+        assert closed_with(member) == (1013, "history unavailable, try again later")
+    status, answer = api(daemon, "POST", "/api/publish", {"channel": CHANNEL, "data": "lost?"})
+    assert status == 503 and "error" in answer
+    redis_server.start()
+
+    def answered() -> dict[str, Any] | None:
+        with ws(daemon.ws_url(f"{CHANNEL}?since={offset}&epoch={epoch}")) as member:
+            try:
+                return first_notice(member)
+            except ConnectionClosed:  # 1013 until the link is back
+                return None
+
+    eventually(lambda: answered() is not None, "history can be read again once Redis is back")
+    notice = answered()
+    assert notice is not None and notice["type"] == "not_recovered" and notice["reason"] == "epoch_changed"
+    assert notice["epoch"] != epoch, "this redis-server kept nothing: the history was lost"
