@@ -9,7 +9,6 @@ recovered.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.integration.redis_support import RedisServer
 from tests.integration.test_broker_redis import api, wait_subscribed
-from tests.integration.test_handlers import TIMEOUT, closed_with, eventually, ws
+from tests.integration.test_handlers import closed_with, eventually, ws
 from tests.integration.test_recovery import (
     CHANNEL,
     TOKEN,
@@ -27,6 +26,7 @@ from tests.integration.test_recovery import (
     messages,
     position_of,
     recovery_config,
+    replay_while_publishing,
 )
 
 
@@ -69,29 +69,10 @@ def test_recovery_while_the_other_instance_keeps_publishing(daemon_factory, redi
     """A publisher on B sends 300 messages while a member of A replays: every offset once, in order."""
     first, second = two_daemons(daemon_factory, redis_server, token_file)
     on_second = Publisher(second)
-    epoch, offset = position_of(first, Publisher(first), 1)
+    position = position_of(first, Publisher(first), 1)
     for n in range(100):
         on_second.publish(f"missed {n}")
-    expected = [f"missed {n}" for n in range(100)] + [f"during {n}" for n in range(300)]
-    with ws(second.ws_url(CHANNEL)) as sender:
-        assert first_notice(sender)["type"] == "subscribed"
-        started = threading.Event()
-
-        def keep_publishing() -> None:
-            for n in range(300):
-                sender.send(f"during {n}")
-                if n == 20:
-                    started.set()
-
-        thread = threading.Thread(target=keep_publishing)
-        thread.start()
-        started.wait(TIMEOUT)
-        with ws(first.ws_url(f"{CHANNEL}?since={offset}&epoch={epoch}")) as member:
-            assert first_notice(member)["type"] == "recovered"
-            got = messages(member, len(expected))
-        thread.join(TIMEOUT)
-    assert [o for o, _ in got] == list(range(offset + 1, offset + 1 + len(expected))), "no gap, no duplicate"
-    assert [data for _, data in got] == expected
+    replay_while_publishing(first, second, position, 100)
     on_second.close()
 
 
