@@ -105,6 +105,22 @@ def position_of(daemon: Any, publisher: Publisher, count: int) -> tuple[str, int
         return subscribed["epoch"], got[-1][0]
 
 
+def reconnect_after_loss(daemon: Any, publisher: Publisher, position: tuple[str, int], first: str) -> None:
+    """History was lost: ``first`` opens a new epoch at offset 1, and the old position gets `epoch_changed`."""
+    epoch, offset = position
+    after = publisher.publish(first)
+    assert after["offset"] == 1 and after["epoch"] != epoch
+    with ws(daemon.ws_url(f"{CHANNEL}?since={offset}&epoch={epoch}")) as member:
+        assert first_notice(member) == {
+            "type": "not_recovered",
+            "channel": CHANNEL,
+            "epoch": after["epoch"],
+            "offset": 0,
+            "reason": "epoch_changed",
+        }
+        assert messages(member, 1) == [(1, first)]
+
+
 def test_a_member_that_missed_100_messages_gets_exactly_those_then_live(daemon_factory, token_file):
     """Reconnect with the last position: `recovered`, the 100 missed messages in order, then a live one."""
     daemon = daemon_factory(recovery_config(token_file))
@@ -171,17 +187,7 @@ def test_after_a_restart_the_epoch_is_new_and_the_member_is_not_recovered(daemon
     first.stop()
     second = daemon_factory(recovery_config(token_file), port=port)
     publisher = Publisher(second)
-    after = publisher.publish("first after the restart")
-    assert after["offset"] == 1 and after["epoch"] != epoch
-    with ws(second.ws_url(f"{CHANNEL}?since={offset}&epoch={epoch}")) as member:
-        assert first_notice(member) == {
-            "type": "not_recovered",
-            "channel": CHANNEL,
-            "epoch": after["epoch"],
-            "offset": 0,
-            "reason": "epoch_changed",
-        }
-        assert messages(member, 1) == [(1, "first after the restart")]
+    reconnect_after_loss(second, publisher, (epoch, offset), "first after the restart")
     publisher.close()
 
 

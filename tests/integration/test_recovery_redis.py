@@ -25,6 +25,7 @@ from tests.integration.test_recovery import (
     first_notice,
     messages,
     position_of,
+    reconnect_after_loss,
     recovery_config,
     replay_while_publishing,
 )
@@ -98,17 +99,7 @@ def test_after_flushall_the_epoch_changes_and_the_member_is_not_recovered(daemon
     epoch, offset = position_of(first, Publisher(first), 3)
     redis_server.cli("FLUSHALL")
     on_second = Publisher(second)
-    after = on_second.publish("after the flush")
-    assert after["epoch"] != epoch and after["offset"] == 1
-    with ws(first.ws_url(f"{CHANNEL}?since={offset}&epoch={epoch}")) as member:
-        assert first_notice(member) == {
-            "type": "not_recovered",
-            "channel": CHANNEL,
-            "epoch": after["epoch"],
-            "offset": 0,
-            "reason": "epoch_changed",
-        }
-        assert messages(member, 1) == [(1, "after the flush")]
+    reconnect_after_loss(first, on_second, (epoch, offset), "after the flush")
     on_second.close()
 
 
