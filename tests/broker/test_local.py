@@ -161,3 +161,25 @@ def test_a_restarted_daemon_starts_a_new_epoch():
     after = result(InProcessBroker(Clock()).publish("/a", text("x"), history=LIMITS))
     assert is_epoch(before.epoch) and is_epoch(after.epoch) and before.epoch != after.epoch
     assert before.offset == after.offset == 1
+
+
+def test_a_reload_that_changes_the_bounds_keeps_one_sequence_for_old_and_new_members():
+    """Members from before a reload (old bounds) and after it (new bounds) share one epoch and one offset sequence.
+
+    Each set of bounds has its own store; the channel's record moves to the store of whoever uses it, so
+    neither side starts a new epoch and every member gets every message in order.
+    """
+    before, after = HubLimits(history_size=3), HubLimits(history_size=5)
+    hub = broker()
+    old_member, new_member = Positioned(), Positioned()
+    hub.subscribe("room", old_member)
+    first = result(hub.publish("room", text("a"), history=before))
+    hub.subscribe("room", new_member)
+    second = result(hub.publish("room", text("b"), history=after))
+    third = result(hub.publish("room", text("c"), history=before))
+    assert (first.epoch, first.offset) == ("e1", 1)
+    assert [(p.epoch, p.offset) for p in (second, third)] == [("e1", 2), ("e1", 3)]
+    assert old_member.offsets() == [1, 2, 3] and new_member.offsets() == [2, 3]
+    state, entries = result(hub.history("room", Fetch("room", RecoveryQuery(1, "e1")), after))
+    assert state == ChannelState("e1", 1, 3)
+    assert [p.offset for p in entries] == [2, 3]

@@ -116,6 +116,8 @@ def published(channel: str, message: SharedMessage, route: Route, position: Publ
 class HistoryStores:
     """One :class:`~wsdaemon.hub.HistoryStore` per distinct set of bounds, on one clock.
 
+    A channel's record lives in one store at a time (see :meth:`serving`).
+
     Args:
         clock: gives ``seconds()`` (the reactor).
         epochs: makes each new channel record's epoch.
@@ -133,14 +135,32 @@ class HistoryStores:
             store = self.stores[limits] = HistoryStore(limits, self.epochs)
         return store
 
+    def serving(self, channel: str, limits: HubLimits, now: float) -> HistoryStore:
+        """The store for ``limits``, holding ``channel``'s record if any store had it.
+
+        After a reload that changed an endpoint's bounds, its members from before
+        and after the reload use two sets of bounds for the same channels: the
+        channel's record moves to the store of whoever uses it, so both see one
+        sequence of offsets in one epoch.
+        """
+        store = self.store(limits)
+        if channel not in store:
+            for other in self.stores.values():
+                if other is not store and channel in other:
+                    other.hand_over(channel, store, now)
+                    break
+        return store
+
     def publish(self, channel: str, message: SharedMessage, limits: HubLimits) -> Publication:
         """Position ``message`` in ``channel`` and keep it within ``limits``."""
         binary = message.opcode == Opcode.BINARY
-        return self.store(limits).publish(channel, message.payload, binary, self.clock.seconds())
+        now = self.clock.seconds()
+        return self.serving(channel, limits, now).publish(channel, message.payload, binary, now)
 
     def answer(self, fetch: Fetch, limits: HubLimits) -> tuple[ChannelState, list[Publication]]:
         """The state and entries ``fetch`` asks for, read together."""
-        return self.store(limits).answer(fetch, self.clock.seconds())
+        now = self.clock.seconds()
+        return self.serving(fetch.channel, limits, now).answer(fetch, now)
 
     def expire(self) -> None:
         """Drop the history of every channel idle for its store's ``history_ttl_seconds``."""
