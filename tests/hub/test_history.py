@@ -242,3 +242,25 @@ def test_bounds_always_hold_and_history_is_a_contiguous_suffix(
         kept = history.entries_after(channel, 0, now)
         assert [p.offset for p in kept] == list(range(state.first_offset, state.last_offset + 1))
         assert len(kept) <= size and sum(len(p.payload) for p in kept) <= max_bytes
+
+
+def test_hand_over_keeps_the_position_and_trims_to_the_new_bounds() -> None:
+    """A record handed to another store keeps its epoch and offsets; messages beyond the new bounds go."""
+    old, new = store(history_size=5), store(history_size=2)
+    for index in range(4):
+        old.publish("c", f"m{index}".encode(), False, 0.0)
+    old.hand_over("c", new, 1.0)
+    assert "c" not in old and "c" in new
+    assert old.payload_bytes == 0
+    assert new.state("c", 1.0) == ChannelState("e1", 3, 4)
+    assert offsets(new, "c", 1.0) == [3, 4] and new.payload_bytes == 4
+    assert new.publish("c", b"m4", False, 1.0).offset == 5
+
+
+def test_hand_over_of_a_record_past_its_ttl_keeps_only_the_position() -> None:
+    """Messages that the new store's TTL says are idle too long are dropped on arrival; the epoch stays."""
+    old, new = store(history_size=5, history_ttl_seconds=100.0), store(history_size=5, history_ttl_seconds=10.0)
+    old.publish("c", b"m", False, 0.0)
+    old.hand_over("c", new, 50.0)
+    assert new.state("c", 50.0) == ChannelState("e1", 2, 1)
+    assert new.payload_bytes == 0

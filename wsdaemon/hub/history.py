@@ -123,6 +123,42 @@ class HistoryStore:
         state = self.state(fetch.channel, now)
         return state, self.entries_after(fetch.channel, fetch.after(state), now)
 
+    def __contains__(self, channel: object) -> bool:
+        """Whether ``channel`` has a record here (a position and maybe messages)."""
+        return channel in self._records
+
+    def hand_over(self, channel: str, to: HistoryStore, now: float) -> None:
+        """Move ``channel``'s record (epoch, offsets, retained messages) to the store ``to``.
+
+        A reload can change an endpoint's bounds while members connected before
+        it still use the old ones; whichever store serves the channel next must
+        go on from its position, never restart it with a new epoch (that would
+        split the channel's members in two). What ``to``'s bounds do not allow
+        is dropped there, oldest first, as for a publish.
+        """
+        record = self._records.pop(channel)
+        if self._retaining.pop(channel, None) is not None:
+            self.payload_bytes -= record.payload_bytes
+        to._adopt(record, now)
+
+    def _adopt(self, record: _Record, now: float) -> None:
+        """Take a record handed over by another store, then trim everything to this store's bounds."""
+        self.expire(now)
+        while len(self._records) >= self.limits.history_max_channels:
+            self._forget(next(iter(self._records)))
+        self._records[record.channel] = record
+        if not record.messages:
+            return
+        self._retaining[record.channel] = record
+        self.payload_bytes += record.payload_bytes
+        limits = self.limits
+        if record.published <= now - limits.history_ttl_seconds:
+            self._drop_oldest(record, len(record.messages))
+        while len(record.messages) > limits.history_size or record.payload_bytes > limits.history_max_bytes:
+            self._drop_oldest(record, 1)
+        while self.payload_bytes > limits.history_total_max_bytes:
+            self._drop_oldest(next(iter(self._retaining.values())), 1)
+
     def expire(self, now: float) -> int:
         """Drop the messages of every channel with no publish for ``history_ttl_seconds``.
 

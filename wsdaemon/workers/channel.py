@@ -43,6 +43,7 @@ MAX_MESSAGE_BYTES = 2 * 1024 * 1024
 _HEAD = struct.Struct("!IB")  # body length + 1 (the kind byte), kind
 
 
+@enum.unique
 class MessageKind(enum.Enum):
     """What a message carries; the value is its kind byte on the wire."""
 
@@ -56,6 +57,12 @@ class MessageKind(enum.Enum):
     COUNT = b"C"  # worker -> supervisor: its member count of a channel (presence)
     PRESENCE = b"Q"  # worker -> supervisor: how many members a channel has on all workers?
     PRESENCE_ANSWER = b"A"  # supervisor -> worker: the answer
+    # Channels with history across the workers: the supervisor keeps it and gives the positions.
+    POSITION = b"O"  # worker -> supervisor: position, keep and relay a message (a positioned publish)
+    POSITION_ANSWER = b"o"  # supervisor -> worker: the position it got
+    HISTORY = b"G"  # worker -> supervisor: read a channel's state and history
+    HISTORY_ENTRY = b"E"  # supervisor -> worker: one kept message of the history read
+    HISTORY_ANSWER = b"r"  # supervisor -> worker: the channel's state, after its entries
     # /metrics across the workers (wsdaemon.workers.metrics).
     STATS = b"T"  # worker -> supervisor: its figures (JSON), with each heartbeat
     STATS_QUERY = b"R"  # worker -> supervisor: every worker's latest figures, please (a query number)
