@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 from bench.run import BUILD, HOST, build_c_programs, free_port  # noqa: E402
 from tests.integration.support import child_pids, connections_by_process  # noqa: E402
 
-CONFIG = "[limits]\nmax_connections = 20000\nmax_connections_per_ip = 20000\n"
+CONFIG = "[limits]\nmax_connections = 20000\nmax_connections_per_ip = 20000\nconnection_rate_per_ip = 1000000.0\nconnection_burst_per_ip = 1000000\n"
 # Start a program with the socket on fd 3 and LISTEN_PID = its own pid, as systemd would.
 ADOPT = "import os, sys; os.dup2(int(sys.argv[1]), 3); os.environ.update(LISTEN_FDS='1', LISTEN_FDNAMES='spread', LISTEN_PID=str(os.getpid())); os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
 

@@ -52,7 +52,7 @@ def start_daemon(workdir: Path, deflate_table: str) -> tuple[subprocess.Popen[by
     port = free_port()
     config = workdir / "deflate.toml"
     config.write_text(
-        "[limits]\nmax_connections = 20000\nmax_connections_per_ip = 20000\n"
+        "[limits]\nmax_connections = 20000\nmax_connections_per_ip = 20000\nconnection_rate_per_ip = 1000000.0\nconnection_burst_per_ip = 1000000\n"
         '[[endpoints]]\npath = "/echo"\nhandler = "echo"\n[endpoints.deflate]\n' + deflate_table
     )
     command = [

@@ -45,6 +45,8 @@ BASE_CONFIG = """\
 [limits]
 max_connections = 20000
 max_connections_per_ip = 20000
+connection_rate_per_ip = 1000000.0
+connection_burst_per_ip = 1000000
 drain_timeout_seconds = 2.0
 [[endpoints]]
 path = "/chat"

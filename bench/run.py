@@ -53,6 +53,8 @@ max_message_bytes = 4194304
 max_frame_bytes = 4194304
 max_connections = 20000
 max_connections_per_ip = 20000
+connection_rate_per_ip = 1000000.0
+connection_burst_per_ip = 1000000
 
 [[endpoints]]
 path = "/echo"

@@ -56,6 +56,8 @@ SOAK_CONFIG = """\
 [limits]
 max_connections = 20000
 max_connections_per_ip = 20000
+connection_rate_per_ip = 1000000.0
+connection_burst_per_ip = 1000000
 
 [[endpoints]]
 path = "/echo"

@@ -219,6 +219,19 @@ def test_the_readme_test_certificate_recipe_checks_out(tmp_path):
     assert "CN=localhost; names localhost; IP addresses 127.0.0.1; expires" in out
 
 
+def test_the_report_says_whose_forwarding_headers_count_and_each_message_rate(tmp_path):
+    """The trusted proxies (or none) and an endpoint's message_rate are printed."""
+    _, out, _, _ = run(tmp_path, None)
+    assert "proxy: trusted_networks = none (Forwarded and X-Forwarded-* are ignored)" in out
+    text = (
+        '[proxy]\ntrusted_networks = ["10.0.0.0/8"]\n[[endpoints]]\npath = "/e"\nhandler = "echo"\nmessage_rate = 2.5\n'
+    )
+    status, out, _, _ = run(tmp_path, text)
+    assert status == 0
+    assert "proxy: trusted_networks = 10.0.0.0/8 (their Forwarded or X-Forwarded-For names the client)" in out
+    assert "    message_rate: 2.5/s, burst 3; over it -> close 1008" in out
+
+
 def test_metrics_are_described_and_a_bad_listen_is_an_error(tmp_path):
     """--check-config says where /metrics is served and to whom; an unparsable [metrics] listen fails the check."""
     assert "metrics: off" in run(tmp_path, None)[1]

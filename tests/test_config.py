@@ -649,7 +649,18 @@ def test_sample_file_names_every_limit() -> None:
 def test_sample_file_shows_every_key() -> None:
     """The sample has every section and endpoint key, including empty options and limits tables."""
     document = tomllib.loads(SAMPLE.read_text(encoding="utf-8"))
-    assert list(document) == ["static", "listeners", "http", "memory", "process", "metrics", "limits", "endpoints"]
+    assert list(document) == [
+        "static",
+        "listeners",
+        "http",
+        "memory",
+        "process",
+        "proxy",
+        "metrics",
+        "limits",
+        "endpoints",
+    ]
+    assert document["proxy"] == {"trusted_networks": []}
     assert document["static"] == []
     assert list(document["listeners"][0]) == ["endpoint"]
     assert list(document["http"]) == ["demo_page"]
@@ -1003,3 +1014,31 @@ def test_unix_socket_listener_needs_one_worker(endpoint: str) -> None:
     """A UNIX socket cannot be shared by workers (each would chmod and delete its file): refused, saying so."""
     error = config_error("[process]\nworkers = 2\n", (endpoint,))
     assert_reported(error, "--listen[0]", "unix: sockets need workers = 1", repr(endpoint))
+
+
+# Message rate (per endpoint)
+
+
+def test_message_rate_is_off_unless_set() -> None:
+    """No message_rate key: no limit; message_rate alone gets a burst of one second's worth."""
+    assert default_config().endpoints[0].message_rate is None
+    config = parse_config(ECHO + "message_rate = 2.5\n", SOURCE)
+    assert config.endpoints[0].message_rate == (2.5, 3)
+    config = parse_config(ECHO + "message_rate = 10\nmessage_burst = 40\n", SOURCE)
+    assert config.endpoints[0].message_rate == (10.0, 40)
+
+
+@pytest.mark.parametrize(
+    ("lines", "key", "expected"),
+    [
+        ("message_rate = 0\n", "endpoints[0].message_rate", "a number of messages per second from 0.01"),
+        ("message_rate = true\n", "endpoints[0].message_rate", "a number of messages per second"),
+        ('message_rate = "fast"\n', "endpoints[0].message_rate", "a number of messages per second"),
+        ("message_rate = 5\nmessage_burst = 0\n", "endpoints[0].message_burst", "an integer number of messages from 1"),
+        ("message_rate = 5\nmessage_burst = 2.5\n", "endpoints[0].message_burst", "an integer number of messages"),
+        ("message_burst = 5\n", "endpoints[0].message_burst", "message_rate in the same [[endpoints]] table"),
+    ],
+)
+def test_bad_message_rate_is_reported(lines: str, key: str, expected: str) -> None:
+    """A message rate or burst out of range, of the wrong type or alone names its key and what was expected."""
+    assert_reported(config_error(ECHO + lines), key, expected)

@@ -389,3 +389,31 @@ def test_list_handlers_names_a_broken_plugin_module_and_still_lists_the_rest(tmp
         )
     ]
     assert any(line.startswith("echo: ") for line in result.stdout.splitlines())
+
+
+@pytest.mark.parametrize(
+    "runner",
+    [[sys.executable, "-m", "twisted"], [str(Path(sys.executable).parent / "twistd"), "--nodaemon", "--pidfile="]],
+    ids=["twist", "twistd"],
+)
+def test_check_config_names_a_broken_plugin_module_once(tmp_path, runner):
+    """--check-config (twist or twistd) with a plugin module that cannot import: one stderr line naming it, still exit 0."""
+    plugins = tmp_path / "twisted" / "plugins"
+    plugins.mkdir(parents=True)
+    (plugins / "vendor_broken.py").write_text("import no_such_dependency_xyz\n")
+    result = subprocess.run(
+        [*runner, "wsdaemon", "--check-config"],
+        check=False,
+        cwd=REPO_ROOT,
+        env=dict(os.environ, PYTHONPATH=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    ours = [line for line in result.stderr.splitlines() if line.startswith("wsdaemon: ")]
+    assert ours == [
+        f"wsdaemon: plugin module twisted.plugins.vendor_broken ({plugins / 'vendor_broken.py'}) failed to import, "
+        "so its handlers are missing: ModuleNotFoundError: No module named 'no_such_dependency_xyz'"
+    ]
+    assert "configuration OK" in result.stdout

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from twisted.application.service import IService, IServiceMaker
 from twisted.plugin import getPlugins
@@ -11,6 +15,8 @@ import wsdaemon.tap
 from wsdaemon import __version__
 from wsdaemon.plugins import DuplicateHandler
 from wsdaemon.tap import Options, makeService
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def parse(*argv: str) -> Options:
@@ -200,3 +206,17 @@ def test_worker_option_takes_the_worker_number():
     """--worker N (added by the main process) is parsed as a number; absent, this is no worker."""
     assert parse()["worker"] is None
     assert parse("--worker", "3")["worker"] == 3
+
+
+@pytest.mark.parametrize("option", ["--list-handlers", "--list-authenticators"])
+def test_a_list_piped_into_a_reader_that_stopped_exits_quietly(option):
+    """`twist wsdaemon --list-handlers | head -1` with the reader gone: exit 0, no BrokenPipeError on stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "twisted", "wsdaemon", option],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdout.close()  # the reader is gone before the list is written
+    _, err = process.communicate(timeout=60)
+    assert (process.returncode, err.decode()) == (0, "")

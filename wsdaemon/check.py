@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
@@ -34,6 +33,7 @@ from wsdaemon.config import (
     load_config,
     worker_count,
 )
+from wsdaemon.console import write_report
 from wsdaemon.core.limits import Limits
 from wsdaemon.handler_factories import resolve_factories
 from wsdaemon.interfaces import HandlerContext
@@ -141,6 +141,15 @@ def _process_line(process: ProcessConfig) -> str:
     )
 
 
+def _proxy_line(config: Config) -> str:
+    """Whose forwarding headers are believed."""
+    networks = config.proxy.trusted_networks
+    if not networks:
+        return "proxy: trusted_networks = none (Forwarded and X-Forwarded-* are ignored)"
+    listed = ", ".join(str(network) for network in networks)
+    return f"proxy: trusted_networks = {listed} (their Forwarded or X-Forwarded-For names the client)"
+
+
 def report(
     config: Config, tls: Mapping[str, ServerTLS], notes: Mapping[str, str], now: datetime.datetime
 ) -> tuple[list[str], list[str]]:
@@ -163,9 +172,13 @@ def report(
         changes = _limit_changes(endpoint.limits, config.limits)
         if changes:
             lines.append(f"    limits: {changes}")
+        if endpoint.message_rate is not None:
+            rate = endpoint.message_rate
+            lines.append(f"    message_rate: {rate.rate:g}/s, burst {rate.burst}; over it -> close 1008")
     lines.append("limits:")
     lines.extend(f"  {f.name} = {getattr(config.limits, f.name)}" for f in dataclasses.fields(Limits))
     lines.append(f"memory: allocator_cache_bytes = {config.allocator_cache_bytes}")
+    lines.append(_proxy_line(config))
     lines.extend(_broker_lines(config))
     lines.append(_process_line(config.process))
     warnings = [
@@ -212,23 +225,3 @@ def check_config(
     for warning in warnings:
         print(f"wsdaemon: warning: {warning}", file=err)
     return 0
-
-
-def write_report(text: str, out: TextIO) -> None:
-    """Print ``text``; a reader that stopped early (``--check-config | head``) is not an error.
-
-    The check itself is done, so its status stands. Python's advice for EPIPE is
-    followed: the rest of the output goes to /dev/null, or the flush at exit would
-    fail again with a traceback (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
-    """
-    try:
-        print(text, file=out)
-        out.flush()
-    except BrokenPipeError:
-        try:
-            descriptor = out.fileno()
-        except (AttributeError, OSError, ValueError):
-            return  # not a file (a test's StringIO): nothing will flush it at exit
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, descriptor)
-        os.close(devnull)

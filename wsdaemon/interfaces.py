@@ -35,7 +35,8 @@ if typing.TYPE_CHECKING:
 class ClientAddress:
     """Where a connection comes from, as the daemon resolved it (the address its limits and logs use).
 
-    Today the TCP peer; behind a trusted proxy, the client the proxy speaks for.
+    The TCP peer; behind a trusted proxy (``[proxy] trusted_networks``, or a PROXY-protocol
+    listener), the client the proxy speaks for.
 
     Attributes:
         host: the IP address as text ("192.0.2.7", "2001:db8::1"); for a peer that is

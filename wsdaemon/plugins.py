@@ -172,13 +172,16 @@ class BrokenPlugin:
 
 
 _log = Logger(namespace="wsdaemon.plugins")
+#: The broken modules already logged by this process: every scan (handlers, authenticators,
+#: each reload) meets them again, and each is worth one line, not one per scan.
+_reported: set[BrokenPlugin] = set()
 
 
 def discover_handlers(broken: list[BrokenPlugin] | None = None) -> dict[str, Any]:
     """Every installed handler plugin by name.
 
     A plugin module that fails to import is skipped: one error line naming the
-    module and the error is logged here (DESIGN §4) and the module added to
+    module and the error is logged here, once per process (DESIGN §4), and the module added to
     ``broken``; twisted.plugin's own traceback of it is logged at debug level only.
 
     Raises:
@@ -208,7 +211,9 @@ def _discover(
         plugins = legacy_log.callWithContext({"log_level": LogLevel.debug}, _scan, interface, twisted.plugins)
     for failure in failures:
         module = broken_plugin(failure)
-        _log.error("{module}", module=module)
+        if module not in _reported:
+            _reported.add(module)
+            _log.error("{module}", module=module)
         if broken is not None:
             broken.append(module)
     for plugin in plugins:

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from twisted.application.service import IService, MultiService
-from twisted.logger import ILogObserver
+from twisted.logger import FilteringLogObserver, ILogObserver, LogLevel, LogLevelFilterPredicate
 from twisted.python import usage
 from twisted.python.components import Componentized
 from twisted.python.logfile import LogFile
@@ -90,8 +90,18 @@ class TwistdLogObserver(MultiService):
         if isinstance(parent, Componentized) and parent.getComponent(ILogObserver) is None:
             out = twistd_log_file(self.options)
             if out is not None:
-                parent.setComponent(ILogObserver, self.factory(out))
+                parent.setComponent(ILogObserver, at_info_level(self.factory(out)))
         super().setServiceParent(parent)  # type: ignore[no-untyped-call]  # super(): mypy#16653
+
+
+def at_info_level(observer: ILogObserver) -> ILogObserver:
+    """``observer`` seeing info and above: twistd has no ``--log-level``, so it gets twist's default.
+
+    Without it twistd would write every debug event, e.g. Twisted's traceback of a
+    plugin module that failed to import, which wsdaemon keeps for ``--log-level debug``
+    and names in one line instead.
+    """
+    return FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)])
 
 
 def hand_log_format(options: usage.Options, log_format: str | None, factory: ObserverFactory) -> None:

@@ -17,6 +17,7 @@ from twisted.python import usage
 
 from wsdaemon import __version__
 from wsdaemon.config import Config, ConfigError, load_config, worker_count
+from wsdaemon.console import write_report
 from wsdaemon.logs import LOG_FORMATS, ObserverFactory, observer_factory
 from wsdaemon.plugins import (
     BrokenPlugin,
@@ -105,13 +106,18 @@ def _list_plugins(discover: Callable[[list[BrokenPlugin]], Mapping[str, Any]]) -
     """Print the plugins ``discover`` finds (broken modules on stderr), and exit."""
     broken: list[BrokenPlugin] = []
     try:
-        print(describe_handlers(discover(broken)))
+        write_report(describe_handlers(discover(broken)), sys.stdout)  # `--list-handlers | head` is no error
     except DuplicatePlugin as error:
         print(f"wsdaemon: {error}", file=sys.stderr)
         raise SystemExit(1) from None
-    for module in broken:
-        print(f"wsdaemon: {module}", file=sys.stderr)
+    _print_broken(broken)
     raise SystemExit(0)
+
+
+def _print_broken(broken: list[BrokenPlugin]) -> None:
+    """One stderr line per plugin module that failed to import (each scan meets it again: once each)."""
+    for module in dict.fromkeys(broken):
+        print(f"wsdaemon: {module}", file=sys.stderr)
 
 
 def fail(message: str) -> NoReturn:
@@ -131,8 +137,20 @@ def makeService(options: Options) -> IService:
         if options["check-config"]:
             from wsdaemon.check import check_config
 
+            broken: list[BrokenPlugin] = []  # logging has not started: say it on stderr
+            handlers, authenticators = discover_handlers(broken), discover_authenticators(broken)
+            _print_broken(broken)
             raise SystemExit(
-                check_config(options["config"], options["listen"], discover_handlers(), reactor, sys.stdout, sys.stderr)
+                check_config(
+                    options["config"],
+                    options["listen"],
+                    handlers,
+                    reactor,
+                    sys.stdout,
+                    sys.stderr,
+                    None,
+                    authenticators,
+                )
             )
         return for_runner(_build(options, reload_config(), reload_config, reactor), options, options.log_observer)
     except ConfigError as error:

@@ -22,7 +22,7 @@ DOCUMENTED_DEFAULTS = {
     "http_max_header_bytes": 16 * KIB,
 }
 
-UNIT_SUFFIXES = ("_bytes", "_seconds", "_fragments", "_connections", "_ip", "_headers")
+UNIT_SUFFIXES = ("_bytes", "_seconds", "_fragments", "_connections", "_ip", "_headers", "_clients")
 
 
 class TestDefaults:

@@ -82,3 +82,59 @@ def connections_by_process(port: int, pids: list[int]) -> dict[int, int]:
     """How many of the server's established connections on ``port`` each process holds (seen from outside)."""
     established = established_connections(port)
     return {pid: len(socket_inodes(pid) & established) for pid in pids}
+
+
+UPGRADE_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 §1.3's sample key
+SOCKET_TIMEOUT = 10.0
+
+
+def upgrade_head(path: str = "/echo", headers: tuple[tuple[str, str], ...] = ()) -> bytes:
+    """A WebSocket upgrade request (RFC 6455 §4.1) for ``path`` on 127.0.0.1, with extra ``headers``."""
+    lines = [
+        f"GET {path} HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {UPGRADE_KEY}",
+        "Sec-WebSocket-Version: 13",
+        *(f"{name}: {value}" for name, value in headers),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def response_head(sock: socket.socket) -> tuple[int, dict[str, str]]:
+    """The status and headers (lower-case names) of the response head the daemon sends on ``sock``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, f"closed before a response head: {data!r}"
+        data += chunk
+    status_line, *lines = data.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers
+
+
+def status_of(sock: socket.socket) -> int:
+    """The status of the response head the daemon sends on ``sock``."""
+    return response_head(sock)[0]
+
+
+def upgrade(
+    port: int,
+    prefix: bytes = b"",
+    headers: tuple[tuple[str, str], ...] = (),
+    source: str = LOOPBACK,
+    path: str = "/echo",
+) -> socket.socket:
+    """A connection (from ``source``) that sent ``prefix`` and an upgrade request; its response is not read yet."""
+    sock = socket.create_connection((LOOPBACK, port), timeout=SOCKET_TIMEOUT, source_address=(source, 0))
+    sock.sendall(prefix + upgrade_head(path, headers))
+    return sock
+
+
+def close_handshake(sock: socket.socket) -> None:
+    """Send a masked 1000 close and read until the daemon closes TCP (so it has forgotten the connection)."""
+    sock.sendall(b"\x88\x82\x00\x00\x00\x00\x03\xe8")
+    while sock.recv(4096):
+        pass
+    sock.close()

@@ -42,6 +42,9 @@ max_message_bytes = 16777216
 max_frame_bytes = 16777216
 max_fragments = 1100000
 write_buffer_max_bytes = 67108864
+# Every case is a new connection from 127.0.0.1, hundreds in a row.
+connection_rate_per_ip = 1000000.0
+connection_burst_per_ip = 1000000
 
 [[endpoints]]
 path = "/echo"

@@ -296,6 +296,8 @@ BATCH = 25
 #: Enough to fill the stalled member's kernel buffers (a few MiB on loopback) many times over; a bound, not a target.
 MAX_BATCHES = 200
 BROADCAST_CONFIG = """
+[limits]
+connection_burst_per_ip = 200  # 99 members connect at once from 127.0.0.1
 [[endpoints]]
 path = "/room"
 handler = "broadcast"

@@ -177,9 +177,12 @@ RUNNERS = {
 
 
 def run_plain_daemon(
-    tmp_path: Path, *wsdaemon_args: str, runner: str = "twist"
+    tmp_path: Path, *wsdaemon_args: str, runner: str = "twist", python_path: tuple[Path, ...] = ()
 ) -> tuple[subprocess.Popen[bytes], int, Path]:
-    """The daemon as systemd runs it: `twist wsdaemon ...` (or `twistd -n wsdaemon ...`) with stdout not a terminal."""
+    """The daemon as systemd runs it: `twist wsdaemon ...` (or `twistd -n wsdaemon ...`) with stdout not a terminal.
+
+    ``python_path``: folders put on PYTHONPATH before the repository (e.g. one with a broken plugin).
+    """
     from tests.integration.conftest import http_get
     from tests.integration.support import free_port
 
@@ -193,7 +196,7 @@ def run_plain_daemon(
             stdout=stdout,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(map(str, [*python_path, REPO_ROOT]))},
         )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -247,6 +250,30 @@ def test_log_format_json_writes_one_object_per_line(tmp_path, runner):
     (summary,) = [record for record in records if record["message"].startswith("websocket closed")]
     assert (summary["path"], summary["code"], summary["messages_in"], summary["messages_out"]) == ("/echo", 1000, 1, 1)
     assert summary["level"] == "info" and summary["bytes_in"] > 0 and summary["bytes_out"] > 0
+
+
+@pytest.mark.parametrize("runner", sorted(RUNNERS))
+def test_a_broken_plugin_module_is_one_line_in_the_daemons_log(tmp_path, runner):
+    """A plugin module that fails to import is named in one log line; after wsdaemon starts, no traceback follows.
+
+    `twist` and `twistd` print Twisted's traceback for their own plugin scans before
+    wsdaemon is imported (outside its reach, see docs/handlers.md); everything from
+    wsdaemon's own scans on is the one line.
+    """
+    plugins = tmp_path / "site" / "twisted" / "plugins"
+    plugins.mkdir(parents=True)
+    (plugins / "vendor_broken.py").write_text("import no_such_dependency_xyz\n")
+    process, _, out = run_plain_daemon(tmp_path, runner=runner, python_path=(tmp_path / "site",))
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(15) == 0
+    text = out.read_text()
+    ours = [line for line in text.splitlines() if "plugin module twisted.plugins.vendor_broken " in line]
+    assert len(ours) == 1, text
+    assert "failed to import, so its handlers are missing: ModuleNotFoundError" in ours[0]
+    after = text.split(ours[0], 1)[1]
+    assert "Traceback" not in after and "Unhandled Error" not in after, text
+    before = text.split(ours[0], 1)[0]
+    assert before.count("Unhandled Error") <= 2, text  # twist's or twistd's own scans, before wsdaemon loads
 
 
 # --- --check-config ------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from websockets.sync.client import ClientConnection, connect
 from tests.integration.support import child_pids, connections_by_process, wait_for_output
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-WORKERS = "[process]\nworkers = 2\n[limits]\ndrain_timeout_seconds = 3.0\n"
+WORKERS = "[process]\nworkers = 2\n[limits]\ndrain_timeout_seconds = 3.0\nconnection_burst_per_ip = 1000\n"
 READY_LINE = re.compile(r"worker (\d+) \(pid (\d+)\) ready")
 
 

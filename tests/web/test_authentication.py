@@ -116,6 +116,18 @@ def test_admission_refuses_before_the_authenticator_is_asked():
     assert len(authenticator.requests) == 1
 
 
+def test_the_connection_rate_refuses_before_the_authenticator_is_asked():
+    """A client past connection_burst_per_ip gets 429 with Retry-After without costing an authentication."""
+    authenticator = Answering(ALICE)
+    stack = SecureStack(authenticator, "[limits]\nconnection_burst_per_ip = 2\nconnection_rate_per_ip = 0.25\n")
+    assert [parse_response(stack.attempt().take()).status for _ in range(2)] == [101, 101]
+    refused = parse_response(stack.attempt().take())
+    assert (refused.status, refused.header("retry-after")) == (429, "4")
+    assert len(authenticator.requests) == 2
+    stack.clock.advance(4)
+    assert parse_response(stack.attempt().take()).status == 101
+
+
 def test_an_authenticator_bug_is_500_without_details_on_the_wire():
     """An authenticator raising anything else gets 500; its text and traceback go only to the log."""
     stack = SecureStack(Answering(RuntimeError(SECRET)))

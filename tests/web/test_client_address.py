@@ -41,7 +41,7 @@ class RefusingAdmission(Admission):
         super().__init__()
         self.asked: list[ClientAddress] = []
 
-    def check_upgrade(self, ticket: AdmissionTicket, limits: Limits) -> None:
+    def check_upgrade(self, ticket: AdmissionTicket, limits: Limits, now: float) -> None:
         self.asked.append(ticket.address)
         raise TooManyRequests("slow down")
 
@@ -181,3 +181,59 @@ def test_handshake_timeout_log_names_the_client():
         stack.clock.advance(stack.config.limits.handshake_timeout_seconds + 1)
     assert peer.transport.disconnecting
     assert any(event.get("peer") == "192.0.2.77:7000" for event in events)
+
+
+# --- a trusted reverse proxy's forwarding headers ([proxy] trusted_networks) ------------------
+
+
+def proxied_stack(per_ip: int = 256) -> Stack:
+    """chat_stack behind a proxy in 10.0.0.0/8."""
+    endpoints = "".join(f'[[endpoints]]\npath = "{path}"\nhandler = "echo"\n' for path in ("/chat", "/room"))
+    text = f'[proxy]\ntrusted_networks = ["10.0.0.0/8"]\n[limits]\nmax_connections_per_ip = {per_ip}\n{endpoints}'
+    return Stack(text)
+
+
+def forwarded_upgrade(stack: Stack, peer_host: str, headers: list[tuple[str, str]], port: int = 50000) -> int:
+    return stack.connect(host=peer_host, port=port).request(upgrade_request("/chat", headers=headers)).status
+
+
+def test_x_forwarded_for_from_a_trusted_proxy_decides_the_per_ip_limit():
+    """Behind a trusted proxy each client has its own max_connections_per_ip; the proxy's address has none counted."""
+    stack = proxied_stack(per_ip=1)
+    assert forwarded_upgrade(stack, PROXY_IP, [("X-Forwarded-For", "198.51.100.7")], 1) == 101
+    assert forwarded_upgrade(stack, PROXY_IP, [("X-Forwarded-For", "198.51.100.7")], 2) == 503
+    assert forwarded_upgrade(stack, PROXY_IP, [("X-Forwarded-For", "198.51.100.8")], 3) == 101
+    assert stack.factory.admission.clients() == {"198.51.100.7": 2, "198.51.100.8": 1}
+    (first, second) = stack.factories["/chat"].requests
+    assert (first.clientAddress, second.clientAddress) == (ClientAddress("198.51.100.7"), ClientAddress("198.51.100.8"))
+
+
+def test_x_forwarded_for_from_an_untrusted_peer_is_ignored():
+    """A client outside trusted_networks cannot dodge its limit by naming someone else."""
+    stack = proxied_stack(per_ip=1)
+    assert forwarded_upgrade(stack, "192.0.2.5", [("X-Forwarded-For", "198.51.100.7")], 1) == 101
+    assert forwarded_upgrade(stack, "192.0.2.5", [("X-Forwarded-For", "198.51.100.8")], 2) == 503
+    assert stack.factory.admission.clients() == {"192.0.2.5": 2}
+
+
+def test_the_summary_line_names_the_forwarded_client():
+    """The per-connection log line shows the client X-Forwarded-For named, not the trusted proxy."""
+    stack = proxied_stack()
+    peer = stack.connect(host=PROXY_IP)
+    assert peer.request(upgrade_request("/chat", headers=[("Forwarded", 'for="[2001:db8::7]:4711"')])).status == 101
+    with capturedLogs() as events:
+        peer.send_frame(Opcode.CLOSE, b"\x03\xe8")
+        peer.lose()
+    (summary,) = [event for event in events if "summary" in event]
+    assert summary["peer"] == "2001:db8::7:4711"
+
+
+def test_x_forwarded_proto_https_from_a_trusted_proxy_makes_the_request_secure():
+    """The handler's request says isSecure() and builds https URLs when the trusted proxy terminated TLS."""
+    stack = proxied_stack()
+    headers = [("X-Forwarded-For", "198.51.100.7"), ("X-Forwarded-Proto", "https")]
+    assert forwarded_upgrade(stack, PROXY_IP, headers) == 101
+    assert forwarded_upgrade(stack, "192.0.2.5", headers) == 101
+    trusted, untrusted = stack.factories["/chat"].requests
+    assert trusted.isSecure() and trusted.prePathURL().startswith(b"https://")
+    assert not untrusted.isSecure() and untrusted.prePathURL().startswith(b"http://")

@@ -26,10 +26,9 @@ from twisted.python.failure import Failure
 from wsdaemon.adapter.deadlines import Deadlines
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
 from wsdaemon.adapter.transport import IStreamTransport
-from wsdaemon.admission import Admission, AdmissionTicket
+from wsdaemon.admission import Admission, AdmissionTicket, Resolution, TrustedNetworks
 from wsdaemon.core import Limits
 from wsdaemon.core.errors import LocalClose
-from wsdaemon.interfaces import ClientAddress
 
 if TYPE_CHECKING:
     from twisted.web.server import Request
@@ -67,10 +66,10 @@ class SwitchingProtocol(ProtocolWrapper):
             self._host = super().getHost()  # type: ignore[no-untyped-call]  # super(): mypy#16653
         return self._host
 
-    def resolveClient(self, request: Request) -> ClientAddress:
+    def resolveClient(self, request: Request) -> Resolution:
         """The client of ``request`` on this connection, as the admission resolves it (the ticket follows)."""
         assert self.ticket is not None  # registered with the factory before any byte arrives
-        return self.factory.admission.resolve(self.ticket, request)
+        return self.factory.admission.resolve(self.ticket, request, self.factory.trusted_networks)
 
     def dataReceived(self, data: bytes) -> None:
         """Pass bytes to whichever protocol owns the connection now."""
@@ -133,6 +132,7 @@ class SwitchingFactory(WrappingFactory[SwitchingProtocol]):
         reactor: the clock of the handshake and drain deadlines.
         admission: the daemon's one :class:`Admission` (its endpoints ask the same one);
             a new one unless given.
+        trusted_networks: the reverse proxies whose ``Forwarded``/``X-Forwarded-For`` count.
     """
 
     protocol = SwitchingProtocol
@@ -144,9 +144,11 @@ class SwitchingFactory(WrappingFactory[SwitchingProtocol]):
         limits: Limits,
         reactor: IReactorTime,
         admission: Admission | None = None,
+        trusted_networks: TrustedNetworks = (),
     ) -> None:
         super().__init__(wrappedFactory)  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self._limits = limits
+        self._trusted_networks = trusted_networks
         self.reactor = reactor
         self.admission = admission if admission is not None else Admission()
         self._drained: list[Deferred[None]] = []
@@ -155,6 +157,11 @@ class SwitchingFactory(WrappingFactory[SwitchingProtocol]):
     def limits(self) -> Limits:
         """The limits a new connection gets (the daemon's subclass reads the running Runtime's)."""
         return self._limits
+
+    @property
+    def trusted_networks(self) -> TrustedNetworks:
+        """The reverse proxies whose forwarding headers name the client (none here; the daemon's reads its config)."""
+        return self._trusted_networks
 
     # Twisted's WrappingFactory never refuses a connection, so its types leave out None.
     def buildProtocol(self, addr: IAddress | None) -> SwitchingProtocol | None:  # type: ignore[override]

@@ -13,7 +13,8 @@ Rules for this package:
 Modules: :mod:`~wsdaemon.config.model` (the dataclasses), :mod:`~wsdaemon.config.loader` (file,
 document, ``--listen``), one per part of the file (:mod:`~wsdaemon.config.listeners`,
 :mod:`~wsdaemon.config.limits`, :mod:`~wsdaemon.config.endpoints` with :mod:`~wsdaemon.config.auth`,
-:mod:`~wsdaemon.config.static`, :mod:`~wsdaemon.config.process`, :mod:`~wsdaemon.config.metrics`),
+:mod:`~wsdaemon.config.static`, :mod:`~wsdaemon.config.process`, :mod:`~wsdaemon.config.metrics`,
+:mod:`~wsdaemon.config.proxy`),
 and :mod:`~wsdaemon.config.checks` (the generic value checks they share).
 """
 
@@ -34,6 +35,7 @@ from wsdaemon.config.model import (
     MetricsConfig,
     Problem,
     ProcessConfig,
+    ProxyConfig,
     SNIConfig,
     StaticMount,
     TLSConfig,
@@ -56,6 +58,7 @@ __all__ = [
     "MetricsConfig",
     "Problem",
     "ProcessConfig",
+    "ProxyConfig",
     "SNIConfig",
     "StaticMount",
     "TLSConfig",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 from typing import Any
@@ -11,12 +12,24 @@ from urllib.parse import urlsplit
 from wsdaemon.config.auth import parse_auth
 from wsdaemon.config.checks import MISSING, Report, array_of_tables, checked_table, join_key, string_list
 from wsdaemon.config.limits import ENDPOINT_LIMIT_KEYS, parse_limits
-from wsdaemon.config.model import DEMO_PATH, DEMO_STATIC_PATH, HEALTH_PATH, EndpointConfig
+from wsdaemon.config.model import DEMO_PATH, DEMO_STATIC_PATH, HEALTH_PATH, MAX_MESSAGE_RATE, EndpointConfig
 from wsdaemon.core.deflate import DEFLATE_RANGES, DeflateSettings
 from wsdaemon.core.http import is_token
 from wsdaemon.core.limits import Limits
+from wsdaemon.ratelimit import MessageRate
 
-_ENDPOINT_KEYS = ("path", "handler", "options", "subprotocols", "allowed_origins", "limits", "deflate", "auth")
+_ENDPOINT_KEYS = (
+    "path",
+    "handler",
+    "options",
+    "subprotocols",
+    "allowed_origins",
+    "limits",
+    "deflate",
+    "auth",
+    "message_rate",
+    "message_burst",
+)
 _DEFLATE_KEYS = tuple(f.name for f in dataclasses.fields(DeflateSettings))
 _PATH = re.compile(r"/[^?#\s\x00-\x1f\x7f-\x9f]*")
 _ORIGIN_HOST = re.compile(r"[^/?#@\s\x00-\x1f\x7f-\x9f]+")
@@ -85,9 +98,30 @@ def _endpoint(value: Any, key: str, limits: Limits, report: Report) -> EndpointC
     endpoint_limits = parse_limits(table.get("limits"), f"{key}.limits", limits, ENDPOINT_LIMIT_KEYS, report)
     deflate = _deflate(table.get("deflate", {}), f"{key}.deflate", report)
     auth = parse_auth(table.get("auth"), f"{key}.auth", report)
+    rate = _message_rate(table, key, report)
     return EndpointConfig(
-        path, handler, types.MappingProxyType(options), subprotocols, origins, endpoint_limits, deflate, auth
+        path, handler, types.MappingProxyType(options), subprotocols, origins, endpoint_limits, deflate, auth, rate
     )
+
+
+def _message_rate(table: dict[str, Any], key: str, report: Report) -> MessageRate | None:
+    """``message_rate`` (per second, off unless set) and ``message_burst`` (default: one second's worth)."""
+    rate, burst = table.get("message_rate"), table.get("message_burst")
+    if rate is None:
+        if burst is not None:
+            report.bad(
+                f"{key}.message_burst", "message_rate in the same [[endpoints]] table (a burst needs a rate)", burst
+            )
+        return None
+    if type(rate) not in (int, float) or not 0.01 <= rate <= MAX_MESSAGE_RATE:
+        report.bad(f"{key}.message_rate", f"a number of messages per second from 0.01 to {MAX_MESSAGE_RATE}", rate)
+        return None
+    if burst is None:
+        burst = max(1, math.ceil(rate))
+    elif type(burst) is not int or not 1 <= burst <= MAX_MESSAGE_RATE:
+        report.bad(f"{key}.message_burst", f"an integer number of messages from 1 to {MAX_MESSAGE_RATE}", burst)
+        return None
+    return MessageRate(float(rate), burst)
 
 
 def _deflate(value: Any, key: str, report: Report) -> DeflateSettings:

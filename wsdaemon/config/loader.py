@@ -16,10 +16,23 @@ from wsdaemon.config.listeners import endpoint_strings, parse_listeners
 from wsdaemon.config.metrics import parse_metrics
 from wsdaemon.config.model import DEFAULT_LISTEN, Config, ConfigError, ListenerConfig, Problem
 from wsdaemon.config.process import parse_process, refuse_unshared_listeners
+from wsdaemon.config.proxy import parse_proxy
 from wsdaemon.config.static import static_mounts
 from wsdaemon.core.limits import Limits
 
-_TOP_KEYS = ("listeners", "http", "limits", "endpoints", "static", "memory", "process", "broker", "api", "metrics")
+_TOP_KEYS = (
+    "listeners",
+    "http",
+    "limits",
+    "endpoints",
+    "static",
+    "memory",
+    "process",
+    "broker",
+    "api",
+    "metrics",
+    "proxy",
+)
 _HTTP_KEYS = ("demo_page",)
 _MEMORY_KEYS = ("allocator_cache_bytes",)
 
@@ -59,7 +72,13 @@ def parse_config(text: str, source: str, listen_override: Sequence[str] = ()) ->
     config = _with_listen_override(_build_config(document, source, report), listen_override, report)
     api = parse_api(document.get("api"), config.endpoints, config.listeners, config.demo_page, report)
     metrics = parse_metrics(document.get("metrics"), config.endpoints, report)
-    config = dataclasses.replace(config, broker=parse_broker(document.get("broker"), report), api=api, metrics=metrics)
+    config = dataclasses.replace(
+        config,
+        broker=parse_broker(document.get("broker"), report),
+        api=api,
+        metrics=metrics,
+        proxy=parse_proxy(document.get("proxy"), report),
+    )
     refuse_unshared_listeners(config.process, config.listeners, bool(listen_override), report)
     report.raise_if_any(source)
     return config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -10,6 +11,7 @@ from typing import Any
 from wsdaemon.allocator import DEFAULT_CACHE_BYTES
 from wsdaemon.core.deflate import DeflateSettings
 from wsdaemon.core.limits import Limits
+from wsdaemon.ratelimit import MessageRate
 
 DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
 
@@ -17,6 +19,12 @@ DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
 AUTO_WORKERS = "auto"
 #: The most worker processes one daemon runs (a finite bound, as for every limit).
 MAX_WORKERS = 1024
+
+#: The most ``[proxy] trusted_networks`` entries (a finite bound, as for every list a request is checked against).
+MAX_TRUSTED_NETWORKS = 1024
+
+#: The largest ``message_rate`` (messages per second) and ``message_burst`` an endpoint may set.
+MAX_MESSAGE_RATE = 1_000_000
 
 #: Paths the site serves itself, which no endpoint may take.
 HEALTH_PATH = "/healthz"
@@ -30,6 +38,9 @@ LISTENER_LIMITS = frozenset(
         "handshake_timeout_seconds",
         "max_connections",
         "max_connections_per_ip",
+        "connection_rate_per_ip",
+        "connection_burst_per_ip",
+        "rate_limit_max_clients",
         "http_max_headers",
         "http_max_header_bytes",
         "http_max_body_bytes",
@@ -124,6 +135,7 @@ class EndpointConfig:
     limits: Limits
     deflate: DeflateSettings = field(default_factory=DeflateSettings)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    message_rate: MessageRate | None = None  # message_rate/message_burst; None: no message rate limit
 
 
 @dataclass(frozen=True)
@@ -211,6 +223,18 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class ProxyConfig:
+    """``[proxy]``: the reverse proxies in front of the daemon (none by default).
+
+    Only a request whose TCP peer is in ``trusted_networks`` may say, with
+    ``Forwarded`` or ``X-Forwarded-For``, who its client is, and with
+    ``X-Forwarded-Proto``/``proto=`` that the client spoke https.
+    """
+
+    trusted_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration; ``source`` is None for the built-in defaults."""
 
@@ -224,4 +248,5 @@ class Config:
     process: ProcessConfig = field(default_factory=ProcessConfig)
     broker: BrokerConfig | None = None  # [broker]: None is the in-process broker
     api: ApiConfig | None = None  # [api]: None is no API
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)  # [proxy]: trusted reverse proxies
     metrics: MetricsConfig = field(default_factory=MetricsConfig)  # [metrics]

@@ -24,7 +24,8 @@ what                        code   how
 :class:`ProtocolViolation`  1002   fail; framing, opcode, RSV, close payload
 :class:`InvalidUTF8`        1007   fail; inside the offending fragment
 :class:`MessageTooBig`      1009   fail; from the declared length, or inflate
-:class:`PolicyViolation`    1008   fail; :class:`SlowConsumer` (not reading)
+:class:`PolicyViolation`    1008   fail; :class:`SlowConsumer` (not reading),
+                                   :class:`MessageRateExceeded`
 :class:`KeepaliveTimeout`   1011   fail; no Pong to our keepalive Ping
 :class:`InternalError`      1011   fail; a handler raised, no details sent
 :data:`IDLE_TIMEOUT`        1001   close handshake; no message for too long
@@ -107,6 +108,17 @@ class SlowConsumer(PolicyViolation):
         super().__init__(message)
 
 
+class MessageRateExceeded(PolicyViolation):
+    """The peer sent messages faster than its endpoint's ``message_rate`` (after ``message_burst``): 1008.
+
+    Only the I/O layer keeps time, so it counts and reports this to the core
+    (``Connection.fail_with(MessageRateExceeded())``); the code comes from here.
+    """
+
+    def __init__(self, message: str = "message rate exceeded") -> None:
+        super().__init__(message)
+
+
 class KeepaliveTimeout(ProtocolViolation):
     """No Pong answered our keepalive Ping in ``pong_timeout_seconds``: 1011 "keepalive timeout".
 
@@ -161,6 +173,10 @@ class HandshakeError(RemoteError):
     status: ClassVar[int] = 400
     headers: ClassVar[tuple[tuple[str, str], ...]] = ()
 
+    def response_headers(self) -> tuple[tuple[str, str], ...]:
+        """The headers the refusal is answered with: the class's (a subclass may add its instance's)."""
+        return self.headers
+
 
 class BadRequest(HandshakeError):
     """A malformed upgrade request (RFC 6455 §4.2.1): 400."""
@@ -187,6 +203,23 @@ class ForbiddenOrigin(HandshakeError):
     """A browser ``Origin`` the endpoint does not allow (RFC 6455 §10.2): 403."""
 
     status: ClassVar[int] = 403
+
+
+class TooManyRequests(HandshakeError):
+    """A client opens connections faster than ``connection_rate_per_ip`` allows: 429 (RFC 6585 §4).
+
+    ``Retry-After`` says, in whole seconds rounded up, when its next upgrade will be let in.
+    """
+
+    status: ClassVar[int] = 429
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+    def response_headers(self) -> tuple[tuple[str, str], ...]:
+        """``Retry-After`` with this refusal's wait."""
+        return (("Retry-After", str(self.retry_after_seconds)),)
 
 
 class ServiceUnavailable(HandshakeError):

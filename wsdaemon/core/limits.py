@@ -108,6 +108,21 @@ class Limits:
     max_connections_per_ip: int = limit_field(
         256, 1, 10**7, "open TCP connections from one peer address; a WebSocket upgrade over it gets 503"
     )
+    connection_rate_per_ip: float = limit_field(
+        10.0,
+        0.01,
+        1e6,
+        "WebSocket upgrades per second one client address may start, on average; over it -> 429 with Retry-After",
+    )
+    connection_burst_per_ip: int = limit_field(
+        40, 1, 10**6, "WebSocket upgrades one client address may start at once before connection_rate_per_ip applies"
+    )
+    rate_limit_max_clients: int = limit_field(
+        65536,
+        16,
+        10**7,
+        "client addresses whose connection rate is tracked at once; past it the least recently seen is forgotten",
+    )
     http_max_headers: int = limit_field(100, 1, 10000, "most header lines in one HTTP request head")
     http_max_header_bytes: int = limit_field(
         16 * KIB, 1 * KIB, 1 * MIB, "largest HTTP request head (request line and all header lines) in bytes"

@@ -39,6 +39,8 @@ class DaemonRequest(Request):
     """A Request that knows its client, drives the handshake clock, bounds its body and sends no version banner.
 
     Attributes:
+        forwarded_secure: a trusted proxy's ``X-Forwarded-Proto``/``Forwarded: proto=``
+            said https, so :meth:`isSecure` is true (and URLs and the Origin check say so).
         clientAddress: the client as the listener's admission resolved it; set
             before any resource renders the request (behind a trusted proxy,
             the proxied client; compare Twisted's ``getClientAddress()``, the TCP peer).
@@ -48,18 +50,23 @@ class DaemonRequest(Request):
 
     clientAddress: ClientAddress | None = None
     identity: Identity | None = None
+    forwarded_secure = False  # a trusted proxy said the client spoke https
     body_bytes = 0  # of the request body received so far (bounded by http_max_body_bytes)
 
     def process(self) -> None:
         """Resolve the client, and stop the connection's handshake clock while this request is served."""
         wrapper = self.channel.transport
         if isinstance(wrapper, SwitchingProtocol):
-            self.clientAddress = wrapper.resolveClient(self)
+            self.clientAddress, self.forwarded_secure = wrapper.resolveClient(self)
             wrapper.requestStarted()
             self.notifyFinish().addBoth(lambda _: wrapper.requestFinished())
         else:
             self.clientAddress = resolve_client_address(self.getClientAddress())
         super().process()  # type: ignore[no-untyped-call]  # super(): mypy#16653
+
+    def isSecure(self) -> bool:
+        """TLS on this connection, or (behind a trusted proxy) on the client's connection to the proxy."""
+        return self.forwarded_secure or bool(super().isSecure())  # type: ignore[no-untyped-call]
 
     def render(self, resrc: IResource) -> None:
         """Render ``resrc``; for HEAD through :class:`HeadersOnly`, so no body is made only to be thrown away."""

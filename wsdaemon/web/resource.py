@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred, TimeoutError
-from twisted.internet.interfaces import IReactorTime, ISSLTransport
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http
@@ -21,6 +21,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from wsdaemon.adapter.deadlines import Ticker
+from wsdaemon.adapter.message_rate import MessageRateGate
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
 from wsdaemon.adapter.switching import SwitchingProtocol
 from wsdaemon.admission import Admission
@@ -38,6 +39,7 @@ from wsdaemon.core import (
 )
 from wsdaemon.core.http import REASONS
 from wsdaemon.interfaces import ConnectionRejected, IAuthenticator, Identity, WebSocketServerFactory
+from wsdaemon.ratelimit import MessageRate
 from wsdaemon.stats import EndpointStats
 from wsdaemon.web.request import DaemonRequest
 
@@ -85,6 +87,7 @@ class WebSocketResource(Resource):
         policy: subprotocols, origins and compression of the endpoint.
         limits: the endpoint's limits.
         path: the endpoint's path, for its connections' log lines.
+        message_rate: the endpoint's ``message_rate``/``message_burst`` per connection (None: off).
         stats: the endpoint's counters (handshakes, connections), kept across reloads.
     """
 
@@ -103,6 +106,7 @@ class WebSocketResource(Resource):
         policy: EndpointPolicy | None = None,
         limits: Limits | None = None,
         path: str = "",
+        message_rate: MessageRate | None = None,
         stats: EndpointStats | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # super(): mypy#16653
@@ -115,6 +119,7 @@ class WebSocketResource(Resource):
         self.limits = limits or Limits()
         self.auth_timeout_seconds = auth_timeout_seconds or self.limits.handshake_timeout_seconds
         self.path = path
+        self.message_rate = message_rate
         self.stats = stats if stats is not None else EndpointStats()
         self.ticker = Ticker(reactor)  # the idle and keepalive clock of every connection here
 
@@ -129,7 +134,7 @@ class WebSocketResource(Resource):
         return answer
 
     def render_GET(self, request: Request) -> bytes | int:
-        """Admission (503), the handshake (400/403/426; a plain GET gets 426), authentication, then the upgrade."""
+        """Admission (429, 503), the handshake (400/403/426; a plain GET gets 426), authentication, then the upgrade."""
         wrapper = request.channel.transport
         if (
             not isinstance(wrapper, SwitchingProtocol)
@@ -139,10 +144,10 @@ class WebSocketResource(Resource):
             self.log.error("WebSocketResource needs a DaemonSite wrapped in a SwitchingFactory")
             return refuse(request, 500, [], "server misconfigured")
         try:
-            self.admission.check_upgrade(wrapper.ticket, self.limits)
-            accepted = accept_request(request_head(request), self.policy, secure=ISSLTransport.providedBy(wrapper))
+            self.admission.check_upgrade(wrapper.ticket, self.limits, self.reactor.seconds())
+            accepted = accept_request(request_head(request), self.policy, secure=request.isSecure())
         except HandshakeError as error:
-            return refuse(request, error.status, error.headers, str(error))
+            return refuse(request, error.status, error.response_headers(), str(error))
         try:
             verdict = self.authenticator.authenticate(request)
         except Exception:  # noqa: BLE001 - a refusal or a bug: either gets its answer, no traceback on the wire
@@ -165,9 +170,12 @@ class WebSocketResource(Resource):
                 self._log_refusal("handler refused {client} on {path}: {status} {reason}", request, rejection)
             return refuse(request, rejection.status, rejection.headers, rejection.reason)
         assert wrapper.ticket is not None  # checked by render_GET
+        connection = Connection(Side.SERVER, self.limits, accepted.extensions)
+        if self.message_rate is not None:
+            handler = MessageRateGate(handler, connection, self.message_rate, self.reactor)
         protocol = WebSocketWireProtocol(
             handler,
-            Connection(Side.SERVER, self.limits, accepted.extensions),
+            connection,
             self.reactor,
             path=self.path,
             subprotocol=accepted.subprotocol,

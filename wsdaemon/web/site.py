@@ -23,7 +23,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from wsdaemon.adapter.switching import SwitchingFactory
-from wsdaemon.admission import Admission
+from wsdaemon.admission import Admission, TrustedNetworks
 from wsdaemon.auth import NO_AUTHENTICATION
 from wsdaemon.auth.tokens import without_token
 from wsdaemon.broker import IBroker, LinkState
@@ -249,6 +249,7 @@ def build_root(
             policy=policy,
             limits=endpoint.limits,
             path=endpoint.path,
+            message_rate=endpoint.message_rate,
             stats=stats.endpoint(endpoint.path) if stats is not None else None,
         )
         _mount(root, endpoint.path, resource)
@@ -302,6 +303,11 @@ class DaemonFactory(SwitchingFactory):
     def limits(self) -> Limits:
         """``max_connections`` and the handshake deadline of the running Runtime, for each new connection."""
         return self.runtime.current.limits
+
+    @property
+    def trusted_networks(self) -> TrustedNetworks:
+        """``[proxy] trusted_networks`` of the running Runtime, for each request."""
+        return self.runtime.current.config.proxy.trusted_networks
 
 
 def build_runtime(
