@@ -21,7 +21,7 @@ def build_broker(config: Config, reactor: Any, problems: list[Problem]) -> IBrok
     """The in-process broker, or with ``[broker]`` the Redis one (txredisapi is imported only then)."""
     settings = config.broker
     if settings is None:
-        return InProcessBroker()
+        return InProcessBroker(reactor)
     from wsdaemon.broker.redis import read_password, redis_broker
 
     password = None

@@ -93,8 +93,22 @@ def test_plugin_declares_every_option_the_module_reads():
         "overflow": "latest",
         "overflow_close_code": 1013,
         "channels_claim": "rooms",
+        "envelope": "json",
+        "history_size": 10,
+        "history_ttl_seconds": 60,
+        "history_max_bytes": 4096,
+        "history_total_max_bytes": 65536,
+        "history_max_channels": 100,
+        "replay_buffer_max_messages": 50,
+        "replay_buffer_max_bytes": 8192,
     }
     assert set(plugin.options) == set(values)
+    values["overflow"], values["deliver_to_sender"] = "close", True  # what an envelope endpoint needs
+    factory = plugin.buildFactory(values, "/chat", HandlerContext(MemoryReactorClock(), MultiService()))
+    assert factory.settings.envelope == "json" and factory.settings.hub.history_size == 10
+    assert factory.settings.hub.history_ttl_seconds == 60.0 and factory.settings.hub.replay_buffer_max_bytes == 8192
+    values["overflow"] = "latest"
+    values.pop("envelope")
     factory = plugin.buildFactory(values, "/chat")
     assert factory.settings.overflow == "latest" and factory.settings.overflow_close_code == 1013
     assert factory.settings.channels_claim == "rooms"

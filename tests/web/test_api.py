@@ -183,7 +183,7 @@ def test_presence_needs_the_token():
 class RefusingBroker(InProcessBroker):
     state = LinkState.DOWN
 
-    def publish(self, channel, message, exclude=None, local_fallback=True):
+    def publish(self, channel, message, exclude=None, local_fallback=True, history=None):
         return fail(PublishRefused("the broker is down and 5 messages already wait (max_pending_messages)"))
 
 
@@ -195,7 +195,7 @@ def test_a_refused_publish_is_503_with_the_reason():
 
 
 class BrokenBroker(InProcessBroker):
-    def publish(self, channel, message, exclude=None, local_fallback=True):
+    def publish(self, channel, message, exclude=None, local_fallback=True, history=None):
         return fail(RuntimeError("secret internal detail"))
 
 
@@ -246,7 +246,7 @@ def test_a_client_that_leaves_before_the_answer_is_not_written_to():
     pending: Deferred = Deferred()
 
     class SlowBroker(InProcessBroker):
-        def publish(self, channel, message, exclude=None, local_fallback=True):
+        def publish(self, channel, message, exclude=None, local_fallback=True, history=None):
             return pending
 
     api = Api(SlowBroker())

@@ -1,6 +1,25 @@
 """Built-in wsdaemon handlers, as lazy plugin descriptors (nothing heavy is imported here)."""
 
+from wsdaemon.hub.limits import HubLimits, hub_limit_help, hub_limit_ranges
 from wsdaemon.plugins import HandlerPlugin
+
+
+def _number(value: float) -> str:
+    """A bound as written in a config file: 300, 0.5, 1073741824 (never 1.07374e+09)."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _hub_options() -> dict[str, str]:
+    """The broadcast options that are history bounds, described from HubLimits itself (one source)."""
+    defaults = HubLimits()
+    described = {}
+    for name, text in hub_limit_help().items():
+        low, high = hub_limit_ranges()[name]
+        default = getattr(defaults, name)
+        kind = "integer" if isinstance(default, int) else "number"
+        described[name] = f"{kind} {_number(low)}-{_number(high)} (default {_number(default)}): {text}"
+    return described
+
 
 echo = HandlerPlugin(
     name="echo",
@@ -23,6 +42,9 @@ broadcast = HandlerPlugin(
         "overflow_close_code": '1008 (default) or 1013: the close code of overflow = "close"',
         "channels_claim": "string (default none): a claim of the verified identity (see [endpoints.auth]) "
         'listing the channel paths it may join, exact ("/chat/a") or by prefix ("/chat/*"); others get 403',
+        "envelope": '"json" (default none): every message goes out as a JSON envelope with its channel, epoch and '
+        "offset, with notices, and clients may reconnect with ?since=OFFSET&epoch=EPOCH (docs/recovery.md)",
+        **_hub_options(),
     },
 )
 

@@ -9,6 +9,8 @@ between processes.
 """
 
 from wsdaemon.broker.interface import (
+    HistoryReceiver,
+    HistoryUnavailable,
     IBroker,
     LinkState,
     Presence,
@@ -21,6 +23,8 @@ from wsdaemon.broker.interface import (
 from wsdaemon.broker.local import InProcessBroker
 
 __all__ = [
+    "HistoryReceiver",
+    "HistoryUnavailable",
     "IBroker",
     "InProcessBroker",
     "LinkState",

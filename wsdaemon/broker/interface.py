@@ -11,6 +11,12 @@ Rules for this file:
   fires with, or a :class:`PublishRefused` failure (its ``status`` is the HTTP
   answer of the publish API).
 * Link state changes are told to observers once per change, never per retry.
+* A *positioned* publish (``history=`` given) gives the message the channel's
+  next offset in its epoch, keeps it in history within the endpoint's
+  :class:`~wsdaemon.hub.HubLimits`, and hands it to every member as one
+  :class:`~wsdaemon.hub.Publication` per process, through
+  :meth:`HistoryReceiver.deliver_publication`. Assigning the offset, appending
+  and handing on are one step, so no two hosts can reorder them.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ if typing.TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
     from wsdaemon.core.frames import SharedMessage
+    from wsdaemon.hub import ChannelState, Fetch, HubLimits, Publication
 
 
 class LinkState(enum.Enum):
@@ -60,6 +67,13 @@ class Receiver(Protocol):
         """Send ``message`` to the member's peer (or queue it behind earlier ones)."""
 
 
+class HistoryReceiver(Receiver, Protocol):
+    """A member of a channel with history: it gets each message with its position."""
+
+    def deliver_publication(self, publication: Publication) -> None:
+        """Hand ``publication`` (channel, epoch, offset, payload) to the member's subscription."""
+
+
 @dataclass(frozen=True)
 class Published:
     """What one publish did: the answer of ``POST /api/publish``."""
@@ -68,6 +82,9 @@ class Published:
     size_bytes: int
     binary: bool
     route: Route
+    #: The channel's epoch and the message's offset, for a positioned publish (else ``None``).
+    epoch: str | None = None
+    offset: int | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +100,15 @@ class PublishRefused(Exception):
     """The broker is down and its queue of waiting messages is full: nothing was published.
 
     ``str()`` is safe to send to the publisher (it comes from our own strings).
+    """
+
+    status: ClassVar[int] = 503
+
+
+class HistoryUnavailable(Exception):
+    """The broker cannot read (or position into) a channel's history right now.
+
+    ``str()`` is safe to send to a client or publisher (it comes from our own strings).
     """
 
     status: ClassVar[int] = 503
@@ -104,13 +130,29 @@ class IBroker(Interface):
     state = Attribute("The :class:`LinkState` now.")
 
     def publish(
-        channel: str, message: SharedMessage, exclude: Receiver | None = None, local_fallback: bool = True
+        channel: str,
+        message: SharedMessage,
+        exclude: Receiver | None = None,
+        local_fallback: bool = True,
+        history: HubLimits | None = None,
     ) -> Deferred[Published]:
         """Give ``message`` to every member of ``channel`` everywhere (except ``exclude``, in this process).
 
         With ``local_fallback`` false, a message that could reach no other process (the broker
         is down and its queue full) is refused (:class:`PublishRefused`) instead of being given
         to this process's members only.
+
+        With ``history`` (the endpoint's bounds; ``history_size`` may be 0), the publish is
+        positioned: the answer carries ``epoch`` and ``offset``, the message is kept in history
+        within those bounds, and members that are :class:`HistoryReceiver` get it through
+        ``deliver_publication``. A positioned publish that cannot be positioned (the broker is
+        down) fails with :class:`HistoryUnavailable` rather than go out without an offset.
+        """
+
+    def history(channel: str, fetch: Fetch, limits: HubLimits) -> Deferred[tuple[ChannelState, list[Publication]]]:
+        """The channel's state and the kept messages that ``fetch`` asks for, in offset order.
+
+        Fails with :class:`HistoryUnavailable` when the history cannot be read now.
         """
 
     def subscribe(channel: str, receiver: Receiver) -> None:

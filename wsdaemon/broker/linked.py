@@ -33,6 +33,7 @@ from zope.interface import implementer
 
 from wsdaemon.broker import payload
 from wsdaemon.broker.interface import (
+    HistoryUnavailable,
     IBroker,
     LinkObserver,
     LinkState,
@@ -45,6 +46,7 @@ from wsdaemon.broker.interface import (
 )
 from wsdaemon.broker.local import Members, published
 from wsdaemon.core.frames import SharedMessage
+from wsdaemon.hub import ChannelState, Fetch, HubLimits, Publication
 
 _InFlight = tuple[int, SharedMessage, Receiver | None]
 
@@ -107,9 +109,16 @@ class LinkedBroker:
     # --- IBroker ----------------------------------------------------------------------
 
     def publish(
-        self, channel: str, message: SharedMessage, exclude: Receiver | None = None, local_fallback: bool = True
+        self,
+        channel: str,
+        message: SharedMessage,
+        exclude: Receiver | None = None,
+        local_fallback: bool = True,
+        history: HubLimits | None = None,
     ) -> Deferred[Published]:
         """Send ``message`` on the link, or deliver it here and queue it while the link is down."""
+        if history is not None:
+            return fail(HistoryUnavailable("positioned publishes need the in-process broker for now"))
         sequence = next(self._sequence)
         data = payload.encode(message.opcode, message.payload, self.origin, sequence)
         if self.state is LinkState.UP:
@@ -134,6 +143,12 @@ class LinkedBroker:
             self._count_not_forwarded()
         self.members.deliver(channel, message, exclude)
         return succeed(published(channel, message, route))
+
+    def history(
+        self, channel: str, fetch: Fetch, limits: HubLimits
+    ) -> Deferred[tuple[ChannelState, list[Publication]]]:
+        """Not kept across processes yet."""
+        return fail(HistoryUnavailable("history needs the in-process broker for now"))
 
     def subscribe(self, channel: str, receiver: Receiver) -> None:
         """Join; the channel's first member here subscribes it on the link."""

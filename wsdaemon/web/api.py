@@ -12,6 +12,10 @@ Rules for this file:
   ``{"channel": ..., "b64": "..."}`` (binary, standard base64). The message is
   bounded by ``max_message_bytes`` (413), checked on ``Content-Length`` before
   the body is read, and on the decoded message.
+* A publish to a channel of an endpoint with history or an envelope is
+  positioned, with that endpoint's bounds (:func:`channel_history`): the answer
+  carries the message's ``epoch`` and ``offset``, and history that cannot be
+  written now (the broker is down) is a 503, never a message without an offset.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import binascii
 import hmac
 import json
 from base64 import b64decode
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +34,10 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from wsdaemon.broker import IBroker, Presence, PresenceUnavailable, Published, PublishRefused
+from wsdaemon.broker import HistoryUnavailable, IBroker, Presence, PresenceUnavailable, Published, PublishRefused
 from wsdaemon.broker.names import channel_problem
 from wsdaemon.core.frames import Opcode, SharedMessage
+from wsdaemon.hub import HubLimits
 
 _log = Logger(namespace="wsdaemon.api")
 #: The JSON around a base64 message: the body limit is its encoded size plus this.
@@ -128,7 +133,7 @@ class ApiResource(Resource):
                 request.finish()
 
         def failed(failure: Failure) -> None:
-            if failure.check(PublishRefused, PresenceUnavailable):
+            if failure.check(PublishRefused, PresenceUnavailable, HistoryUnavailable):
                 status, text = 503, str(failure.value)
             else:
                 _log.failure("API request {path} failed", failure, path=request.path)
@@ -146,10 +151,16 @@ class PublishResource(ApiResource):
 
     method = b"POST"
 
+    def __init__(
+        self, broker: IBroker, access: ApiAccess, history: Callable[[str], HubLimits | None] = lambda channel: None
+    ) -> None:
+        super().__init__(broker, access)
+        self.history = history
+
     def serve(self, request: Request) -> bytes | int:
-        """Validate the body, publish, and say what was published."""
+        """Validate the body, publish (positioned where the channel's endpoint keeps history), and say what was published."""
         channel, message = self.parse(request)
-        result = self.broker.publish(channel, message, local_fallback=False)
+        result = self.broker.publish(channel, message, local_fallback=False, history=self.history(channel))
         return self.reply_later(request, result, published_json)
 
     def parse(self, request: Request) -> tuple[str, SharedMessage]:
@@ -238,8 +249,36 @@ def _json_type(value: Any) -> str:
 
 
 def published_json(result: Published) -> dict[str, Any]:
-    """The 200 answer of a publish."""
-    return {"channel": result.channel, "bytes": result.size_bytes, "binary": result.binary, "route": result.route.value}
+    """The 200 answer of a publish; a positioned one also says the message's ``epoch`` and ``offset``."""
+    body: dict[str, Any] = {
+        "channel": result.channel,
+        "bytes": result.size_bytes,
+        "binary": result.binary,
+        "route": result.route.value,
+    }
+    if result.epoch is not None:
+        body["epoch"], body["offset"] = result.epoch, result.offset
+    return body
+
+
+def channel_history(factories: Mapping[str, Any]) -> Callable[[str], HubLimits | None]:
+    """How the publish API finds a channel's history bounds: from the endpoint that serves the channel.
+
+    An endpoint's factory that has channels (``broadcast``) says which it serves
+    (``serves_channel``) and with what bounds (``history_limits``). Endpoint
+    paths never nest (the config refuses it), so at most one serves a channel;
+    a channel no endpoint serves has no history.
+    """
+    owners = [factory for factory in factories.values() if callable(getattr(factory, "serves_channel", None))]
+
+    def history(channel: str) -> HubLimits | None:
+        for factory in owners:
+            if factory.serves_channel(channel):
+                limits = factory.history_limits
+                return limits if isinstance(limits, HubLimits) else None
+        return None
+
+    return history
 
 
 def presence_json(result: Presence) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from wsdaemon.config import Config, EndpointConfig
 from wsdaemon.core import EndpointPolicy, Limits
 from wsdaemon.interfaces import IAuthenticator, WebSocketServerFactory
 from wsdaemon.runtime import Runtime, RuntimeSlot
-from wsdaemon.web.api import ApiAccess, PresenceResource, PublishResource
+from wsdaemon.web.api import ApiAccess, PresenceResource, PublishResource, channel_history
 from wsdaemon.web.channel import DaemonChannel
 from wsdaemon.web.request import DaemonRequest
 from wsdaemon.web.resource import WebSocketResource
@@ -184,9 +184,15 @@ class Health(StaticBytes):
         return body
 
 
-def _mount_api(root: Resource, config: Config, broker: IBroker, access: ApiAccess) -> None:
+def _mount_api(
+    root: Resource,
+    config: Config,
+    broker: IBroker,
+    access: ApiAccess,
+    factories: Mapping[str, WebSocketServerFactory[Any]],
+) -> None:
     if config.api is not None:
-        _mount(root, config.api.publish_path, PublishResource(broker, access))
+        _mount(root, config.api.publish_path, PublishResource(broker, access, channel_history(factories)))
         _mount(root, config.api.presence_path, PresenceResource(broker, access))
 
 
@@ -219,7 +225,7 @@ def build_root(
         root.putChild(b"static", static)
     root.putChild(b"healthz", Health(broker, config.broker is not None and config.broker.required))
     if broker is not None and api is not None:
-        _mount_api(root, config, broker, api)
+        _mount_api(root, config, broker, api, factories)
     for endpoint in config.endpoints:
         # A factory may offer subprotocols (tcp: "binary", for noVNC) when the endpoint lists none.
         subprotocols = endpoint.subprotocols or tuple(getattr(factories[endpoint.path], "defaultSubprotocols", ()))
