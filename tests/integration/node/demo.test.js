@@ -174,7 +174,7 @@ test("a server's 1000 or 1001 is reconnected too; only the user's close is final
   h.sockets[1].open();
   h.socket.stop();
   assert.deepEqual(h.sockets[1].closedWith, [1000, "closed by the user"]);
-  h.sockets[1].serverClose(1000, "closed by the user");
+  h.sockets[1].serverClose(1000); // the echo of our close, without a reason
   assert.equal(h.states.at(-1).state, "closed");
   assert.equal(demo.describeState(h.states.at(-1), 0), "closed (code 1000: closed by the user)");
   h.clock.advance(60000);

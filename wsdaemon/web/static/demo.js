@@ -181,7 +181,8 @@
       });
       socket.onclose = mine((event) => {
         this.socket = null;
-        this._closed(event.code, event.reason);
+        // The server echoes our close code but need not echo its reason: say whose close it was.
+        this._closed(event.code, event.reason || (this.requested ? "closed by the user" : ""));
       });
       // An error event is always followed by a close event, which decides what happens next.
       socket.onerror = () => {};
