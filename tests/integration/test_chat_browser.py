@@ -4,7 +4,9 @@ Without a shared broker a stopped daemon can take no publishes, and its restart
 begins a new history (a new epoch): the backend publishes right after the
 restart, racing the pages' reconnects, and either way each page must show
 "not recovered" and then every message once, in order. The recovered path
-(same epoch, what was missed replayed) is the Disconnect/Connect test.
+(same epoch, what was missed replayed) is tested by cutting the network
+between the pages and a daemon that stays up (a relay, :class:`CuttableProxy`),
+and by Disconnect/Connect.
 
 The daemon runs on the built-in endpoints (``/echo`` and the ``/chat/`` channels
 with JSON envelopes and history) with a plain and a TLS listener and the publish
@@ -28,7 +30,7 @@ import pytest
 from playwright.sync_api import Page
 
 from tests.certs import ThrowawayCA
-from tests.integration.support import LOOPBACK, free_port
+from tests.integration.support import LOOPBACK, CuttableProxy, free_port
 from tests.integration.test_broker_redis import TOKEN, api
 from tests.integration.test_browser import (  # noqa: F401  (the fixtures are used by name)
     PHONE,
@@ -200,3 +202,44 @@ def test_a_page_that_reconnects_recovers_what_it_missed_without_duplicates(daemo
     assert [text for _, text in messages(ann)] == ["before", "missed 1", "missed 2", "missed 3", "after"]
     assert offsets(ann) == [1, 2, 3, 4, 5]
     assert ann.locator("#chat-log .missed").count() == 0
+
+
+@pytest.fixture
+def proxy(site: Site) -> Iterator[CuttableProxy]:
+    """A relay in front of the daemon's plain listener, to cut the network."""
+    relay = CuttableProxy(site.http_port)
+    yield relay
+    relay.close()
+
+
+def test_pages_recover_what_was_published_while_the_network_was_down(daemon_factory, site, chat_page, proxy):
+    """Links dropped without a close: both pages reconnect by themselves, recover, and show each message once, in order."""
+    daemon = daemon_factory(site.config, port=site.http_port, listen=False)
+    page_url = f"http://{LOOPBACK}:{proxy.port}/"
+    ann, bob = chat_page(page_url, "ann"), chat_page(page_url, "bob")
+    say(ann, "before the outage")
+    for page in (ann, bob):
+        wait_for_messages(page, 1)
+        page.down = True  # type: ignore[attr-defined]
+
+    proxy.cut()
+    for page in (ann, bob):
+        wait_for_status(page, "reconnecting in ", panel="chat")
+        assert "(code 1006)" in page.text_content("#chat-status")
+    missed = [f"missed {n}" for n in range(1, 6)]
+    for text in missed:
+        publish(daemon, text)
+    proxy.restore()
+
+    for page in (ann, bob):
+        wait_for_status(page, "open", panel="chat", timeout_ms=RECONNECT_TIMEOUT_MS)
+        wait_for_status(page, "open", panel="echo", timeout_ms=RECONNECT_TIMEOUT_MS)
+        page.down = False  # type: ignore[attr-defined]
+        page.locator("#chat-log .recovered").wait_for()
+    say(bob, "after the outage")
+    expected = ["before the outage", *missed, "after the outage"]
+    for page in (ann, bob):
+        wait_for_messages(page, len(expected))
+        assert [text for _, text in messages(page)] == expected, "a message is missing, repeated or out of order"
+        assert offsets(page) == list(range(1, len(expected) + 1))
+        assert page.locator("#chat-log .missed").count() == 0
