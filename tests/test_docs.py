@@ -89,3 +89,20 @@ def test_the_readme_says_to_name_a_passed_socket():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text[text.index('endpoint = "systemd:domain=INET6:name=wsdaemon-https"') :][:1500]
     assert "LISTEN_FDNAMES" in section and "--fdname=" in section and "index=0" in section
+
+
+def test_every_builtin_handler_option_is_in_the_readme_and_the_sample_config():
+    """Each option a built-in handler declares is named in the README's handler table and in etc/wsdaemon.toml."""
+    from wsdaemon.plugins import discover_handlers
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sample = (ROOT / "etc" / "wsdaemon.toml").read_text(encoding="utf-8")
+    table = {row.split("|")[1].strip().strip("`"): row for row in readme.splitlines() if row.startswith("| `")}
+    missing = [
+        f"{name}.{option}"
+        for name, plugin in discover_handlers().items()
+        if name in ("echo", "broadcast", "process", "tcp")
+        for option in plugin.options
+        if f"`{option}`" not in table.get(name, "") or not re.search(rf"^#\s+{option} = ", sample, re.MULTILINE)
+    ]
+    assert missing == []

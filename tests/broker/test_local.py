@@ -6,6 +6,7 @@ import itertools
 
 from twisted.internet.task import Clock
 
+from tests.broker.members import Plain, Positioned
 from wsdaemon.broker import InProcessBroker, Route
 from wsdaemon.core.frames import Opcode, SharedMessage
 from wsdaemon.hub import ChannelState, Fetch, HubLimits, Publication, RecoveryQuery, is_epoch
@@ -17,27 +18,6 @@ def epochs():
     """Deterministic epochs: e1, e2, ..."""
     counter = itertools.count(1)
     return lambda: f"e{next(counter)}"
-
-
-class Plain:
-    """A member without history: it only has ``deliver``."""
-
-    def __init__(self):
-        self.messages: list[SharedMessage] = []
-
-    def deliver(self, message):
-        self.messages.append(message)
-
-
-class Positioned(Plain):
-    """A member of a channel with history: it gets publications."""
-
-    def __init__(self):
-        super().__init__()
-        self.publications: list[Publication] = []
-
-    def deliver_publication(self, publication):
-        self.publications.append(publication)
 
 
 def text(value: str) -> SharedMessage:

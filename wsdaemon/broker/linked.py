@@ -17,6 +17,16 @@ Rules for this file:
   process only, and a backend's is refused (:class:`PublishRefused`).
 * On link up: every channel with members here is subscribed again, then the
   queue is sent, in order. Each change of state is logged once.
+* A positioned publish (``history=``) is never queued: the link gives it its
+  offset, keeps it in history and sends it on in one step
+  (:meth:`Link.publish_positioned`), so while the link is down it fails with
+  :class:`HistoryUnavailable`, and so does :meth:`LinkedBroker.history`.
+  It comes back like any message of ours, with its position; on a channel not
+  yet subscribed on the link it is delivered here when the link answers with
+  its position. One whose position never became known (the link went down
+  first) is not delivered here: history has it if the link kept it.
+* Answers awaited from the link (positions, history reads) are bounded by
+  ``max_pending_messages`` too; beyond it, :class:`HistoryUnavailable`.
 """
 
 from __future__ import annotations
@@ -24,16 +34,16 @@ from __future__ import annotations
 import itertools
 import os
 from collections import deque
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from wsdaemon.broker import payload
+from wsdaemon.broker.answers import AwaitedAnswers
 from wsdaemon.broker.interface import (
-    HistoryUnavailable,
     IBroker,
     LinkObserver,
     LinkState,
@@ -44,38 +54,28 @@ from wsdaemon.broker.interface import (
     Receiver,
     Route,
 )
-from wsdaemon.broker.local import Members, published
-from wsdaemon.core.frames import SharedMessage
+from wsdaemon.broker.link import Link
+from wsdaemon.broker.local import Members, new_epoch, published
+from wsdaemon.core.frames import Opcode, SharedMessage
 from wsdaemon.hub import ChannelState, Fetch, HubLimits, Publication
 
-_InFlight = tuple[int, SharedMessage, Receiver | None]
+_T = TypeVar("_T")
 
 
-class Link(Protocol):
-    """The bytes side of a :class:`LinkedBroker`: it connects, and reports with the broker's ``link_*`` methods."""
+class _InFlight:
+    """One of our messages sent on the link and not back yet."""
 
-    description: str
+    __slots__ = ("exclude", "message", "orphaned", "positioned", "publication", "sequence")
 
-    def start(self, broker: LinkedBroker) -> None:
-        """Connect (and reconnect after losses) until stopped."""
-
-    def stop(self) -> Deferred[None]:
-        """Disconnect for good, removing what this process announced (presence)."""
-
-    def publish(self, channel: str, data: bytes) -> None:
-        """Send one payload to every subscriber of ``channel`` (only called while up)."""
-
-    def subscribe(self, channel: str) -> None:
-        """Start receiving ``channel``; confirmed by ``broker.link_subscribed`` (only called while up)."""
-
-    def unsubscribe(self, channel: str) -> None:
-        """Stop receiving ``channel`` (only called while up)."""
-
-    def members_changed(self, channel: str, count: int) -> None:
-        """This process now has ``count`` members of ``channel`` (for presence)."""
-
-    def presence(self, channel: str) -> Deferred[int]:
-        """Members of ``channel`` in every process the link reaches."""
+    def __init__(self, sequence: int, message: SharedMessage, exclude: Receiver | None, positioned: bool) -> None:
+        self.sequence = sequence
+        self.message = message
+        self.exclude = exclude
+        self.positioned = positioned
+        #: The message with its position, once the link answered it.
+        self.publication: Publication | None = None
+        #: Its turn to be delivered came before its position was known: delivered when it is.
+        self.orphaned = False
 
 
 @implementer(IBroker)
@@ -84,13 +84,21 @@ class LinkedBroker:
 
     Args:
         link: what carries the payloads.
-        max_pending_messages: messages kept while the link is down (and per channel in flight).
+        max_pending_messages: messages kept while the link is down (and per channel in flight,
+            and answers awaited from the link).
         origin: this process's name in payloads (random by default).
+        epochs: makes the epoch a channel gets when the link has none for it.
     """
 
     log = Logger()
 
-    def __init__(self, link: Link, max_pending_messages: int, origin: bytes | None = None) -> None:
+    def __init__(
+        self,
+        link: Link,
+        max_pending_messages: int,
+        origin: bytes | None = None,
+        epochs: Callable[[], str] = new_epoch,
+    ) -> None:
         self.link = link
         self.description = link.description
         self.max_pending_messages = max_pending_messages
@@ -105,6 +113,9 @@ class LinkedBroker:
         self._sequence = itertools.count(1)
         self._observers: list[LinkObserver] = []
         self._failure_logged = False
+        self._epochs = epochs
+        #: Answers awaited from the link (positions, history reads).
+        self.answers = AwaitedAnswers(self.description, max_pending_messages)
 
     # --- IBroker ----------------------------------------------------------------------
 
@@ -118,12 +129,12 @@ class LinkedBroker:
     ) -> Deferred[Published]:
         """Send ``message`` on the link, or deliver it here and queue it while the link is down."""
         if history is not None:
-            return fail(HistoryUnavailable("positioned publishes need the in-process broker for now"))
+            return self._publish_positioned(channel, message, exclude, history)
         sequence = next(self._sequence)
         data = payload.encode(message.opcode, message.payload, self.origin, sequence)
         if self.state is LinkState.UP:
             if channel in self.subscribed:
-                self._remember(channel, (sequence, message, exclude))
+                self._remember(channel, _InFlight(sequence, message, exclude, False))
             else:
                 self.members.deliver(channel, message, exclude)
             self.link.publish(channel, data)
@@ -147,8 +158,44 @@ class LinkedBroker:
     def history(
         self, channel: str, fetch: Fetch, limits: HubLimits
     ) -> Deferred[tuple[ChannelState, list[Publication]]]:
-        """Not kept across processes yet."""
-        return fail(HistoryUnavailable("history needs the in-process broker for now"))
+        """Read the state and the entries in one step on the link; :class:`HistoryUnavailable` while down."""
+        refused = self.answers.refusal(self.state is LinkState.UP, "the broker is down: history cannot be read now")
+        if refused is not None:
+            return fail(refused)
+        epoch = self._epochs()
+        return self.answers.ask(lambda: self.link.history(channel, fetch, limits, epoch), "read the channel's history")
+
+    def _publish_positioned(
+        self, channel: str, message: SharedMessage, exclude: Receiver | None, limits: HubLimits
+    ) -> Deferred[Published]:
+        """Have the link position, keep and send ``message``; deliver it here with its position."""
+        refused = self.answers.refusal(
+            self.state is LinkState.UP, "the broker is down: a message on a channel with history cannot be positioned"
+        )
+        if refused is not None:
+            return fail(refused)
+        sequence = next(self._sequence)
+        entry = _InFlight(sequence, message, exclude, True)
+        waits = channel in self.subscribed
+        if waits:
+            self._remember(channel, entry)
+        header = payload.positioned_header(message.opcode, self.origin, sequence)
+        epoch = self._epochs()
+
+        def positioned(position: tuple[str, int]) -> Published:
+            epoch, offset = position
+            publication = Publication(channel, epoch, offset, message.payload, message.opcode == Opcode.BINARY)
+            entry.publication = publication
+            if not waits or entry.orphaned:
+                entry.orphaned = False
+                self.members.deliver_positioned(publication, message, exclude)
+            return published(channel, message, Route.BROKER, publication)
+
+        sent = self.answers.ask(
+            lambda: self.link.publish_positioned(channel, header, message.payload, limits, epoch),
+            "position the message",
+        )
+        return sent.addCallback(positioned)
 
     def subscribe(self, channel: str, receiver: Receiver) -> None:
         """Join; the channel's first member here subscribes it on the link."""
@@ -199,6 +246,7 @@ class LinkedBroker:
     def link_up(self) -> None:
         """Connected: subscribe every channel with members here, then send what waited."""
         self._failure_logged = False
+        self.answers.link_up()
         self.state = LinkState.UP
         channels = list(self.members)
         for channel in channels:
@@ -274,12 +322,21 @@ class LinkedBroker:
             self._count_malformed(channel, str(error))
             return
         if envelope.origin != self.origin:
-            self.members.deliver(channel, SharedMessage(envelope.opcode, envelope.data))
+            message = SharedMessage(envelope.opcode, envelope.data)
+            if envelope.epoch is None or envelope.offset is None:
+                self.members.deliver(channel, message)
+            else:
+                binary = envelope.opcode == Opcode.BINARY
+                publication = Publication(channel, envelope.epoch, envelope.offset, envelope.data, binary)
+                self.members.deliver_positioned(publication, message)
             return
         waiting = self.in_flight.get(channel)
-        while waiting and waiting[0][0] <= envelope.sequence:
-            _, message, exclude = waiting.popleft()
-            self.members.deliver(channel, message, exclude)
+        while waiting and waiting[0].sequence <= envelope.sequence:
+            entry = waiting.popleft()
+            if entry.sequence == envelope.sequence and envelope.epoch is not None and envelope.offset is not None:
+                binary = envelope.opcode == Opcode.BINARY
+                entry.publication = Publication(channel, envelope.epoch, envelope.offset, envelope.data, binary)
+            self._deliver(channel, entry)
 
     # --- bookkeeping ------------------------------------------------------------------
 
@@ -287,13 +344,21 @@ class LinkedBroker:
         waiting = self.in_flight.setdefault(channel, deque())
         waiting.append(entry)
         if len(waiting) > self.max_pending_messages:  # not coming back: deliver rather than grow
-            _, message, exclude = waiting.popleft()
-            self.members.deliver(channel, message, exclude)
+            self._deliver(channel, waiting.popleft())
+
+    def _deliver(self, channel: str, entry: _InFlight) -> None:
+        """Deliver one of our messages here: a positioned one only with its position (else once it is known)."""
+        if not entry.positioned:
+            self.members.deliver(channel, entry.message, entry.exclude)
+        elif entry.publication is not None:
+            self.members.deliver_positioned(entry.publication, entry.message, entry.exclude)
+        else:
+            entry.orphaned = True
 
     def _flush_in_flight(self, in_flight: dict[str, deque[_InFlight]]) -> None:
         for channel, waiting in in_flight.items():
-            for _, message, exclude in waiting:
-                self.members.deliver(channel, message, exclude)
+            for entry in waiting:
+                self._deliver(channel, entry)
 
     def _count_not_forwarded(self) -> None:
         if not self.not_forwarded:

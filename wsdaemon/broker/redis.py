@@ -14,6 +14,9 @@ Rules for this file:
   (``"COUNT EXPIRES"``), rewritten on each change and every
   ``presence_refresh_seconds``: the entry of a process that died without a word
   is ignored once it expires (three refreshes), and the key itself expires.
+* History: a positioned publish and a history read are each one Lua script
+  (:mod:`wsdaemon.broker.redis_history`; ``EVALSHA``, ``EVAL`` on ``NOSCRIPT``).
+  While the link is down they fail at once (``HistoryUnavailable``), unqueued.
 """
 
 from __future__ import annotations
@@ -33,10 +36,13 @@ from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
+from wsdaemon.broker import redis_history
 from wsdaemon.broker.backoff import Backoff
+from wsdaemon.broker.interface import HistoryUnavailable
 from wsdaemon.broker.linked import LinkedBroker, presence_unavailable
 from wsdaemon.broker.payload import ORIGIN_BYTES
 from wsdaemon.config.model import BrokerConfig
+from wsdaemon.hub import ChannelState, Fetch, HubLimits, Publication
 
 #: A presence entry expires after this many refresh intervals without a refresh.
 PRESENCE_TTL_REFRESHES = 3
@@ -253,6 +259,32 @@ class RedisLink:
         """PUBLISH; a reply lost with the connection changes nothing (the loss is handled once)."""
         if self.commands is not None:
             self.commands.publish(self._name(channel), data).addErrback(_ignore)
+
+    def publish_positioned(
+        self, channel: str, header: bytes, data: bytes, limits: HubLimits, epoch: str
+    ) -> Deferred[tuple[str, int]]:
+        """The positioning script: offset, stream, TTL and PUBLISH in one step; fires with (epoch, offset)."""
+        keys = redis_history.history_keys(self.settings.prefix, channel)
+        args = redis_history.publish_args(self._name(channel), header, data, limits, epoch)
+        return self._script(redis_history.PUBLISH_SCRIPT, keys, args).addCallback(redis_history.position_answer)
+
+    def history(
+        self, channel: str, fetch: Fetch, limits: HubLimits, epoch: str
+    ) -> Deferred[tuple[ChannelState, list[Publication]]]:
+        """The reading script: the state and the entries ``fetch`` wants, in one step."""
+        keys, args = (
+            redis_history.history_keys(self.settings.prefix, channel),
+            redis_history.history_args(limits, fetch, epoch),
+        )
+        return self._script(redis_history.HISTORY_SCRIPT, keys, args).addCallback(
+            redis_history.history_answer, channel, fetch
+        )
+
+    def _script(self, script: str, keys: list[bytes], args: list[bytes]) -> Deferred[Any]:
+        """Run a script on the command connection (txredisapi sends EVALSHA once it has sent EVAL)."""
+        if self.commands is None:
+            return defer.fail(HistoryUnavailable("the broker is down"))
+        return defer.maybeDeferred(self.commands.eval, script, keys, args)
 
     def subscribe(self, channel: str) -> None:
         """SUBSCRIBE; the broker hears when Redis confirmed it."""

@@ -28,7 +28,7 @@ class HubLimits:
         300.0,
         1.0,
         30 * 86400.0,
-        "a channel with no publish for this long loses its history (its next message starts a new epoch)",
+        "a channel with no publish for this long drops its history (with Redis, its epoch too)",
     )
     history_max_bytes: int = limit_field(
         1 * MIB, 0, 2**32, "payload bytes kept per channel; older messages are dropped first"

@@ -55,6 +55,12 @@ class MessageKind(enum.Enum):
     COUNT = b"C"  # worker -> supervisor: its member count of a channel (presence)
     PRESENCE = b"Q"  # worker -> supervisor: how many members a channel has on all workers?
     PRESENCE_ANSWER = b"A"  # supervisor -> worker: the answer
+    # Channels with history across the workers: the supervisor keeps it and gives the positions.
+    POSITION = b"O"  # worker -> supervisor: position, keep and relay a message (a positioned publish)
+    POSITION_ANSWER = b"o"  # supervisor -> worker: the position it got
+    HISTORY = b"R"  # worker -> supervisor: read a channel's state and history
+    HISTORY_ENTRY = b"E"  # supervisor -> worker: one kept message of the history read
+    HISTORY_ANSWER = b"r"  # supervisor -> worker: the channel's state, after its entries
 
 
 class ChannelError(Exception):

@@ -135,7 +135,7 @@ class Supervisor(Service):
         ]
         self.readiness = Readiness(reactor, self.slots, self.process, notifier or Notifier(None), self.environ)
         #: Broadcast channels across the workers (used when there is no [broker]).
-        self.relay = RelayHub()
+        self.relay = RelayHub(reactor)
         self.sockets: list[HeldSocket] = []
         self._all_exited: Deferred[None] | None = None
         self._kill_call: Any = None
@@ -145,6 +145,7 @@ class Supervisor(Service):
     def startService(self) -> None:
         """Once the reactor runs: take the signals, open the listeners, start the workers."""
         super().startService()  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        self.relay.start()
         self.reactor.callWhenRunning(self._running)
 
     def _running(self) -> None:
@@ -319,6 +320,7 @@ class Supervisor(Service):
     def stopService(self) -> Deferred[None] | None:
         """SIGTERM every worker and wait for all to exit; SIGKILL those that outlast the drain."""
         super().stopService()  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        self.relay.stop()
         self.readiness.stop()
         close_sockets(self.sockets)
         self.sockets = []

@@ -1,0 +1,80 @@
+"""The answers a linked broker awaits from its link (positions, history reads): bounded, failures in our words.
+
+Rules for this file:
+
+* At most ``bound`` answers are awaited at once (the broker's
+  ``max_pending_messages``): a slow or stuck link cannot make them pile up. A
+  question beyond that, or asked while the link is down, fails at once with
+  :class:`~wsdaemon.broker.interface.HistoryUnavailable` (HTTP 503).
+* Whatever the link fails with becomes ``HistoryUnavailable`` with one of our
+  sentences (the link's own words may name hosts); the cause is logged once
+  per outage, not once per question.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from wsdaemon.broker.interface import HistoryUnavailable
+
+_T = TypeVar("_T")
+
+
+class AwaitedAnswers:
+    """Counts the answers awaited from one link, and words their failures.
+
+    Args:
+        description: the broker's, for the log.
+        bound: answers awaited at most.
+    """
+
+    log = Logger()
+
+    def __init__(self, description: str, bound: int) -> None:
+        self.description = description
+        self.bound = bound
+        self.awaited = 0
+        self._failure_logged = False
+
+    def refusal(self, up: bool, down: str) -> HistoryUnavailable | None:
+        """Why a question cannot be asked now (``down`` while the link is down, or too many awaited), or None."""
+        if not up:
+            return HistoryUnavailable(down)
+        if self.awaited >= self.bound:
+            return HistoryUnavailable(
+                f"{self.bound} answers from the broker are already awaited (max_pending_messages)"
+            )
+        return None
+
+    def ask(self, question: Callable[[], Deferred[_T]], what: str) -> Deferred[_T]:
+        """Ask (``question()`` sends it), counting the answer until it comes; a failure says we could not ``what``."""
+        self.awaited += 1
+        answer: Deferred[_T] = maybeDeferred(question)  # a link that raises must not leak the count
+        return answer.addErrback(self._unavailable, what).addBoth(self._answered)
+
+    def link_up(self) -> None:
+        """The link is back: the next failure is logged again."""
+        self._failure_logged = False
+
+    def _answered(self, result: _T) -> _T:
+        self.awaited -= 1
+        return result
+
+    def _unavailable(self, failure: Failure, what: str) -> Failure:
+        if failure.check(HistoryUnavailable):
+            return failure
+        if not self._failure_logged:
+            self._failure_logged = True
+            self.log.warn(
+                "broker {broker}: could not {what} ({reason}); publishes and recoveries on channels with history "
+                "fail with 503 until it answers again",
+                broker=self.description,
+                what=what,
+                reason=failure.getErrorMessage() or type(failure.value).__name__,
+            )
+        return Failure(HistoryUnavailable(f"the broker could not {what}"))
