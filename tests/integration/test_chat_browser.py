@@ -1,12 +1,15 @@
 """The demo page's chat in real headless Chromium: two pages over ws:// and wss://, across a daemon restart.
 
-Without a shared broker a stopped daemon can take no publishes, and its restart
-begins a new history (a new epoch): the backend publishes right after the
-restart, racing the pages' reconnects, and either way each page must show
-"not recovered" and then every message once, in order. The recovered path
-(same epoch, what was missed replayed) is tested by cutting the network
-between the pages and a daemon that stays up (a relay, :class:`CuttableProxy`),
-and by Disconnect/Connect.
+Three ways to lose the link, each with messages published meanwhile:
+* the pages' daemon restarts while another instance, on the same real
+  redis-server, takes publishes: the history survives, the pages are
+  ``recovered`` and show what they missed, once and in order;
+* the daemon restarts without a shared broker: it can take no publishes while
+  down and begins a new history (a new epoch), so the backend publishes right
+  after the restart, racing the reconnects; either way each page says "not
+  recovered" and then shows every message once, in order;
+* the network is cut between the pages and a daemon that stays up (a relay,
+  :class:`CuttableProxy`), and the user's own Disconnect/Connect.
 
 The daemon runs on the built-in endpoints (``/echo`` and the ``/chat/`` channels
 with JSON envelopes and history) with a plain and a TLS listener and the publish
@@ -48,7 +51,7 @@ REFUSED_RECONNECT = re.compile(r"^WebSocket connection to 'wss?://[^']+/(echo|ch
 class Site:
     """Where the daemon serves the page: over http (ws://) or https (wss://)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, extra: str = "") -> None:
         self.ca = ThrowawayCA(workdir / "pki")
         self.cert = self.ca.issue("localhost", ("localhost",), ip_addresses=(LOOPBACK,), stem="server")
         self.http_port, self.tls_port = free_port(), free_port()
@@ -59,8 +62,10 @@ class Site:
             f'[[listeners]]\nendpoint = "tcp:{self.http_port}:interface={LOOPBACK}"\n'
             f'[[listeners]]\nendpoint = "tcp:{self.tls_port}:interface={LOOPBACK}"\ntls = true\n'
             f'certificate = "{self.cert.cert_path}"\nprivate_key = "{self.cert.key_path}"\n'
-            f'[api]\ntoken_file = "{token_file}"\n'
+            f'[api]\ntoken_file = "{token_file}"\n{extra}'
         )
+        #: The same daemon without listeners of its own (given --listen), e.g. a second instance.
+        self.instance_config = f'[api]\ntoken_file = "{token_file}"\n{extra}'
 
     def page_url(self, scheme: str) -> str:
         """The demo page, over http or https."""
@@ -238,6 +243,39 @@ def test_pages_recover_what_was_published_while_the_network_was_down(daemon_fact
         page.locator("#chat-log .recovered").wait_for()
     say(bob, "after the outage")
     expected = ["before the outage", *missed, "after the outage"]
+    for page in (ann, bob):
+        wait_for_messages(page, len(expected))
+        assert [text for _, text in messages(page)] == expected, "a message is missing, repeated or out of order"
+        assert offsets(page) == list(range(1, len(expected) + 1))
+        assert page.locator("#chat-log .missed").count() == 0
+
+
+def test_pages_recover_across_a_daemon_restart_with_a_shared_broker(daemon_factory, tmp_path, chat_page, redis_server):
+    """History in Redis: messages published on another instance while the pages' daemon is down are recovered, once, in order."""
+    site = Site(tmp_path, f'[broker]\nurl = "{redis_server.url}"\nreconnect_initial_seconds = 0.1\n')
+    daemon = daemon_factory(site.config, port=site.http_port, listen=False)
+    other = daemon_factory(site.instance_config)
+    ann, bob = chat_page(site.page_url("ws"), "ann"), chat_page(site.page_url("wss"), "bob")
+    say(ann, "before the restart")
+    for page in (ann, bob):
+        wait_for_messages(page, 1)
+        page.down = True  # type: ignore[attr-defined]
+
+    daemon.stop()
+    for page in (ann, bob):
+        wait_for_status(page, "reconnecting in ", panel="chat")
+    missed = [f"published while the daemon was down {n}" for n in range(1, 4)]
+    for text in missed:
+        publish(other, text)
+    daemon_factory(site.config, port=site.http_port, listen=False)
+
+    for page in (ann, bob):
+        for panel in ("chat", "echo"):
+            wait_for_status(page, "open", panel=panel, timeout_ms=RECONNECT_TIMEOUT_MS)
+        page.down = False  # type: ignore[attr-defined]
+        page.locator("#chat-log .recovered").wait_for()
+    say(bob, "after the restart")
+    expected = ["before the restart", *missed, "after the restart"]
     for page in (ann, bob):
         wait_for_messages(page, len(expected))
         assert [text for _, text in messages(page)] == expected, "a message is missing, repeated or out of order"
