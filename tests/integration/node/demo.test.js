@@ -204,7 +204,7 @@ test("the watchdog closes a silent connection, and traffic keeps it alive", () =
   h.clock.advance(50000);
   assert.equal(h.sockets[0].closedWith, null);
   h.clock.advance(10001);
-  assert.deepEqual(h.sockets[0].closedWith, [4000, "no traffic from the server"]);
+  assert.deepEqual(h.sockets[0].closedWith, [demo.CLOSE_SILENT, "no traffic from the server"]);
   assert.deepEqual(h.received, [notice("heartbeat", 0)]);
 });
 
@@ -216,4 +216,13 @@ test("events of a replaced socket are ignored", () => {
   h.clock.advance(1000);
   first.onmessage({ data: "stale" });
   assert.deepEqual(h.received, []);
+});
+
+test("the page's own close codes are ones a browser may send, with short reasons", () => {
+  for (const code of [demo.CLOSE_SILENT, demo.CLOSE_BROKEN_STREAM]) assert.ok(code >= 3000 && code <= 4999);
+  const h = harness();
+  h.socket.start();
+  h.sockets[0].open();
+  h.socket.fail(demo.CLOSE_BROKEN_STREAM, "x".repeat(500));
+  assert.ok(new TextEncoder().encode(h.sockets[0].closedWith[1]).length <= 123);
 });

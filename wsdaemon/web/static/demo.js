@@ -42,6 +42,10 @@
   }
 
   const NOTICES = ["subscribed", "recovered", "not_recovered", "heartbeat"];
+  // The close codes the page sends when it gives up on a connection (a browser may send only
+  // 1000 or 3000-4999, so not the protocol's own 1002).
+  const CLOSE_SILENT = 4000;
+  const CLOSE_BROKEN_STREAM = 4002;
 
   // The envelope stream of one channel (docs/recovery.md §5): the position (epoch, offset) of
   // the last message or notice, kept across reconnects, and what each incoming text means.
@@ -151,9 +155,10 @@
       return true;
     }
 
-    // Close this connection (a protocol error, a dead link) and let the reconnect follow.
+    // Close this connection (a protocol error, a dead link) and let the reconnect follow. A page may
+    // only send 1000 or 3000-4999, with a reason of at most 123 bytes: anything else throws.
     fail(code, reason) {
-      if (this.socket !== null) this.socket.close(code, reason);
+      if (this.socket !== null) this.socket.close(code, reason.slice(0, 40));
     }
 
     _connect() {
@@ -207,7 +212,7 @@
       this._stopWatchdog();
       this.watchdog = this.deps.setTimeout(() => {
         this.watchdog = null;
-        this.fail(4000, "no traffic from the server");
+        this.fail(CLOSE_SILENT, "no traffic from the server");
       }, this.silenceMs);
     }
 
@@ -242,7 +247,7 @@
     }
   }
 
-  const logic = { Backoff, EnvelopeStream, ReconnectingSocket, describeClose, describeState, parseChatLine, shouldReconnect };
+  const logic = { CLOSE_BROKEN_STREAM, CLOSE_SILENT, Backoff, EnvelopeStream, ReconnectingSocket, describeClose, describeState, parseChatLine, shouldReconnect };
   if (typeof module !== "undefined" && module.exports) module.exports = logic;
   if (typeof document === "undefined") return;
 
@@ -372,7 +377,7 @@
       },
       onMessage: (data) => {
         if (typeof data !== "string") {
-          socket.fail(1002, "binary message on an envelope endpoint");
+          socket.fail(CLOSE_BROKEN_STREAM, "binary message on an envelope endpoint");
           return;
         }
         const got = stream.receive(data);
@@ -387,7 +392,7 @@
         } else if (got.kind === "notice" && got.notice.type === "recovered") {
           entry(list, "info recovered", [["text", "Reconnected; nothing was missed."]]);
         } else if (got.kind === "error") {
-          socket.fail(1002, got.reason);
+          socket.fail(CLOSE_BROKEN_STREAM, got.reason);
         }
       },
     }, { silenceMs: SILENCE_MS });
