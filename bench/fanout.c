@@ -3,7 +3,7 @@
  * generator is not what limits the measurement. Part of wsdaemon's bench/ (see fanout.py).
  *
  *   fanout --pub-port P --sub-ports P1[,P2,...] --path /chat/bench --subs N
- *          [--size 64] [--window K] [--duration S] [--warmup S]
+ *          [--size 64] [--window K] [--duration S] [--warmup S]   (size 32..4096)
  *
  * The subscribers connect round-robin to the --sub-ports (two daemons, or the one port of
  * two workers); the publisher connects to --pub-port. Each 64-byte text message carries its
@@ -40,7 +40,7 @@
 
 typedef struct {
     int fd, open, is_pub;
-    uint8_t buf[8192];
+    uint8_t buf[16384];
     int blen;
     long long last_seq; /* last sequence received; -1 before the first */
 } conn;
@@ -78,17 +78,27 @@ static void send_all(conn *c, const uint8_t *data, size_t len) {
     if (w != (ssize_t)len) error_note("short write");
 }
 
+#define MAX_SIZE 4096
+
 static void send_frame(conn *c, int opcode, const uint8_t *payload, int len) {
-    uint8_t frame[6 + 125];
+    uint8_t frame[8 + MAX_SIZE];
+    int head = 2;
     frame[0] = 0x80 | opcode;
-    frame[1] = 0x80 | len;
-    memcpy(frame + 2, mask_key, 4);
-    for (int i = 0; i < len; i++) frame[6 + i] = payload[i] ^ mask_key[i & 3];
-    send_all(c, frame, 6 + len);
+    if (len < 126) {
+        frame[1] = 0x80 | len;
+    } else {
+        frame[1] = 0x80 | 126;
+        frame[2] = (uint8_t)(len >> 8);
+        frame[3] = (uint8_t)len;
+        head = 4;
+    }
+    memcpy(frame + head, mask_key, 4);
+    for (int i = 0; i < len; i++) frame[head + 4 + i] = payload[i] ^ mask_key[i & 3];
+    send_all(c, frame, head + 4 + len);
 }
 
 static void publish(double t) {
-    char text[128];
+    char text[MAX_SIZE + 1];
     int n = snprintf(text, sizeof text, "%016llx%016llx", (unsigned long long)next_seq,
                      (unsigned long long)(t * 1e9));
     while (n < opt_size) text[n++] = '.';
@@ -143,15 +153,23 @@ static void on_readable(conn *c, double t) {
         off = (int)(end - (char *)c->buf) + 4;
     }
     while (c->blen - off >= 2) {
-        int len = c->buf[off + 1] & 0x7f, op = c->buf[off] & 0x0f;
-        if (len > 125) {
-            error_note("a frame larger than 125 bytes");
+        int len = c->buf[off + 1] & 0x7f, op = c->buf[off] & 0x0f, head = 2;
+        if (len == 126) {
+            if (c->blen - off < 4) break;
+            len = (c->buf[off + 2] << 8) | c->buf[off + 3];
+            head = 4;
+        } else if (len == 127) {
+            error_note("a frame larger than 64 KiB");
             len = 0;
         }
-        if (c->blen - off < 2 + len) break;
-        if (op == 0x9) send_frame(c, 0xA, c->buf + off + 2, len);
-        else if (op == 0x1 || op == 0x2) message(c, c->buf + off + 2, len, t);
-        off += 2 + len;
+        if (len > (int)sizeof c->buf - 4) {
+            error_note("a frame larger than the read buffer");
+            len = 0;
+        }
+        if (c->blen - off < head + len) break;
+        if (op == 0x9) send_frame(c, 0xA, c->buf + off + head, len);
+        else if (op == 0x1 || op == 0x2) message(c, c->buf + off + head, len, t);
+        off += head + len;
     }
     memmove(c->buf, c->buf + off, c->blen - off);
     c->blen -= off;
@@ -217,8 +235,8 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (!opt_pub_port || !nports || opt_size < 32 || opt_size > 125 || opt_window < 1 || opt_window > RING / 2) {
-        fprintf(stderr, "usage: fanout --pub-port P --sub-ports P1[,P2] [--path P] [--subs N] [--size 32-125] "
+    if (!opt_pub_port || !nports || opt_size < 32 || opt_size > MAX_SIZE || opt_window < 1 || opt_window > RING / 2) {
+        fprintf(stderr, "usage: fanout --pub-port P --sub-ports P1[,P2] [--path P] [--subs N] [--size 32-4096] "
                         "[--window K] [--duration S] [--warmup S]\n");
         return 2;
     }

@@ -16,12 +16,16 @@
  *              arrives on stdin. Messages the server sends them (a broadcast)
  *              are checked against --size and counted, never answered.
  *
+ * --tls speaks TLS (OpenSSL, no certificate check: the servers are ours, on
+ * loopback) under either mode; every connection makes a full handshake (no
+ * session resumption), so the handshake scenario counts TLS handshakes too.
+ *
  * Client frames are masked (fixed, non-zero key: every frame is prebuilt once,
  * so masking costs the generator nothing). Server frames are parsed as a
  * stream (no per-connection message buffer), pings answered, echoes checked.
  *
  * Output: one JSON object per line on stdout.
- * Build:  cc -O2 -o loadgen loadgen.c
+ * Build:  cc -O2 -o loadgen loadgen.c -lssl -lcrypto   (Debian: libssl-dev)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -41,9 +45,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 enum { MODE_WS, MODE_RAW };
 enum { SC_ECHO, SC_HANDSHAKE, SC_IDLE };
-enum { ST_FREE, ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING };
+enum { ST_FREE, ST_CONNECTING, ST_TLS, ST_HANDSHAKE, ST_OPEN, ST_CLOSING };
 enum { PH_HEADER, PH_PAYLOAD };
 
 #define HIST_BUCKETS (1u << 20) /* 1 us resolution up to ~1.05 s */
@@ -64,10 +71,16 @@ static double opt_duration = 5.0;
 static double opt_warmup = 1.0;
 static int opt_concurrency = 200;
 static double opt_setup_timeout = 60.0;
+static int opt_tls = 0;
+static SSL_CTX *tls_ctx;
 
 /* ---------------------------------------------------------------- state */
 typedef struct conn {
     int fd;
+    SSL *ssl;             /* --tls: the connection's TLS state */
+    /* --tls: an SSL_write that wanted to write must be retried with the same bytes */
+    size_t retry_len;
+    int retry_x;          /* the retried bytes are control frames (xbuf), not sendbuf */
     int state;
     int want_out;         /* EPOLLOUT registered */
     double t_start;       /* handshake scenario: when this attempt began */
@@ -198,6 +211,13 @@ static void conn_close(conn *c) {
         n_open--;
         c->counted = 0;
     }
+    if (c->ssl) {
+        SSL_shutdown(c->ssl); /* one close_notify, not waiting for the server's */
+        ERR_clear_error();
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    c->retry_len = 0;
     if (c->fd >= 0) {
         epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
@@ -247,6 +267,62 @@ static int conn_start(conn *c) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- TLS or not */
+/* read(2) or SSL_read: -1 with errno EAGAIN when nothing can be read now, 0 at end of stream.
+ * SSL_read gives one record at a time, so it is called until the buffer is full or it wants more. */
+static ssize_t io_read(conn *c, uint8_t *buf, size_t len) {
+    if (!c->ssl) return read(c->fd, buf, len);
+    size_t got = 0;
+    while (got < len) {
+        int r = SSL_read(c->ssl, buf + got, (int)(len - got));
+        if (r > 0) {
+            got += (size_t)r;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, r);
+        if (got) break;
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            if (e == SSL_ERROR_WANT_WRITE && !c->want_out) ep_set(c, 1);
+            errno = EAGAIN;
+            return -1;
+        }
+        if (e == SSL_ERROR_ZERO_RETURN) return 0;
+        if (e == SSL_ERROR_SYSCALL && r == 0) return 0; /* EOF without close_notify */
+        errno = EPROTO;
+        return -1;
+    }
+    return (ssize_t)got;
+}
+
+/* write(2) or SSL_write; -1 with errno EAGAIN when nothing can be written now.
+ * After SSL_write wanted to write, the caller retries with the same bytes (flush does). */
+static ssize_t io_write(conn *c, const uint8_t *buf, size_t len, int is_x) {
+    if (!c->ssl) return write(c->fd, buf, len);
+    int w = SSL_write(c->ssl, buf, (int)(len > (1u << 30) ? (1u << 30) : len));
+    if (w > 0) {
+        c->retry_len = 0;
+        return w;
+    }
+    int e = SSL_get_error(c->ssl, w);
+    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+        c->retry_len = len;
+        c->retry_x = is_x;
+        errno = EAGAIN;
+        return -1;
+    }
+    errno = EPIPE;
+    return -1;
+}
+
+static void tls_setup(void) {
+    tls_ctx = SSL_CTX_new(TLS_client_method());
+    if (!tls_ctx) die("SSL_CTX_new failed");
+    SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(tls_ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+}
+
 /* ---------------------------------------------------------------- sending */
 static void queue_frames(conn *c, int n, double t) {
     for (int i = 0; i < n; i++) {
@@ -275,8 +351,11 @@ static void queue_extra(conn *c, uint8_t opcode, const uint8_t *data, int len) {
 /* Returns -1 if the connection failed. */
 static int flush(conn *c) {
     for (;;) {
-        if (c->xoff < c->xlen && c->q_off == 0) {
-            ssize_t w = write(c->fd, c->xbuf + c->xoff, c->xlen - c->xoff);
+        int x_first = c->xoff < c->xlen && c->q_off == 0;
+        if (c->retry_len) x_first = c->retry_x; /* TLS: the same bytes as the write that wanted to write */
+        if (x_first && c->xoff < c->xlen) {
+            size_t len = c->retry_len ? c->retry_len : (size_t)(c->xlen - c->xoff);
+            ssize_t w = io_write(c, c->xbuf + c->xoff, len, 1);
             if (w < 0) {
                 if (errno == EAGAIN) break;
                 conn_fail(c, "write failed");
@@ -290,7 +369,8 @@ static int flush(conn *c) {
         uint64_t n = c->q_frames < (uint64_t)sendbuf_frames ? c->q_frames : (uint64_t)sendbuf_frames;
         size_t len = n * frame_len - c->q_off;
         if (c->xoff < c->xlen) len = frame_len - c->q_off; /* stop at the frame boundary */
-        ssize_t w = write(c->fd, sendbuf + c->q_off, len);
+        if (c->retry_len) len = c->retry_len;
+        ssize_t w = io_write(c, sendbuf + c->q_off, len, 0);
         if (w < 0) {
             if (errno == EAGAIN) break;
             conn_fail(c, "write failed");
@@ -299,7 +379,7 @@ static int flush(conn *c) {
         size_t total = c->q_off + (size_t)w;
         c->q_frames -= total / frame_len;
         c->q_off = total % frame_len;
-        if ((size_t)w < len) break;
+        if ((size_t)w < len && !c->ssl) break; /* a short write(2): the socket buffer is full */
     }
     int pending = c->q_frames > 0 || c->xoff < c->xlen;
     if (pending != c->want_out) ep_set(c, pending);
@@ -479,9 +559,16 @@ static void closing_ended(conn *c, double t) {
     conn_close(c);
 }
 
+static void send_request(conn *c);
+static void tls_continue(conn *c);
+
 /* Handle readable data on c. */
 static void on_readable(conn *c) {
-    ssize_t r = read(c->fd, rbuf, RBUF_SIZE);
+    if (c->state == ST_TLS) {
+        tls_continue(c);
+        return;
+    }
+    ssize_t r = io_read(c, rbuf, RBUF_SIZE);
     double t = now();
     if (r < 0) {
         if (errno == EAGAIN) return;
@@ -555,6 +642,47 @@ static void on_readable(conn *c) {
         }
     }
     if (c->fd >= 0 && (c->q_frames || c->xlen)) flush(c);
+    /* TLS: bytes already decrypted wait in OpenSSL, and epoll will not say so */
+    if (c->fd >= 0 && c->ssl && SSL_pending(c->ssl) > 0) on_readable(c);
+}
+
+/* Drive the TLS handshake; once it is done, send the opening handshake (or the raw byte). */
+static void tls_continue(conn *c) {
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        send_request(c);
+        return;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        if (c->want_out) ep_set(c, 0);
+        return;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        if (!c->want_out) ep_set(c, 1);
+        return;
+    }
+    char msg[160];
+    unsigned long code = ERR_get_error();
+    snprintf(msg, sizeof msg, "TLS handshake failed: %s", code ? ERR_reason_error_string(code) : "connection closed");
+    ERR_clear_error();
+    conn_fail(c, msg);
+}
+
+/* The transport is up (TCP, and TLS with --tls): send the upgrade request (raw: one byte). */
+static void send_request(conn *c) {
+    c->state = ST_HANDSHAKE;
+    const uint8_t *data = opt_mode == MODE_WS ? (const uint8_t *)request : (const uint8_t *)"x";
+    size_t len = opt_mode == MODE_WS ? (size_t)request_len : 1;
+    if (opt_mode == MODE_WS) {
+        c->hbuf = malloc(HBUF_SIZE);
+        c->hlen = 0;
+    }
+    if (io_write(c, data, len, 0) != (ssize_t)len) {
+        conn_fail(c, opt_mode == MODE_WS ? "short write of the handshake request" : "write failed");
+        return;
+    }
+    if (c->want_out) ep_set(c, 0);
 }
 
 static void on_writable(conn *c) {
@@ -569,21 +697,20 @@ static void on_writable(conn *c) {
             if (opt_scenario == SC_HANDSHAKE && running && now() < t_measure1) conn_start(c);
             return;
         }
-        c->state = ST_HANDSHAKE;
-        if (opt_mode == MODE_WS) {
-            c->hbuf = malloc(HBUF_SIZE);
-            c->hlen = 0;
-            if (write(c->fd, request, request_len) != request_len) {
-                conn_fail(c, "short write of the handshake request");
-                return;
-            }
-        } else {
-            if (write(c->fd, "x", 1) != 1) {
-                conn_fail(c, "write failed");
-                return;
-            }
+        if (opt_tls) {
+            c->ssl = SSL_new(tls_ctx);
+            if (!c->ssl || !SSL_set_fd(c->ssl, c->fd)) die("SSL_new failed");
+            SSL_set_tlsext_host_name(c->ssl, "localhost");
+            SSL_set_connect_state(c->ssl);
+            c->state = ST_TLS;
+            tls_continue(c);
+            return;
         }
-        ep_set(c, 0);
+        send_request(c);
+        return;
+    }
+    if (c->state == ST_TLS) {
+        tls_continue(c);
         return;
     }
     flush(c);
@@ -602,14 +729,15 @@ static void print_result(const char *event, double seconds, struct rusage *ru0, 
            "\"msgs_total\": %llu, \"msgs_per_s\": %.1f, \"mb_per_s\": %.3f, "
            "\"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f, "
            "\"handshakes\": %llu, \"handshakes_total\": %llu, \"handshakes_per_s\": %.1f, "
-           "\"open\": %d, \"failed\": %d, \"loadgen_cpu\": %.3f, \"errors\": %llu, \"first_error\": \"%s\"}\n",
+           "\"open\": %d, \"failed\": %d, \"loadgen_cpu\": %.3f, \"errors\": %llu, \"first_error\": \"%s\", "
+           "\"tls\": %s}\n",
            event, sc, opt_mode == MODE_WS ? "ws" : "raw", opt_conns, opt_inflight, opt_size,
            opt_binary ? "true" : "false", seconds, (unsigned long long)m_msgs, (unsigned long long)m_bytes,
            (unsigned long long)all_msgs, seconds > 0 ? m_msgs / seconds : 0.0,
            seconds > 0 ? m_bytes / seconds / 1e6 : 0.0, percentile(0.50), percentile(0.99), percentile(0.999),
            lat_max_us, (unsigned long long)m_handshakes, (unsigned long long)all_handshakes,
            seconds > 0 ? m_handshakes / seconds : 0.0, n_open, n_failed, wall > 0 ? cpu / wall : 0.0,
-           (unsigned long long)errors, first_error);
+           (unsigned long long)errors, first_error, opt_tls ? "true" : "false");
     fflush(stdout);
 }
 
@@ -618,7 +746,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: loadgen --port N [--host 127.0.0.1] [--path /echo] [--mode ws|raw]\n"
             "               [--scenario echo|handshake|idle] [--conns N] [--inflight K] [--size BYTES]\n"
-            "               [--binary] [--duration S] [--warmup S] [--concurrency N] [--setup-timeout S]\n");
+            "               [--binary] [--duration S] [--warmup S] [--concurrency N] [--setup-timeout S] [--tls]\n");
     exit(2);
 }
 
@@ -644,6 +772,7 @@ static void parse_args(int argc, char **argv) {
         else if (ARG("--warmup")) opt_warmup = atof(v);
         else if (ARG("--concurrency")) opt_concurrency = atoi(v);
         else if (ARG("--setup-timeout")) opt_setup_timeout = atof(v);
+        else if (strcmp(a, "--tls") == 0) opt_tls = 1;
         else usage();
 #undef ARG
     }
@@ -739,6 +868,7 @@ int main(int argc, char **argv) {
     if ((ntohl(addr.sin_addr.s_addr) >> 24) != 127) die("refusing non-loopback host %s", opt_host);
 
     build_frames();
+    if (opt_tls) tls_setup();
     rbuf = malloc(RBUF_SIZE);
     hist = calloc(HIST_BUCKETS, sizeof *hist);
     nconns = opt_conns;
@@ -795,7 +925,7 @@ int main(int argc, char **argv) {
     for (;;) {
         int pending = 0;
         for (int i = 0; i < next; i++)
-            if (conns[i].state == ST_CONNECTING || conns[i].state == ST_HANDSHAKE) pending++;
+            if (conns[i].state == ST_CONNECTING || conns[i].state == ST_TLS || conns[i].state == ST_HANDSHAKE) pending++;
         while (next < nconns && pending < opt_concurrency) {
             conn_start(&conns[next++]);
             pending++;

@@ -4,6 +4,8 @@
     python bench/run.py                         # full run (about 9 minutes on a quiet machine)
     python bench/run.py --quick                 # smoke run (< 60 s)
     python bench/run.py --quick --only wsdaemon,tcp   # < 30 s
+    python bench/run.py --tls                   # every server over TLS (wss://): the same scenarios
+    python bench/run.py --baseline ad42b3c --only wsdaemon   # this tree against an earlier commit
 
 It compiles bench/loadgen.c with the system compiler (``cc -O2``) into
 bench/build/, starts each server in turn on 127.0.0.1 pinned to core 0, drives
@@ -51,13 +53,29 @@ max_message_bytes = 4194304
 max_frame_bytes = 4194304
 max_connections = 20000
 max_connections_per_ip = 20000
+
+[[endpoints]]
+path = "/echo"
+handler = "echo"
+
+[[endpoints]]
+path = "/chat"
+handler = "broadcast"
+[endpoints.options]
+channel_from_path = true
 """
 
 
 # ------------------------------------------------------------------------------------- servers
 
-ALL_SCENARIOS = ("echo64", "pipe64", "big", "handshake", "idle")
-WORKER_SCENARIOS = ("echo64", "pipe64", "handshake")  # small messages and handshakes: where cores matter
+ALL_SCENARIOS = ("echo64", "pipe64", "big", "handshake", "idle", "fanout64", "fanout4k")
+# small messages, handshakes and fan-out: where cores matter
+WORKER_SCENARIOS = ("echo64", "pipe64", "handshake", "fanout64")
+FANOUT_PATH = "/chat/bench"  # every server's fan-out group (wsdaemon: a broadcast channel)
+
+
+#: Set by main(): the certificate and key every server listens with under --tls (None: plain TCP).
+TLS_FILES: tuple[Path, Path] | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,21 @@ class Server:
     packages: tuple[str, ...]  # what pip installs them
     workers: int = 0  # wsdaemon with [process] workers = N (the workers comparison); 0: not that
     scenarios: tuple[str, ...] = ALL_SCENARIOS  # which scenarios it runs
+    source: Path | None = None  # --baseline: the exported tree of an earlier commit, imported first
+
+    @property
+    def is_wsdaemon(self) -> bool:
+        """wsdaemon itself (any flavour): started through twist with a config file."""
+        return self.name in ("wsdaemon", "wsdaemon-uvloop") or bool(self.workers) or self.source is not None
+
+    def environment(self) -> dict[str, str] | None:
+        """The child's environment: a baseline tree goes first on PYTHONPATH, so its wsdaemon is imported."""
+        if self.source is None:
+            return None
+        return {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(self.source), os.environ.get("PYTHONPATH")])),
+        }
 
     @property
     def pinned(self) -> bool:
@@ -80,30 +113,110 @@ class Server:
     def command(self, port: int, options: argparse.Namespace, log_path: Path) -> list[str]:
         py = sys.executable
         servers = BENCH / "servers"
-        if self.name in ("wsdaemon", "wsdaemon-uvloop") or self.workers:
+        tls = ["--tls", str(TLS_FILES[0]), str(TLS_FILES[1])] if TLS_FILES else []
+        if self.is_wsdaemon:
             entry = [str(servers / "wsdaemon_uvloop.py")] if self.name == "wsdaemon-uvloop" else ["-m", "twisted"]
             config = BUILD / (f"wsdaemon-w{self.workers}.toml" if self.workers else "wsdaemon.toml")
+            listen = f"tcp:{port}:interface={HOST}:backlog=1024"
+            if TLS_FILES:  # wsdaemon's own TLS listener, as the README configures it, not Twisted's ssl: endpoint
+                config = BUILD / f"{config.stem}-tls-{port}.toml"
+                config.write_text(wsdaemon_config(self.workers) + tls_listener(listen, *TLS_FILES))
             return [
                 py, *entry,
                 "--log-file", str(log_path.with_suffix(".twist.log")),
                 "--log-level", options.wsdaemon_log_level,
                 "wsdaemon",
                 "--config", str(config),
-                "--listen", f"tcp:{port}:interface={HOST}:backlog=1024",
+                *([] if TLS_FILES else ["--listen", listen]),
             ]  # fmt: skip
         if self.name == "autobahn":
-            return [py, str(servers / "autobahn_server.py"), "--port", str(port)]
+            return [py, str(servers / "autobahn_server.py"), "--port", str(port), *tls]
         if self.name == "twisted-ws":
-            return [py, str(servers / "twisted_ws_server.py"), "--port", str(port)]
+            return [py, str(servers / "twisted_ws_server.py"), "--port", str(port), *tls]
         if self.name == "websockets":
-            return [py, str(servers / "websockets_server.py"), "--port", str(port)]
+            return [py, str(servers / "websockets_server.py"), "--port", str(port), *tls]
         if self.name == "websockets-uvloop":
-            return [py, str(servers / "websockets_server.py"), "--port", str(port), "--uvloop"]
+            return [py, str(servers / "websockets_server.py"), "--port", str(port), "--uvloop", *tls]
         if self.name == "tcp":
-            return [py, str(servers / "tcp_echo_server.py"), "--port", str(port)]
+            return [py, str(servers / "tcp_echo_server.py"), "--port", str(port), *tls]
         if self.name == "c-tcp":
             return [str(BUILD / "c_echo"), str(port)]
         raise ValueError(self.name)
+
+
+def wsdaemon_config(workers: int) -> str:
+    """The benchmark's wsdaemon config: limits raised, and ``[process] workers`` for the workers comparison."""
+    return WSDAEMON_CONFIG + (f"[process]\nworkers = {workers}\n" if workers else "")
+
+
+def tls_listener(endpoint: str, certificate: Path, key: Path) -> str:
+    """A ``[[listeners]]`` table with wsdaemon's own TLS on ``endpoint``."""
+    return (
+        f'\n[[listeners]]\nendpoint = "{endpoint}"\ntls = true\ncertificate = "{certificate}"\nprivate_key = "{key}"\n'
+    )
+
+
+def baseline_server(ref: str) -> Server:
+    """wsdaemon at an earlier commit ``ref``, exported with ``git archive`` into bench/build/ (once per commit)."""
+    repo = BENCH.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", f"{ref}^{{commit}}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        sys.exit(f"bench: --baseline {ref}: not a commit of {repo}")
+    tree = BUILD / f"baseline-{commit}"
+    if not (tree / "wsdaemon" / "__init__.py").exists():
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(repo), "archive", commit, "wsdaemon", "twisted"], capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    return Server(f"wsdaemon@{commit}", f"wsdaemon at {commit}", "ws", ("wsdaemon",), ("-e .",), source=tree)
+
+
+def make_tls_files() -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for localhost and 127.0.0.1 in bench/build/tls/ (made once)."""
+    folder = BUILD / "tls"
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    if cert.exists() and key.exists():
+        return cert, key
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]),
+            critical=False,
+        )
+        .sign(private, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return cert, key
 
 
 SERVERS = [
@@ -157,6 +270,22 @@ SCENARIOS = [
     Scenario("handshake", "(4) open + handshake + close, 50 at once", ("--scenario", "handshake", "--conns", "50")),
 ]  # fmt: skip
 IDLE_TITLE = "(5) memory per idle connection"
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """A broadcast scenario: one publisher, ``subscribers`` members, run by fanout.c (every message checked)."""
+
+    key: str
+    title: str
+    subscribers: int
+    size: int
+
+
+FANOUTS = [
+    FanOut("fanout64", "(6) broadcast, 1 publisher → 1,000 subscribers, 64 B", 1000, 64),
+    FanOut("fanout4k", "(7) broadcast, 1 publisher → 100 subscribers, 4 KiB", 100, 4096),
+]
 
 
 # ------------------------------------------------------------------------------ process helpers
@@ -311,6 +440,7 @@ class RunningServer:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=BUILD,
+            env=server.environment(),
         )
         try:
             wait_listening(self.port, self.proc)
@@ -342,12 +472,19 @@ def build_c_programs() -> Path:
     if not cc:
         sys.exit("bench: no C compiler found (cc, gcc or clang); install one (Debian: apt-get install gcc)")
     BUILD.mkdir(exist_ok=True)
-    for name in ("loadgen", "c_echo"):
+    for name, libraries in (("loadgen", ["-lssl", "-lcrypto"]), ("c_echo", []), ("fanout", [])):
         exe = BUILD / name
         source = BENCH / f"{name}.c"
         if not exe.exists() or exe.stat().st_mtime < source.stat().st_mtime:
-            subprocess.run([cc, "-O2", "-Wall", "-o", str(exe), str(source)], check=True)
+            built = subprocess.run([cc, "-O2", "-Wall", "-o", str(exe), str(source), *libraries], check=False)
+            if built.returncode:
+                hint = " (it needs OpenSSL's headers: apt-get install libssl-dev)" if libraries else ""
+                sys.exit(f"bench: compiling {source.name} failed{hint}")
     return BUILD / "loadgen"
+
+
+#: Set by main(): ["--tls"] under --tls, so every load generator run speaks TLS.
+LOADGEN_FLAGS: list[str] = []
 
 
 class LoadgenError(RuntimeError):
@@ -355,7 +492,7 @@ class LoadgenError(RuntimeError):
 
 
 def run_loadgen(exe: Path, port: int, mode: str, args: list[str], core: int | None, timeout: float) -> dict[str, Any]:
-    cmd = [str(exe), "--host", HOST, "--port", str(port), "--mode", mode, *args]
+    cmd = [str(exe), "--host", HOST, "--port", str(port), "--mode", mode, *LOADGEN_FLAGS, *args]
     try:
         out = subprocess.run(pinned(cmd, core), capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as error:
@@ -378,6 +515,7 @@ def measure_idle(exe: Path, running: RunningServer, conns: int, core: int | None
     cmd = [
         str(exe), "--host", HOST, "--port", str(running.port), "--mode", running.server.mode,
         "--scenario", "idle", "--conns", str(conns), "--concurrency", "100", "--setup-timeout", "120",
+        *LOADGEN_FLAGS,
     ]  # fmt: skip
     gen = subprocess.Popen(
         pinned(cmd, core), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -470,6 +608,31 @@ def run_scenario(
     return figures
 
 
+def run_fanout(
+    exe: Path, running: RunningServer, fan: FanOut, options: argparse.Namespace, cores: tuple[int | None, int | None]
+) -> dict[str, Any]:
+    """One broadcast run: deliveries/s, publish-to-receive latency, server CPU per delivery."""
+    subscribers = max(10, fan.subscribers // 5) if options.quick else fan.subscribers
+    cmd = [
+        str(exe), "--pub-port", str(running.port), "--sub-ports", str(running.port), "--path", FANOUT_PATH,
+        "--subs", str(subscribers), "--size", str(fan.size), "--window", "4",
+        "--duration", str(options.duration), "--warmup", str(options.warmup),
+    ]  # fmt: skip
+    ours = {os.getpid(), *process_tree(running.pid)}
+    cpu0, foreign0, wall0 = tree_cpu_seconds(running.pid), process_cpu(ours), time.monotonic()
+    timeout = options.duration + options.warmup + 120
+    done = subprocess.run(pinned(cmd, cores[1]), capture_output=True, text=True, timeout=timeout, check=False)
+    wall = time.monotonic() - wall0
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"fanout printed no result (status {done.returncode}): {done.stderr.strip()[:300]}")
+    figures = dict(json.loads(lines[-1]))
+    cpu = tree_cpu_seconds(running.pid) - cpu0
+    figures["foreign_cpu"] = foreign_cpu(foreign0, process_cpu(ours)) / wall
+    figures["server_cpu_us_per_op"] = cpu / figures["deliveries"] * 1e6 if figures["deliveries"] else None
+    return figures
+
+
 def run_server_round(
     server: Server, options: argparse.Namespace, exe: Path, round_no: int, cores: tuple[int | None, int | None]
 ) -> dict[str, Any]:
@@ -485,7 +648,9 @@ def run_server_round(
         result["errors"].append(f"start: {error}")
         return result
     result["log"] = str(running.log_path.relative_to(BENCH))
-    if server.name == "wsdaemon" or server.workers:
+    if server.source is not None:
+        result["wsdaemon_commit"] = server.name.partition("@")[2]
+    elif server.name == "wsdaemon" or server.workers:
         result["wsdaemon_commit"] = wsdaemon_source()  # the tree may change between rounds
     try:
         # Warm-up: touch every code path once so lazy imports and caches are done before memory is measured.
@@ -501,13 +666,13 @@ def run_server_round(
         )
         run_loadgen(exe, running.port, server.mode, ["--scenario", "handshake", "--conns", "10", *warm], gen_core, 60)
         # (5) idle memory first, on a fresh process (not for the C echo: it only checks the generator).
-        if server.name not in CHECK_ONLY and "idle" in server.scenarios:
+        if server.name not in CHECK_ONLY and "idle" in server.scenarios and "idle" in options.scenarios:
             try:
                 result["scenarios"]["idle"] = measure_idle(exe, running, options.idle_conns, gen_core, options.settle)
             except (OSError, RuntimeError, ValueError) as error:  # LoadgenError is a RuntimeError
                 result["errors"].append(f"idle: {error}")
         for scenario in SCENARIOS:
-            if scenario.key not in server.scenarios:
+            if scenario.key not in server.scenarios or scenario.key not in options.scenarios:
                 continue
             if running.proc.poll() is not None:
                 result["errors"].append(f"server exited with status {running.proc.returncode}")
@@ -527,6 +692,13 @@ def run_server_round(
                     break
                 wait_quiet(options.wait_quiet)
             time.sleep(0.2)
+        for fan in FANOUTS:
+            if fan.key not in server.scenarios or fan.key not in options.scenarios or server.mode != "ws" or TLS_FILES:
+                continue
+            try:
+                result["scenarios"][fan.key] = run_fanout(exe.parent / "fanout", running, fan, options, cores)
+            except (OSError, RuntimeError, ValueError) as error:
+                result["errors"].append(f"{fan.key}: {error}")
     finally:
         running.stop()
     result["server_log_problems"] = log_problems(running.log_path)
@@ -592,8 +764,18 @@ METRICS = [
     Metric("handshake", "p50_us", "p50 open→closed ms", False, 1e-3, 1),
     Metric("handshake", "server_cpu_us_per_op", "server CPU µs/handshake", False),
     Metric("idle", "kib_per_conn", "KiB per idle conn", False, digits=1),
+    *(
+        metric
+        for fan in FANOUTS
+        for metric in (
+            Metric(fan.key, "deliveries_per_s", "deliveries/s", True),
+            Metric(fan.key, "p50_us", "p50 publish→receive ms", False, 1e-3, 1),
+            Metric(fan.key, "p99_us", "p99 publish→receive ms", False, 1e-3, 1),
+            Metric(fan.key, "server_cpu_us_per_op", "server CPU µs/delivery", False, digits=2),
+        )
+    ),
 ]
-TITLES = {s.key: s.title for s in SCENARIOS} | {"idle": IDLE_TITLE}
+TITLES = {s.key: s.title for s in SCENARIOS} | {"idle": IDLE_TITLE} | {f.key: f.title for f in FANOUTS}
 
 
 def summarize(rounds: list[dict[str, Any]], names: list[str], stat: str) -> dict[str, dict[str, dict[str, Any]]]:
@@ -634,6 +816,8 @@ def _valid(figures: dict[str, Any], metric: Metric) -> bool:
         return bool(figures.get("open"))
     if metric.scenario == "handshake":
         return bool(figures.get("handshakes"))
+    if metric.scenario.startswith("fanout"):
+        return bool(figures.get("deliveries"))
     return bool(figures.get("msgs"))
 
 
@@ -646,8 +830,8 @@ def fmt(value: float | None, metric: Metric) -> str:
     return f"{value:,.{max(metric.digits, 1)}f}"
 
 
-def markdown(summary: dict[str, Any], names: list[str]) -> str:
-    """Rows = scenario metrics, columns = servers, then wsdaemon / X for each alternative."""
+def markdown(summary: dict[str, Any], names: list[str], scenarios: tuple[str, ...] = ALL_SCENARIOS) -> str:
+    """Rows = scenario metrics (of the ``scenarios`` run), columns = servers, then wsdaemon / X for each alternative."""
     names = [n for n in names if n not in CHECK_ONLY and not BY_NAME[n].workers]
     base = "wsdaemon" if "wsdaemon" in names else None
     others = [n for n in names if n != base] if base else []
@@ -655,6 +839,8 @@ def markdown(summary: dict[str, Any], names: list[str]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     last = None
     for metric in METRICS:
+        if metric.scenario not in scenarios:
+            continue
         title = TITLES[metric.scenario] if metric.scenario != last else ""
         last = metric.scenario
         cells = [title, metric.label, "higher" if metric.higher_better else "lower"]
@@ -804,6 +990,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--idle-conns", type=int, help="connections held for the memory figure (default 10000; --quick 500)"
     )
     parser.add_argument("--only", help="comma-separated servers: " + ",".join(BY_NAME))
+    parser.add_argument("--scenarios", help="comma-separated scenarios (default all): " + ",".join(ALL_SCENARIOS))
+    parser.add_argument("--tls", action="store_true", help="every server and the load generator over TLS (wss://)")
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also run wsdaemon at git commit REF (as server wsdaemon@REF): the before/after of a change",
+    )
     parser.add_argument(
         "--stat", choices=("best", "median"), default="best", help="how rounds are combined (default best)"
     )
@@ -838,12 +1031,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     options.retries = options.retries if options.retries is not None else (0 if quick else 2)
     options.budget = options.budget if options.budget is not None else (1.0 if quick else 8.0)
     options.deadline = time.monotonic() + options.budget * 60
+    options.scenarios = tuple(s.strip() for s in options.scenarios.split(",")) if options.scenarios else ALL_SCENARIOS
+    unknown = [s for s in options.scenarios if s not in ALL_SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(ALL_SCENARIOS)}")
     return options
 
 
 def main(argv: list[str] | None = None) -> int:
+    global TLS_FILES
     options = parse_args(argv)
     names = [n.strip() for n in options.only.split(",")] if options.only else [s.name for s in SERVERS]
+    if options.baseline:
+        BUILD.mkdir(exist_ok=True)
+        before = baseline_server(options.baseline)
+        BY_NAME[before.name] = before
+        names.append(before.name)
+    if options.tls:
+        BUILD.mkdir(exist_ok=True)
+        TLS_FILES = make_tls_files()
+        LOADGEN_FLAGS.append("--tls")
+        if "c-tcp" in names:  # the C echo speaks no TLS
+            names.remove("c-tcp")
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:
         sys.exit(f"bench: unknown server(s) {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
@@ -887,7 +1096,7 @@ def main(argv: list[str] | None = None) -> int:
         old.unlink()
     (BUILD / "wsdaemon.toml").write_text(WSDAEMON_CONFIG)
     for workers in {BY_NAME[name].workers for name in names} - {0}:
-        (BUILD / f"wsdaemon-w{workers}.toml").write_text(f"{WSDAEMON_CONFIG}[process]\nworkers = {workers}\n")
+        (BUILD / f"wsdaemon-w{workers}.toml").write_text(wsdaemon_config(workers))
     exe = build_c_programs()
 
     started = time.monotonic()
@@ -913,13 +1122,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench:   {name} done in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
 
     summary = summarize(rounds, names, options.stat)
-    table = markdown(summary, names)
+    table = markdown(summary, names, options.scenarios)
     notes = notes_for(rounds, names)
     elapsed = time.monotonic() - started
     cmd = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(
-        f"## wsdaemon benchmark ({options.stat} of {options.rounds} round(s), {options.duration:g} s per scenario, "
-        f"{options.idle_conns} idle connections)\n"
+        f"## wsdaemon benchmark{' over TLS (wss://)' if options.tls else ''} ({options.stat} of {options.rounds} "
+        f"round(s), {options.duration:g} s per scenario, {options.idle_conns} idle connections)\n"
     )
     if any(not BY_NAME[name].workers for name in names):
         print(table)
@@ -980,8 +1189,14 @@ def main(argv: list[str] | None = None) -> int:
     missing = [
         r["server"]
         for r in rounds
-        if ({s.key for s in SCENARIOS} & set(BY_NAME[r["server"]].scenarios)) - set(r["scenarios"])
-        or (r["server"] not in CHECK_ONLY and "idle" in BY_NAME[r["server"]].scenarios and "idle" not in r["scenarios"])
+        if ({s.key for s in SCENARIOS} & set(BY_NAME[r["server"]].scenarios) & set(options.scenarios))
+        - set(r["scenarios"])
+        or (
+            r["server"] not in CHECK_ONLY
+            and "idle" in BY_NAME[r["server"]].scenarios
+            and "idle" in options.scenarios
+            and "idle" not in r["scenarios"]
+        )
     ]
     if failed or missing:
         print(

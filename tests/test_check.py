@@ -217,3 +217,13 @@ def test_the_readme_test_certificate_recipe_checks_out(tmp_path):
     status, out, err, _ = run(tmp_path, text)
     assert (status, err) == (0, "")
     assert "CN=localhost; names localhost; IP addresses 127.0.0.1; expires" in out
+
+
+def test_metrics_are_described_and_a_bad_listen_is_an_error(tmp_path):
+    """--check-config says where /metrics is served and to whom; an unparsable [metrics] listen fails the check."""
+    assert "metrics: off" in run(tmp_path, None)[1]
+    status, out, _, _ = run(tmp_path, '[metrics]\nenabled = true\nlisten = "tcp:9100:interface=127.0.0.1"\n')
+    assert status == 0
+    assert "metrics: GET /metrics on tcp:9100:interface=127.0.0.1 only, to 127.0.0.0/8, ::1/128" in out
+    status, _, err, _ = run(tmp_path, '[metrics]\nenabled = true\nlisten = "carrier-pigeon:9100"\n')
+    assert status != 0 and "metrics.listen" in err

@@ -19,6 +19,7 @@ from wsdaemon.config import (
     ConfigError,
     EndpointConfig,
     ListenerConfig,
+    MetricsConfig,
     Problem,
     ProcessConfig,
     StaticMount,
@@ -652,12 +653,17 @@ def test_sample_file_names_every_limit() -> None:
 def test_sample_file_shows_every_key() -> None:
     """The sample has every section and endpoint key, including empty options and limits tables."""
     document = tomllib.loads(SAMPLE.read_text(encoding="utf-8"))
-    assert list(document) == ["static", "listeners", "http", "memory", "process", "limits", "endpoints"]
+    assert list(document) == ["static", "listeners", "http", "memory", "process", "metrics", "limits", "endpoints"]
     assert document["static"] == []
     assert list(document["listeners"][0]) == ["endpoint"]
     assert list(document["http"]) == ["demo_page"]
     assert document["memory"] == {"allocator_cache_bytes": DEFAULT_CACHE_BYTES}
     assert document["process"] == dataclasses.asdict(ProcessConfig())
+    metrics = dataclasses.asdict(MetricsConfig())
+    assert document["metrics"] == {
+        key: list(value) if isinstance(value, tuple) else value for key, value in metrics.items() if value is not None
+    }
+    assert "# listen = " in SAMPLE.read_text(encoding="utf-8")  # the one key without a default value
     endpoint = document["endpoints"][0]
     assert set(endpoint) == {
         "path",

@@ -24,6 +24,7 @@ from twisted.internet.endpoints import serverFromString
 from wsdaemon.auth.resolve import resolve_authenticators
 from wsdaemon.config import (
     AUTO_WORKERS,
+    METRICS_PATH,
     Config,
     ConfigError,
     ListenerConfig,
@@ -38,7 +39,7 @@ from wsdaemon.handler_factories import resolve_factories
 from wsdaemon.interfaces import HandlerContext
 from wsdaemon.plugins import discover_authenticators
 from wsdaemon.pubsub import build_api_access, build_broker
-from wsdaemon.service import endpoint_problem
+from wsdaemon.service import endpoint_problem, metrics_endpoint
 from wsdaemon.tls import MODERN_CIPHERS, ServerTLS, build_listener_tls
 from wsdaemon.web.site import build_factory
 
@@ -57,6 +58,8 @@ def check_listeners(config: Config, reactor: Any, problems: list[Problem]) -> di
             notes[listener.endpoint] = _NOT_PASSED
         except Exception as error:  # noqa: BLE001 - serverFromString raises ValueError, TypeError, AttributeError...
             problems.append(endpoint_problem(index, listener.endpoint, error))
+    if config.metrics.enabled and config.metrics.listen is not None:
+        metrics_endpoint(config.metrics.listen, reactor, problems)
     return notes
 
 
@@ -109,7 +112,16 @@ def _broker_lines(config: Config) -> list[str]:
     else:
         served = ", ".join(api.listeners) or "every listener"
         lines.append(f"api: POST {api.publish_path}, GET {api.presence_path} on {served}; token from {api.token_file}")
+    lines.append(_metrics_line(config))
     return lines
+
+
+def _metrics_line(config: Config) -> str:
+    metrics = config.metrics
+    if not metrics.enabled:
+        return "metrics: off"
+    where = f"on {metrics.listen} only" if metrics.listen is not None else "on every listener"
+    return f"metrics: GET {METRICS_PATH} {where}, to {', '.join(metrics.allowed_networks) or 'nobody'}"
 
 
 def _process_line(process: ProcessConfig) -> str:

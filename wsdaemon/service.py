@@ -39,8 +39,10 @@ from wsdaemon.plugins import discover_authenticators
 from wsdaemon.pubsub import build_api_access, build_broker
 from wsdaemon.reload import Reloader
 from wsdaemon.runtime import Authenticators, Factories, RuntimeBuilder, RuntimeSlot
+from wsdaemon.stats import DaemonStats, Snapshot
 from wsdaemon.systemd import Notifier
 from wsdaemon.tls import TLSServerFactory, build_listener_tls
+from wsdaemon.web.metrics import Gather, MetricsResource, local_gather, metrics_site, parse_networks
 from wsdaemon.web.site import build_listening_factory, build_root
 
 #: Where one listener listens: its config endpoint string (which names it, and its TLS) and the endpoint.
@@ -227,6 +229,7 @@ def build_service(
     notifier: Notifier | None = None,
     authenticators: Mapping[str, Any] | None = None,
     broker: IBroker | None = None,
+    share_metrics: Callable[[Callable[[], Snapshot]], Gather] | None = None,
 ) -> DaemonService:
     """The single-process daemon for ``config``: what ``twist wsdaemon`` runs, and what each worker runs.
 
@@ -244,6 +247,9 @@ def build_service(
             ``discover_authenticators`` finds).
         broker: where channels live (default: the one ``[broker]`` names, or in-process);
             a worker without ``[broker]`` passes its relay to the main process.
+        share_metrics: a worker's link to the main process for ``/metrics``: given this
+            process's snapshot function, it returns the gather of every worker's (default:
+            this process alone). A worker never opens ``[metrics] listen``; the main process does.
 
     Raises:
         ConfigError: any handler, authenticator, option, key file, listener or certificate
@@ -259,14 +265,36 @@ def build_service(
     admission = Admission()  # the clients and their counts: one for the daemon's life, across reloads
     listeners: list[ListenerService] = []
     api = build_api_access(config, listeners, problems)  # [api] and its token: read at start only
+    stats = DaemonStats()  # the endpoints' counters: one for the daemon's life, across reloads
+    served_broker = broker
+
+    def snapshot() -> Snapshot:
+        return stats.snapshot(slot.current.factories, served_broker.state.value)
+
+    gather = local_gather(snapshot) if share_metrics is None else share_metrics(snapshot)
+    metrics = MetricsResource(gather, parse_networks(config.metrics.allowed_networks))  # [metrics]: read at start only
+    on_listeners = config.metrics.enabled and config.metrics.listen is None
 
     def root(new: Config, factories: Factories, guards: Authenticators) -> Resource:
-        return build_root(new, factories, reactor, admission=admission, authenticators=guards, broker=broker, api=api)
+        return build_root(
+            new,
+            factories,
+            reactor,
+            admission=admission,
+            authenticators=guards,
+            broker=broker,
+            api=api,
+            stats=stats,
+            metrics=metrics if on_listeners else None,
+        )
 
     builder = RuntimeBuilder(handlers, context, root, plugins)
     runtime = builder.build(config, problems)
     listen = parse_listeners(config, reactor, problems) if endpoints is None else list(endpoints)
     tls = build_listener_tls(config, problems)
+    own_metrics = None
+    if config.metrics.enabled and config.metrics.listen is not None and share_metrics is None:
+        own_metrics = metrics_listener(config.metrics.listen, metrics, reactor, problems)
     if problems or runtime is None:
         raise ConfigError(config.source or "(built-in defaults and --listen)", problems)
     slot = RuntimeSlot(runtime)
@@ -276,4 +304,28 @@ def build_service(
         listeners.append(ListenerService(description, endpoint, served, reactor))
     reloader = Reloader(slot, builder, tls, load_config=load_config)
     lifecycle = LifecycleService(reactor, factory, listeners, reloader, notifier=notifier)
-    return DaemonService(slot, factory, listeners, lifecycle, handler_services)
+    daemon = DaemonService(slot, factory, listeners, lifecycle, handler_services)
+    if own_metrics is not None:
+        own_metrics.setServiceParent(daemon)  # type: ignore[no-untyped-call]
+    return daemon
+
+
+def metrics_endpoint(description: str, reactor: Any, problems: list[Problem]) -> IStreamServerEndpoint | None:
+    """The endpoint of ``[metrics] listen``; a string Twisted cannot parse is a problem at ``metrics.listen``."""
+    try:
+        endpoint: IStreamServerEndpoint = serverFromString(reactor, description)
+    except Exception as error:  # noqa: BLE001 - serverFromString raises ValueError, KeyError, TypeError...
+        expected = f"a Twisted server endpoint string such as tcp:9100:interface=127.0.0.1 ({error})"
+        problems.append(Problem("metrics.listen", expected, repr(description)))
+        return None
+    return endpoint
+
+
+def metrics_listener(
+    description: str, metrics: MetricsResource, reactor: Any, problems: list[Problem]
+) -> ListenerService | None:
+    """The listener of ``[metrics] listen``: ``/metrics`` alone, on its own endpoint."""
+    endpoint = metrics_endpoint(description, reactor, problems)
+    if endpoint is None:
+        return None
+    return ListenerService(f"metrics {description}", endpoint, metrics_site(metrics, reactor), reactor)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from tls_listen import add_tls_argument, listen  # bench/servers/, beside this script
 from twisted.internet import reactor
 from twisted.internet.protocol import Factory, Protocol
 
@@ -26,8 +27,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    add_tls_argument(parser)
     args = parser.parse_args()
-    reactor.listenTCP(args.port, Factory.forProtocol(Echo), backlog=1024, interface=args.host)
+    listen(reactor, args.port, Factory.forProtocol(Echo), args.host, args.tls)
     print(f"tcp echo listening on {args.host}:{args.port}", flush=True)
     reactor.run()
 

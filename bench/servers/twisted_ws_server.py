@@ -1,4 +1,7 @@
-"""twisted.web.websocket (Twisted's own WebSocketResource, on wsproto): echo at /echo.
+"""twisted.web.websocket (Twisted's own WebSocketResource, on wsproto): echo at /echo, fan-out at /chat/*.
+
+Fan-out: each message a member of /chat/* sends goes to every member, the
+sender too, in a plain loop (twisted.web.websocket has no broadcast helper).
 
 twisted.web has no option for TCP_NODELAY, so this script sets it on each
 accepted connection the way an application would (a Site subclass): the
@@ -13,6 +16,7 @@ import argparse
 import socket
 import sys
 
+from tls_listen import add_tls_argument, listen  # bench/servers/, beside this script
 from twisted.internet import reactor
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -47,6 +51,40 @@ class EchoFactory:
         return Echo()
 
 
+class Member(Echo):
+    """A member of the fan-out group."""
+
+    def negotiationFinished(self) -> None:
+        MEMBERS.add(self)
+
+    def textMessageReceived(self, message: str) -> None:
+        for member in MEMBERS:
+            member.transport.sendTextMessage(message)
+
+    def bytesMessageReceived(self, data: bytes) -> None:
+        for member in MEMBERS:
+            member.transport.sendBytesMessage(data)
+
+    def connectionLost(self, reason: Failure) -> None:
+        MEMBERS.discard(self)
+
+
+#: The members of the fan-out group.
+MEMBERS: set[Member] = set()
+
+
+class MemberFactory:
+    def buildProtocol(self, request: Request) -> Member:
+        return Member()
+
+
+class Chat(Resource):
+    """/chat/<anything>: one fan-out group."""
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        return WebSocketResource(MemberFactory())
+
+
 class NoDelaySite(Site):
     """A Site whose connections have Nagle off (twisted.web has no option for it)."""
 
@@ -72,12 +110,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    add_tls_argument(parser)
     args = parser.parse_args()
     root = Resource()
     root.putChild(b"echo", WebSocketResource(EchoFactory()))
+    root.putChild(b"chat", Chat())
     site = NoDelaySite(root)
     site.noisy = False
-    reactor.listenTCP(args.port, site, backlog=1024, interface=args.host)
+    listen(reactor, args.port, site, args.host, args.tls)
     print(f"twisted.web.websocket echo listening on {args.host}:{args.port}", flush=True)
     reactor.run()
 

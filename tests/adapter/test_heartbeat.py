@@ -18,6 +18,7 @@ from tests.web.stack import Stack
 from wsdaemon.adapter.protocol import WebSocketLost, WebSocketWireProtocol
 from wsdaemon.core import Connection, Limits, Side
 from wsdaemon.core.frames import Opcode
+from wsdaemon.stats import EndpointStats
 
 CLOSE, PING, PONG, TEXT = Opcode.CLOSE, Opcode.PING, Opcode.PONG, Opcode.TEXT
 
@@ -199,3 +200,18 @@ def test_websocket_endpoint_closes_a_silent_peer_with_1011():
     peer = stack.upgraded("/echo")
     stack.clock.pump([Limits().ping_interval_seconds, Limits().pong_timeout_seconds])
     assert peer.frames()[-1] == (True, CLOSE, close_payload(1011, b"keepalive timeout"))
+
+
+def test_a_keepalive_pong_records_its_round_trip_for_metrics():
+    """The pong of a keepalive ping 0.25 s after it went out lands in the endpoint's RTT histogram."""
+    peer = Peer(ping_interval_seconds=20.0, pong_timeout_seconds=10.0)
+    stats = EndpointStats()
+    peer.protocol.stats = stats
+    peer.clock.advance(20)
+    pings = [payload for _, opcode, payload in peer.frames() if opcode == PING]
+    peer.clock.advance(0.25)
+    peer.send(PONG, pings[0])
+    assert stats.ping_rtt.count == 1
+    assert stats.ping_rtt.total == 0.25
+    peer.send(PONG, b"someone else's")  # a handler's own pong is not a keepalive round trip
+    assert stats.ping_rtt.count == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import capturedLogs
 
@@ -260,3 +262,55 @@ def test_plain_publishes_are_unchanged_on_a_broker_with_history():
     broker, link = up()
     answer = outcome(broker.publish("/c", text("x")))
     assert (answer.epoch, answer.offset) == (None, None) and len(link.published) == 1
+
+
+@st.composite
+def link_events(draw):
+    """A run of positioned publishes and what the link does with them: answers and returns, each in order
+    (Redis keeps order per connection), interleaved at random; some returns lost; maybe the link drops."""
+    count = draw(st.integers(min_value=1, max_value=8))
+    returns = [i for i in range(count) if draw(st.booleans()) or draw(st.booleans())]
+    events = []
+    answers, backs = list(range(count)), list(returns)
+    while answers or backs:
+        if answers and (not backs or draw(st.booleans())):
+            events.append(("answer", answers.pop(0)))
+        else:
+            events.append(("back", backs.pop(0)))
+    cut = draw(st.integers(min_value=0, max_value=len(events)))
+    return count, events, cut
+
+
+@given(link_events())
+def test_our_positioned_messages_are_delivered_once_whatever_the_link_does(run):
+    """In any interleaving of answers and returns, with returns lost and the link dropping (at the end, at the
+    latest): each message reaches members at most once; exactly once if its position became known; with its own
+    position; and in offset order when nothing was lost."""
+    count, events, cut = run
+    broker, link = up(max_pending=100)
+    member = Positioned()
+    broker.subscribe("/c", member)
+    answers = [broker.publish("/c", text(f"m{i}"), history=LIMITS) for i in range(count)]
+    known = set()
+    for index, (kind, i) in enumerate(events):
+        if index == cut:
+            broker.link_down("lost")
+        if kind == "answer":
+            if index < cut:
+                link.answer(i, "e1", i + 1)
+                known.add(i)
+            else:
+                link.positions[i][5].errback(ConnectionError("lost"))
+        elif index < cut:
+            link.come_back(i, "e1", i + 1)
+            known.add(i)
+    if cut == len(events):
+        broker.link_down("lost at the end")  # what never came back is delivered now, or never
+    for answer in answers:
+        answer.addErrback(lambda failure: failure.trap(HistoryUnavailable))
+    delivered = member.offsets()
+    assert len(delivered) == len(set(delivered)), "never twice"
+    assert set(delivered) == {i + 1 for i in known}, "exactly the messages whose position became known"
+    assert all(p.payload == f"m{p.offset - 1}".encode() for p in member.publications)
+    if cut == len(events) and all(("back", i) in events for i in range(count)):
+        assert delivered == sorted(delivered), "nothing lost: the link's order"

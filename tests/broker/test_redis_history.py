@@ -54,7 +54,7 @@ def test_the_scripts_do_every_step_in_redis():
     """One script positions, appends (trimmed, MAXLEN ~), renews the TTLs and publishes; the other reads together."""
     for step in ("INCR", "XADD", "MAXLEN", "~", "PEXPIRE", "PUBLISH"):
         assert step in PUBLISH_SCRIPT
-    for step in ("GET", "XRANGE"):
+    for step in ("GET", "XRANGE", "XREVRANGE"):
         assert step in HISTORY_SCRIPT
 
 
@@ -71,10 +71,10 @@ def test_a_malformed_position_answer_is_history_unavailable(reply):
 
 
 def test_history_args_send_the_clients_position_or_none():
-    """A query sends its epoch and offset; a plain subscription sends -1 (no entries wanted)."""
-    assert history_args(LIMITS, Fetch("/c", RecoveryQuery(4, "e1")), "fresh") == [b"fresh", b"2500", b"e1", b"4"]
-    assert history_args(LIMITS, Fetch("/c", RecoveryQuery(0, None)), "fresh")[2:] == [b"", b"0"]
-    assert history_args(LIMITS, Fetch("/c", None), "fresh")[2:] == [b"", b"-1"]
+    """A query sends its epoch and offset, and the byte budget; a plain subscription sends -1 (no entries wanted)."""
+    assert history_args(LIMITS, Fetch("/c", RecoveryQuery(4, "e1")), "fresh") == [b"fresh", b"2500", b"e1", b"4", b"10"]
+    assert history_args(LIMITS, Fetch("/c", RecoveryQuery(0, None)), "fresh")[2:4] == [b"", b"0"]
+    assert history_args(LIMITS, Fetch("/c", None), "fresh")[2:4] == [b"", b"-1"]
 
 
 def entry(offset: int, data: bytes = b"tx") -> list[object]:

@@ -314,6 +314,8 @@ def test_slow_member_is_closed_with_1008_and_the_others_get_everything():
     assert got == sent[: len(got)] and len(got) < len(sent)
     assert slow.close_code == 1008
     assert any("not keeping up" in event.get("log_format", "") for event in events)
+    # The queue that overflowed (one over queue_max_messages) is what /metrics counts as dropped.
+    assert member(slow).factory.dropped == {"close": 11}
 
 
 def test_overflow_close_code_1013_is_used_when_configured():
@@ -364,6 +366,7 @@ def test_drop_oldest_keeps_the_newest_messages_in_order():
     assert got == sorted(got) and set(got) <= set(sent) and len(got) < len(sent)
     assert not slow.closed
     assert member(slow).dropped == len(sent) - len(got)
+    assert member(slow).factory.dropped == {"drop-oldest": len(sent) - len(got)}  # for /metrics, by policy
 
 
 def test_latest_keeps_only_the_newest_message():
@@ -378,6 +381,7 @@ def test_latest_keeps_only_the_newest_message():
     got = slow.received()
     assert got[-1] == sent[-1]
     assert got == sorted(got) and len(got) < len(sent)
+    assert handler.factory.dropped == {"latest": handler.dropped} and handler.dropped > 0
 
 
 def test_message_bigger_than_the_queue_is_dropped_for_a_paused_member():

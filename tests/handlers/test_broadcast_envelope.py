@@ -421,3 +421,21 @@ def test_serves_channel_matches_what_a_connection_joins(from_path, channel, serv
     """The API's view of which channels an endpoint serves is the one its connections join."""
     factory = build_factory({"channel_from_path": from_path}, "/chat", context())
     assert factory.serves_channel(channel) is served
+
+
+def test_every_member_is_handed_the_same_frame_and_deflate_members_still_get_the_envelope():
+    """Live fan-out hands one SharedMessage to every member; a permessage-deflate member decodes the same JSON."""
+    daemon = Daemon()
+    plain, compressed = daemon.connect(), daemon.server.connect("/chat/room1", deflate=True)
+    assert compressed.deflate
+    envelopes(plain), envelopes(compressed)
+    handed: list[list[SharedMessage]] = [[], []]
+    for sink, client in zip(handed, (plain, compressed), strict=True):
+        member = client.handler
+        assert isinstance(member, EnvelopeMember)
+        send = member._send
+        member._send = lambda message, send=send, sink=sink: (sink.append(message), send(message))[-1]
+    daemon.publish("shared")
+    assert len(handed[0]) == len(handed[1]) == 1 and handed[0][0] is handed[1][0]
+    expected = [{"channel": "/chat/room1", "epoch": EPOCH, "offset": 1, "data": "shared"}]
+    assert envelopes(plain) == expected and envelopes(compressed) == expected

@@ -240,3 +240,26 @@ def test_a_flushed_script_cache_is_loaded_again(daemons, redis_server):
     redis_server.cli("SCRIPT", "FLUSH")
     assert publish(daemon, [("a", "y"), ("a", "z")]) == [[first[0], 2], [first[0], 3]]
     assert history(daemon, "a", 1, first[0])["entries"] == [[2, "y"], [3, "z"]]
+
+
+def test_a_long_history_is_read_whole_across_the_scripts_chunks(daemons):
+    """250 kept messages (read 100 at a time inside the script) come back complete and in order."""
+    daemon = daemons("a")
+    sent = publish(daemon, [("a", f"m{n}") for n in range(250)])
+    answer = history(daemon, "a", 0, sent[0][0])
+    assert answer["state"] == [sent[0][0], 1, 250]
+    assert answer["entries"] == [[n + 1, f"m{n}"] for n in range(250)]
+    assert history(daemon, "a", 120, sent[0][0])["entries"] == [[n + 1, f"m{n}"] for n in range(120, 250)]
+
+
+def test_history_max_bytes_bounds_what_a_read_counts_as_kept(daemons):
+    """Ten 100-byte messages with history_max_bytes 350: only the newest three count as kept, so a client at
+    offset 2 is told its history expired (first offset 8) and gets those three; one at offset 8 is recovered."""
+    daemon = daemons("a")
+    limits = {"history_size": 100, "history_max_bytes": 350}
+    sent = publish(daemon, [("a", f"{n:03d}" + "x" * 97) for n in range(10)], limits)
+    epoch = sent[0][0]
+    expired = history(daemon, "a", 2, epoch, limits)
+    assert expired["state"] == [epoch, 8, 10] and [o for o, _ in expired["entries"]] == [8, 9, 10]
+    recovered = history(daemon, "a", 8, epoch, limits)
+    assert recovered["state"][1] <= 9 and [o for o, _ in recovered["entries"]] == [9, 10]

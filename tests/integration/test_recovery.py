@@ -105,6 +105,22 @@ def position_of(daemon: Any, publisher: Publisher, count: int) -> tuple[str, int
         return subscribed["epoch"], got[-1][0]
 
 
+def reconnect_after_loss(daemon: Any, publisher: Publisher, position: tuple[str, int], first: str) -> None:
+    """History was lost: ``first`` opens a new epoch at offset 1, and the old position gets `epoch_changed`."""
+    epoch, offset = position
+    after = publisher.publish(first)
+    assert after["offset"] == 1 and after["epoch"] != epoch
+    with ws(daemon.ws_url(f"{CHANNEL}?since={offset}&epoch={epoch}")) as member:
+        assert first_notice(member) == {
+            "type": "not_recovered",
+            "channel": CHANNEL,
+            "epoch": after["epoch"],
+            "offset": 0,
+            "reason": "epoch_changed",
+        }
+        assert messages(member, 1) == [(1, first)]
+
+
 def test_a_member_that_missed_100_messages_gets_exactly_those_then_live(daemon_factory, token_file):
     """Reconnect with the last position: `recovered`, the 100 missed messages in order, then a live one."""
     daemon = daemon_factory(recovery_config(token_file))
@@ -121,15 +137,15 @@ def test_a_member_that_missed_100_messages_gets_exactly_those_then_live(daemon_f
     publisher.close()
 
 
-def test_recovery_while_a_publisher_keeps_publishing_has_no_gap_and_no_duplicate(daemon_factory, token_file):
-    """A member reconnects while a WebSocket publisher sends 300 messages: every offset once, in order, none lost."""
-    daemon = daemon_factory(recovery_config(token_file))
-    publisher = Publisher(daemon)
-    epoch, offset = position_of(daemon, publisher, 1)
-    for n in range(100):
-        publisher.publish(f"missed {n}")
-    expected = [f"missed {n}" for n in range(100)] + [f"during {n}" for n in range(300)]
-    with ws(daemon.ws_url(CHANNEL)) as sender:
+def replay_while_publishing(member_daemon: Any, sender_daemon: Any, position: tuple[str, int], missed: int) -> None:
+    """Reconnect to ``member_daemon`` while a WebSocket member of ``sender_daemon`` sends 300 messages.
+
+    The member missed ``missed`` messages (``missed 0``, ...) after ``position``; it must get those
+    and the 300, each offset once, in order.
+    """
+    epoch, offset = position
+    expected = [f"missed {n}" for n in range(missed)] + [f"during {n}" for n in range(300)]
+    with ws(sender_daemon.ws_url(CHANNEL)) as sender:
         assert first_notice(sender)["type"] == "subscribed"
         started = threading.Event()
 
@@ -142,12 +158,22 @@ def test_recovery_while_a_publisher_keeps_publishing_has_no_gap_and_no_duplicate
         thread = threading.Thread(target=keep_publishing)
         thread.start()
         started.wait(TIMEOUT)
-        with ws(daemon.ws_url(f"{CHANNEL}?since={offset}&epoch={epoch}")) as member:
+        with ws(member_daemon.ws_url(f"{CHANNEL}?since={offset}&epoch={epoch}")) as member:
             assert first_notice(member)["type"] == "recovered"
             got = messages(member, len(expected))
         thread.join(TIMEOUT)
     assert [o for o, _ in got] == list(range(offset + 1, offset + 1 + len(expected))), "no gap, no duplicate"
     assert [data for _, data in got] == expected
+
+
+def test_recovery_while_a_publisher_keeps_publishing_has_no_gap_and_no_duplicate(daemon_factory, token_file):
+    """A member reconnects while a WebSocket publisher sends 300 messages: every offset once, in order, none lost."""
+    daemon = daemon_factory(recovery_config(token_file))
+    publisher = Publisher(daemon)
+    position = position_of(daemon, publisher, 1)
+    for n in range(100):
+        publisher.publish(f"missed {n}")
+    replay_while_publishing(daemon, daemon, position, 100)
     publisher.close()
 
 
@@ -161,17 +187,7 @@ def test_after_a_restart_the_epoch_is_new_and_the_member_is_not_recovered(daemon
     first.stop()
     second = daemon_factory(recovery_config(token_file), port=port)
     publisher = Publisher(second)
-    after = publisher.publish("first after the restart")
-    assert after["offset"] == 1 and after["epoch"] != epoch
-    with ws(second.ws_url(f"{CHANNEL}?since={offset}&epoch={epoch}")) as member:
-        assert first_notice(member) == {
-            "type": "not_recovered",
-            "channel": CHANNEL,
-            "epoch": after["epoch"],
-            "offset": 0,
-            "reason": "epoch_changed",
-        }
-        assert messages(member, 1) == [(1, "first after the restart")]
+    reconnect_after_loss(second, publisher, (epoch, offset), "first after the restart")
     publisher.close()
 
 

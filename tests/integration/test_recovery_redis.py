@@ -9,7 +9,6 @@ recovered.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.integration.redis_support import RedisServer
 from tests.integration.test_broker_redis import api, wait_subscribed
-from tests.integration.test_handlers import TIMEOUT, closed_with, eventually, ws
+from tests.integration.test_handlers import closed_with, eventually, ws
 from tests.integration.test_recovery import (
     CHANNEL,
     TOKEN,
@@ -26,7 +25,9 @@ from tests.integration.test_recovery import (
     first_notice,
     messages,
     position_of,
+    reconnect_after_loss,
     recovery_config,
+    replay_while_publishing,
 )
 
 
@@ -69,29 +70,10 @@ def test_recovery_while_the_other_instance_keeps_publishing(daemon_factory, redi
     """A publisher on B sends 300 messages while a member of A replays: every offset once, in order."""
     first, second = two_daemons(daemon_factory, redis_server, token_file)
     on_second = Publisher(second)
-    epoch, offset = position_of(first, Publisher(first), 1)
+    position = position_of(first, Publisher(first), 1)
     for n in range(100):
         on_second.publish(f"missed {n}")
-    expected = [f"missed {n}" for n in range(100)] + [f"during {n}" for n in range(300)]
-    with ws(second.ws_url(CHANNEL)) as sender:
-        assert first_notice(sender)["type"] == "subscribed"
-        started = threading.Event()
-
-        def keep_publishing() -> None:
-            for n in range(300):
-                sender.send(f"during {n}")
-                if n == 20:
-                    started.set()
-
-        thread = threading.Thread(target=keep_publishing)
-        thread.start()
-        started.wait(TIMEOUT)
-        with ws(first.ws_url(f"{CHANNEL}?since={offset}&epoch={epoch}")) as member:
-            assert first_notice(member)["type"] == "recovered"
-            got = messages(member, len(expected))
-        thread.join(TIMEOUT)
-    assert [o for o, _ in got] == list(range(offset + 1, offset + 1 + len(expected))), "no gap, no duplicate"
-    assert [data for _, data in got] == expected
+    replay_while_publishing(first, second, position, 100)
     on_second.close()
 
 
@@ -117,17 +99,7 @@ def test_after_flushall_the_epoch_changes_and_the_member_is_not_recovered(daemon
     epoch, offset = position_of(first, Publisher(first), 3)
     redis_server.cli("FLUSHALL")
     on_second = Publisher(second)
-    after = on_second.publish("after the flush")
-    assert after["epoch"] != epoch and after["offset"] == 1
-    with ws(first.ws_url(f"{CHANNEL}?since={offset}&epoch={epoch}")) as member:
-        assert first_notice(member) == {
-            "type": "not_recovered",
-            "channel": CHANNEL,
-            "epoch": after["epoch"],
-            "offset": 0,
-            "reason": "epoch_changed",
-        }
-        assert messages(member, 1) == [(1, "after the flush")]
+    reconnect_after_loss(first, on_second, (epoch, offset), "after the flush")
     on_second.close()
 
 

@@ -36,6 +36,8 @@ class Heartbeat:
         "next_ping_at",
         "payload",
         "pong_deadline",
+        "rtt",
+        "sent_at",
     )
 
     def __init__(self, limits: Limits, keepalive: bool, now: float, expires_at: float | None = None) -> None:
@@ -48,6 +50,8 @@ class Heartbeat:
         self.count = 0
         self.next_ping_at = now + limits.ping_interval_seconds
         self.pong_deadline = 0.0
+        self.sent_at = 0.0  # when the ping awaiting its pong went out
+        self.rtt = 0.0  # seconds from our last answered keepalive ping to its pong (for metrics)
 
     def due(self, now: float, messages: tuple[int, int]) -> Due:
         """What is due at ``now``, given the message counts so far (an expired credential first)."""
@@ -67,11 +71,12 @@ class Heartbeat:
         """The payload of the keepalive ping sent now; the peer has ``pong_timeout_seconds``."""
         self.count += 1
         self.payload = b"keepalive %d" % self.count
+        self.sent_at = now
         self.pong_deadline = now + self.limits.pong_timeout_seconds
         return self.payload
 
     def answered(self, payload: bytes, now: float) -> bool:
-        """Whether ``payload`` answers our keepalive ping; if so the next ping is scheduled.
+        """Whether ``payload`` answers our keepalive ping; if so the next ping is scheduled and ``rtt`` set.
 
         RFC 6455 §5.5.3: a Pong echoes the Ping's payload, so a handler's own
         pings (any other payload) are not taken for ours.
@@ -79,5 +84,6 @@ class Heartbeat:
         if self.payload is None or payload != self.payload:
             return False
         self.payload = None
+        self.rtt = now - self.sent_at
         self.next_ping_at = now + self.limits.ping_interval_seconds
         return True

@@ -23,7 +23,7 @@ from zope.interface import implementer
 from wsdaemon.adapter.deadlines import Deadlines, Ticker
 from wsdaemon.adapter.heartbeat import Due, Heartbeat
 from wsdaemon.adapter.outcome import PeerInfo, WebSocketClosed, WebSocketLost, log_closed
-from wsdaemon.adapter.transport import IStreamTransport
+from wsdaemon.adapter.transport import IStreamTransport, tcp_transport
 from wsdaemon.core import (
     EOF,
     BytesMessage,
@@ -39,6 +39,7 @@ from wsdaemon.core import (
 from wsdaemon.core.errors import IDLE_TIMEOUT, InternalError, KeepaliveTimeout, LocalClose, SlowConsumer
 from wsdaemon.core.frames import SharedMessage
 from wsdaemon.interfaces import ClientAddress, Identity, WebSocketProtocol
+from wsdaemon.stats import EndpointStats
 
 #: The per-connection summary's logger: a plain Logger with the class's namespace, since
 #: ``self.log`` (a descriptor) builds a new Logger on every access.
@@ -73,8 +74,10 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         client: ClientAddress | None = None,
         identity: Identity | None = None,
         expires_at: float | None = None,
+        stats: EndpointStats | None = None,
     ) -> None:
         self.handler = handler
+        self.stats = stats  # the endpoint's: reads this connection's counters at scrape time
         self._client = client
         self.identity = identity
         self.connection = connection
@@ -103,14 +106,17 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         """Register for backpressure, arm the idle check and tell the handler."""
         transport = self.transport
         assert transport is not None
-        if getattr(transport, "bufferSize", None) is not None:
-            transport.bufferSize = self.limits.write_buffer_high_bytes  # type: ignore[attr-defined]
-        if getattr(transport, "SEND_LIMIT", None) is not None:  # twisted.internet.tcp: writeSomeData's cap
-            transport.SEND_LIMIT = self.limits.send_chunk_bytes  # type: ignore[attr-defined]
+        socket = tcp_transport(transport)  # under TLS, the TCP connection the TLS wrapper writes to
+        if getattr(socket, "bufferSize", None) is not None:
+            socket.bufferSize = self.limits.write_buffer_high_bytes  # type: ignore[attr-defined]
+        if getattr(socket, "SEND_LIMIT", None) is not None:  # twisted.internet.tcp: writeSomeData's cap
+            socket.SEND_LIMIT = self.limits.send_chunk_bytes  # type: ignore[attr-defined]
         transport.registerProducer(self, True)
         self._started = now = self._reactor.seconds()
         self._heartbeat = Heartbeat(self.limits, self.keepalive, now, self._expires_at)
         self._ticker.add(self)
+        if self.stats is not None:
+            self.stats.opened(self)
         self._call_handler("negotiationStarted", self)
         self._flush()
 
@@ -138,6 +144,8 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         clean = not connection.failed and code != CloseCode.ABNORMAL_CLOSURE
         error = WebSocketClosed if clean else WebSocketLost
         self._log_summary(code, connection.close_reason)
+        if self.stats is not None:
+            self.stats.closed(self, code)
         self._call_handler("connectionLost", Failure(error(code, connection.close_reason)))
 
     # --- WebSocketTransport (the handler's API) -----------------------------
@@ -267,6 +275,8 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
                 elif type(event) is Pong:
                     if not self._heartbeat.answered(event.payload, self._reactor.seconds()):
                         handler.pongReceived(event.payload)
+                    elif self.stats is not None:
+                        self.stats.ping_rtt.observe(self._heartbeat.rtt)
                 elif type(event) is ConnectionFailed:
                     self.log.info(
                         "failing WebSocket connection from {peer}: {code} {reason}",

@@ -1,8 +1,9 @@
-"""The type of the transport under the adapter's protocols, for the type checker."""
+"""The transport under the adapter's protocols: its type for the checker, and the socket under its wrappers."""
 
 from __future__ import annotations
 
 from twisted.internet.interfaces import IConsumer, IPushProducer, ITCPTransport
+from twisted.protocols.policies import ProtocolWrapper
 
 
 class IStreamTransport(ITCPTransport, IConsumer, IPushProducer):
@@ -14,3 +15,24 @@ class IStreamTransport(ITCPTransport, IConsumer, IPushProducer):
     ``Protocol.transport`` says just ``ITransport``; so nothing provides this
     interface at run time, it only tells mypy what the adapter relies on.
     """
+
+
+#: Wrappers to look through: each keeps the transport it writes to as ``.transport``.
+_MAX_WRAPPERS = 8
+
+
+def tcp_transport(transport: object) -> object:
+    """The transport at the bottom of ``transport``'s wrappers: the TCP connection under TLS.
+
+    ``TLSMemoryBIOProtocol`` and wsdaemon's switching wrapper are
+    ``ProtocolWrapper`` objects: reading an attribute they lack forwards to the
+    transport below, but *setting* one sets it on the wrapper. Tuning that
+    belongs to the socket (``bufferSize``, ``SEND_LIMIT``) must be set on the
+    object this returns, or it is silently lost on wss.
+    """
+    for _ in range(_MAX_WRAPPERS):
+        below = getattr(transport, "transport", None) if isinstance(transport, ProtocolWrapper) else None
+        if below is None:
+            return transport
+        transport = below
+    return transport

@@ -35,7 +35,6 @@ import itertools
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
@@ -58,8 +57,6 @@ from wsdaemon.broker.link import Link
 from wsdaemon.broker.local import Members, new_epoch, published
 from wsdaemon.core.frames import Opcode, SharedMessage
 from wsdaemon.hub import ChannelState, Fetch, HubLimits, Publication
-
-_T = TypeVar("_T")
 
 
 class _InFlight:

@@ -26,6 +26,9 @@ Rules for this file:
   is current and its offset within the kept range, else every kept entry;
   :func:`history_answer` then keeps exactly those after
   :meth:`~wsdaemon.hub.Fetch.after` of the state read.
+* ``history_max_bytes`` is applied when reading: only the newest entries
+  whose payloads fit in it count as kept (the state's first offset says so),
+  so a read's answer is bounded by it however large the stream is.
 * Nothing here does I/O: :mod:`wsdaemon.broker.redis` runs the scripts
   (``EVALSHA``, falling back to ``EVAL`` on ``NOSCRIPT``).
 """
@@ -78,7 +81,9 @@ return {epoch, offset}
 )
 
 #: KEYS: epoch, offset, stream. ARGV: fresh epoch, TTL ms, the client's epoch ('' if none), its offset
-#: (-1: no entries wanted). Returns {epoch, last offset, first kept offset, entries}.
+#: (-1: no entries wanted), the byte budget. Returns {epoch, last offset, first kept offset, entries}.
+#: The entries are walked newest first, 100 at a time, down to the oldest one wanted or until the
+#: budget is spent: then the oldest that fit is the first kept offset, as the in-process ring would say.
 HISTORY_SCRIPT = (
     _NEW_RECORD
     + """
@@ -88,16 +93,44 @@ local head = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)
 if #head > 0 then
   first = tonumber(string.match(head[1][1], '^%d+'))
 end
-local entries = {}
 local since = tonumber(ARGV[4])
-if since >= 0 then
-  local from = first
-  if ARGV[3] == epoch and since >= first - 1 and since <= last then
-    from = since + 1
+if since < 0 then
+  return {epoch, string.format('%d', last), string.format('%d', first), {}}
+end
+local wanted = first
+if ARGV[3] == epoch and since >= first - 1 and since <= last then
+  wanted = since + 1
+end
+local budget = tonumber(ARGV[5])
+local bytes = 0
+local oldest = last + 1
+local newest_first = {}
+local cursor = '+'
+local done = wanted > last
+while not done do
+  local chunk = redis.call('XREVRANGE', KEYS[3], cursor, '-', 'COUNT', 100)
+  done = #chunk < 100
+  for _, entry in ipairs(chunk) do
+    local offset = tonumber(string.match(entry[1], '^%d+'))
+    if offset < wanted then
+      done = true
+      break
+    end
+    local size = #entry[2][2] - 1
+    if bytes + size > budget then
+      first = oldest
+      done = true
+      break
+    end
+    bytes = bytes + size
+    oldest = offset
+    newest_first[#newest_first + 1] = entry
   end
-  if from <= last then
-    entries = redis.call('XRANGE', KEYS[3], string.format('%d', from), '+')
-  end
+  cursor = string.format('%d-0', oldest - 1)
+end
+local entries = {}
+for i = #newest_first, 1, -1 do
+  entries[#entries + 1] = newest_first[i]
 end
 return {epoch, string.format('%d', last), string.format('%d', first), entries}
 """
@@ -152,7 +185,8 @@ def history_args(limits: HubLimits, fetch: Fetch, epoch: str) -> list[bytes]:
     query = fetch.query
     client_epoch = (query.epoch or "") if query is not None else ""
     since = query.since if query is not None else -1
-    return [epoch.encode("ascii"), ttl_ms(limits), client_epoch.encode("ascii"), b"%d" % since]
+    budget = min(limits.history_max_bytes, limits.history_total_max_bytes)
+    return [epoch.encode("ascii"), ttl_ms(limits), client_epoch.encode("ascii"), b"%d" % since, b"%d" % budget]
 
 
 def history_answer(reply: Any, channel: str, fetch: Fetch) -> tuple[ChannelState, list[Publication]]:

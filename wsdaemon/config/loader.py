@@ -13,12 +13,13 @@ from wsdaemon.config.checks import Report, checked_table
 from wsdaemon.config.endpoints import default_endpoints, parse_endpoints
 from wsdaemon.config.limits import LIMIT_KEYS, parse_limits
 from wsdaemon.config.listeners import endpoint_strings, parse_listeners
+from wsdaemon.config.metrics import parse_metrics
 from wsdaemon.config.model import DEFAULT_LISTEN, Config, ConfigError, ListenerConfig, Problem
 from wsdaemon.config.process import parse_process, refuse_unshared_listeners
 from wsdaemon.config.static import static_mounts
 from wsdaemon.core.limits import Limits
 
-_TOP_KEYS = ("listeners", "http", "limits", "endpoints", "static", "memory", "process", "broker", "api")
+_TOP_KEYS = ("listeners", "http", "limits", "endpoints", "static", "memory", "process", "broker", "api", "metrics")
 _HTTP_KEYS = ("demo_page",)
 _MEMORY_KEYS = ("allocator_cache_bytes",)
 
@@ -57,7 +58,8 @@ def parse_config(text: str, source: str, listen_override: Sequence[str] = ()) ->
     report = Report()
     config = _with_listen_override(_build_config(document, source, report), listen_override, report)
     api = parse_api(document.get("api"), config.endpoints, config.listeners, config.demo_page, report)
-    config = dataclasses.replace(config, broker=parse_broker(document.get("broker"), report), api=api)
+    metrics = parse_metrics(document.get("metrics"), config.endpoints, report)
+    config = dataclasses.replace(config, broker=parse_broker(document.get("broker"), report), api=api, metrics=metrics)
     refuse_unshared_listeners(config.process, config.listeners, bool(listen_override), report)
     report.raise_if_any(source)
     return config

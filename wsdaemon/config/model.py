@@ -195,6 +195,21 @@ class ApiConfig:
     listeners: tuple[str, ...] = ()
 
 
+#: Where ``/metrics`` is served (on the main listeners, or alone on ``[metrics] listen``).
+METRICS_PATH = "/metrics"
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``[metrics]``: ``/metrics`` in the Prometheus text format, off unless ``enabled``."""
+
+    enabled: bool = False
+    #: Client networks that may scrape (CIDR text, e.g. "10.0.0.0/8"); anyone else gets 403.
+    allowed_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    #: A Twisted endpoint string of its own for ``/metrics``; None: served on every listener.
+    listen: str | None = None
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole validated configuration; ``source`` is None for the built-in defaults."""
@@ -209,3 +224,4 @@ class Config:
     process: ProcessConfig = field(default_factory=ProcessConfig)
     broker: BrokerConfig | None = None  # [broker]: None is the in-process broker
     api: ApiConfig | None = None  # [api]: None is no API
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)  # [metrics]

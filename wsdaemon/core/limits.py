@@ -100,7 +100,7 @@ class Limits:
         512 * KIB,
         4 * KIB,
         64 * MIB,
-        "most bytes handed to one send() call (plain TCP); larger means fewer system calls for big messages",
+        "most bytes handed to one send() call (TCP, under TLS too); larger means fewer system calls for big messages",
     )
     max_connections: int = limit_field(
         10000, 1, 10**7, "open TCP connections per listener; more are refused (closed at accept)"

@@ -35,6 +35,7 @@ Rules for this file:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -89,6 +90,8 @@ class BroadcastFactory:
         self.reactor = reactor
         self._ticker = Ticker(reactor) if reactor is not None else None
         self._framed: tuple[Publication | None, SharedMessage] = (None, SharedMessage(Opcode.TEXT, b""))
+        #: Messages slow members never got, by overflow policy (read by ``/metrics`` at scrape time).
+        self.dropped: Counter[str] = Counter()
 
     @property
     def history_limits(self) -> HubLimits | None:

@@ -132,9 +132,10 @@ class BroadcastProtocol:
             self._drop_oldest()
 
     def _drop_oldest(self) -> None:
-        """Forget the oldest queued message, counting it for the summary in :meth:`connectionLost`."""
+        """Forget the oldest queued message, counting it for the summary in :meth:`connectionLost` and for metrics."""
         self.queued_bytes -= len(self.queue.popleft().payload)
         self.dropped += 1
+        self.factory.dropped[self.settings.overflow] += 1
 
     def _close_slow_member(self) -> None:
         """Close a member that fell too far behind; the channel goes on without it."""
@@ -145,6 +146,7 @@ class BroadcastProtocol:
             size=self.queued_bytes,
             code=self.settings.overflow_close_code,
         )
+        self.factory.dropped["close"] += len(self.queue)  # never delivered: the member is gone
         self.close(self.settings.overflow_close_code, "not keeping up with the channel")
 
     def close(self, code: int, reason: str) -> None:

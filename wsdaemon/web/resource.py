@@ -38,6 +38,7 @@ from wsdaemon.core import (
 )
 from wsdaemon.core.http import REASONS
 from wsdaemon.interfaces import ConnectionRejected, IAuthenticator, Identity, WebSocketServerFactory
+from wsdaemon.stats import EndpointStats
 from wsdaemon.web.request import DaemonRequest
 
 
@@ -84,6 +85,7 @@ class WebSocketResource(Resource):
         policy: subprotocols, origins and compression of the endpoint.
         limits: the endpoint's limits.
         path: the endpoint's path, for its connections' log lines.
+        stats: the endpoint's counters (handshakes, connections), kept across reloads.
     """
 
     isLeaf = True
@@ -101,6 +103,7 @@ class WebSocketResource(Resource):
         policy: EndpointPolicy | None = None,
         limits: Limits | None = None,
         path: str = "",
+        stats: EndpointStats | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # super(): mypy#16653
         self.factory = factory
@@ -112,13 +115,18 @@ class WebSocketResource(Resource):
         self.limits = limits or Limits()
         self.auth_timeout_seconds = auth_timeout_seconds or self.limits.handshake_timeout_seconds
         self.path = path
+        self.stats = stats if stats is not None else EndpointStats()
         self.ticker = Ticker(reactor)  # the idle and keepalive clock of every connection here
 
     def render(self, request: Request) -> bytes | int:
         """GET (and HEAD, answered from GET) upgrade; any other method gets 405 with ``Allow``."""
         if request.method in (b"GET", b"HEAD"):
-            return super().render(request)  # type: ignore[no-untyped-call,no-any-return]  # super(): mypy#16653
-        return refuse(request, 405, [("Allow", "GET, HEAD")], "a WebSocket endpoint answers GET only")
+            answer: bytes | int = super().render(request)  # type: ignore[no-untyped-call]  # super(): mypy#16653
+        else:
+            answer = refuse(request, 405, [("Allow", "GET, HEAD")], "a WebSocket endpoint answers GET only")
+        if isinstance(answer, bytes):  # refused now; an upgrade is counted by its connection
+            self.stats.refused(request.code)
+        return answer
 
     def render_GET(self, request: Request) -> bytes | int:
         """Admission (503), the handshake (400/403/426; a plain GET gets 426), authentication, then the upgrade."""
@@ -165,6 +173,7 @@ class WebSocketResource(Resource):
             subprotocol=accepted.subprotocol,
             keepalive=True,
             ticker=self.ticker,
+            stats=self.stats,
             client=wrapper.ticket.address,
             identity=identity,
             expires_at=identity.expires_at if identity is not None and self.close_on_expiry else None,
@@ -195,11 +204,11 @@ class WebSocketResource(Resource):
 
         def decided(identity: Identity | None) -> None:
             if not gone:
-                finish(request, self._upgrade(request, wrapper, accepted, identity))
+                self._finish(request, self._upgrade(request, wrapper, accepted, identity))
 
         def failed(failure: Failure) -> None:
             if not gone:
-                finish(request, self._not_authenticated(request, failure))
+                self._finish(request, self._not_authenticated(request, failure))
 
         request.notifyFinish().addErrback(client_gone)
         # Whatever the authenticator makes of the cancel (Twisted's Agent reports it as
@@ -251,7 +260,13 @@ class WebSocketResource(Resource):
         """
         self.log.failure("upgrade on {path} failed after authentication", failure, path=self.path)
         if wrapper.upgraded is None and not request.finished and request.channel is not None:
-            finish(request, refuse(request, 500, [], "internal error"))
+            self._finish(request, refuse(request, 500, [], "internal error"))
+
+    def _finish(self, request: Request, answer: bytes | int) -> None:
+        """Complete a request answered after ``render`` returned, counting a refusal."""
+        if isinstance(answer, bytes):
+            self.stats.refused(request.code)
+        finish(request, answer)
 
 
 def _timed_out(result: object, timeout: float) -> Failure:

@@ -27,10 +27,11 @@ from wsdaemon.admission import Admission
 from wsdaemon.auth import NO_AUTHENTICATION
 from wsdaemon.auth.tokens import without_token
 from wsdaemon.broker import IBroker, LinkState
-from wsdaemon.config import Config, EndpointConfig
+from wsdaemon.config import METRICS_PATH, Config, EndpointConfig
 from wsdaemon.core import EndpointPolicy, Limits
 from wsdaemon.interfaces import IAuthenticator, WebSocketServerFactory
 from wsdaemon.runtime import Runtime, RuntimeSlot
+from wsdaemon.stats import DaemonStats
 from wsdaemon.web.api import ApiAccess, PresenceResource, PublishResource, channel_history
 from wsdaemon.web.channel import DaemonChannel
 from wsdaemon.web.request import DaemonRequest
@@ -205,12 +206,16 @@ def build_root(
     authenticators: Mapping[str, IAuthenticator] | None = None,
     broker: IBroker | None = None,
     api: ApiAccess | None = None,
+    stats: DaemonStats | None = None,
+    metrics: IResource | None = None,
 ) -> Resource:
-    """The resource tree: demo page, /healthz, the API and one WebSocket endpoint per config entry.
+    """The resource tree: demo page, /healthz, /metrics, the API and one WebSocket endpoint per config entry.
 
     Every endpoint asks ``admission``, the one its listeners' ``SwitchingFactory``
-    counts connections with (a rebuilt tree on reload gets the running one), and
-    authenticates with its entry in ``authenticators`` (by path).
+    counts connections with (a rebuilt tree on reload gets the running one),
+    authenticates with its entry in ``authenticators`` (by path) and counts into
+    its entry in ``stats`` (the daemon's, kept across reloads). ``metrics``, the
+    ``/metrics`` resource, is mounted when given.
 
     Raises:
         ValueError: an endpoint configured with an authenticator has none in
@@ -224,6 +229,8 @@ def build_root(
         static.putChild(b"demo.js", StaticBytes(_static("demo.js"), "text/javascript; charset=utf-8"))
         root.putChild(b"static", static)
     root.putChild(b"healthz", Health(broker, config.broker is not None and config.broker.required))
+    if metrics is not None:
+        _mount(root, METRICS_PATH, metrics)
     if broker is not None and api is not None:
         _mount_api(root, config, broker, api, factories)
     for endpoint in config.endpoints:
@@ -242,6 +249,7 @@ def build_root(
             policy=policy,
             limits=endpoint.limits,
             path=endpoint.path,
+            stats=stats.endpoint(endpoint.path) if stats is not None else None,
         )
         _mount(root, endpoint.path, resource)
     if config.static:

@@ -13,7 +13,8 @@ Rules for this file:
   :data:`MessageKind.NOTIFY`: sd_notify(3) text (``READY=1``, ``STATUS=…``,
   ``WATCHDOG=1`` as the heartbeat), so a worker reports to its supervisor as the single process
   reports to systemd, through the same :class:`~wsdaemon.systemd.Notifier`. The other kinds
-  carry broadcast channels between the workers (:mod:`wsdaemon.broker.relay`).
+  carry broadcast channels between the workers (:mod:`wsdaemon.broker.relay`) and the figures
+  of ``/metrics`` (:mod:`wsdaemon.workers.metrics`).
 
 Pure: no Twisted, no I/O except :func:`read_message`, which the worker calls once, before its
 reactor runs, to learn where its sockets are.
@@ -42,6 +43,7 @@ MAX_MESSAGE_BYTES = 2 * 1024 * 1024
 _HEAD = struct.Struct("!IB")  # body length + 1 (the kind byte), kind
 
 
+@enum.unique
 class MessageKind(enum.Enum):
     """What a message carries; the value is its kind byte on the wire."""
 
@@ -58,9 +60,13 @@ class MessageKind(enum.Enum):
     # Channels with history across the workers: the supervisor keeps it and gives the positions.
     POSITION = b"O"  # worker -> supervisor: position, keep and relay a message (a positioned publish)
     POSITION_ANSWER = b"o"  # supervisor -> worker: the position it got
-    HISTORY = b"R"  # worker -> supervisor: read a channel's state and history
+    HISTORY = b"G"  # worker -> supervisor: read a channel's state and history
     HISTORY_ENTRY = b"E"  # supervisor -> worker: one kept message of the history read
     HISTORY_ANSWER = b"r"  # supervisor -> worker: the channel's state, after its entries
+    # /metrics across the workers (wsdaemon.workers.metrics).
+    STATS = b"T"  # worker -> supervisor: its figures (JSON), with each heartbeat
+    STATS_QUERY = b"R"  # worker -> supervisor: every worker's latest figures, please (a query number)
+    STATS_ANSWER = b"W"  # supervisor -> worker: the answer (JSON: the number and the figures by worker)
 
 
 class ChannelError(Exception):

@@ -22,8 +22,10 @@ from wsdaemon.handler_factories import resolve_factories
 from wsdaemon.interfaces import HandlerContext
 from wsdaemon.plugins import discover_authenticators
 from wsdaemon.pubsub import build_api_access, build_broker
+from wsdaemon.service import metrics_listener
 from wsdaemon.systemd import Notifier
 from wsdaemon.tls import build_listener_tls
+from wsdaemon.web.metrics import MetricsResource, parse_networks
 from wsdaemon.workers.sockets import open_sockets
 from wsdaemon.workers.supervisor import Supervisor
 
@@ -62,9 +64,7 @@ def build_supervisor(
     resolve_authenticators(config, discover_authenticators(), context, problems)
     build_api_access(config, [], problems)
     build_listener_tls(config, problems)
-    if problems:
-        raise ConfigError(config.source or "(built-in defaults and --listen)", problems)
-    return Supervisor(
+    supervisor = Supervisor(
         reactor,
         config,
         count,
@@ -72,3 +72,15 @@ def build_supervisor(
         lambda: open_sockets(reactor, config.listeners),
         notifier=notifier,
     )
+    metrics = None
+    if config.metrics.enabled and config.metrics.listen is not None:  # served here, with every worker's figures
+        resource = MetricsResource(supervisor.figures.gather, parse_networks(config.metrics.allowed_networks))
+        metrics = metrics_listener(config.metrics.listen, resource, reactor, problems)
+    if problems:
+        raise ConfigError(config.source or "(built-in defaults and --listen)", problems)
+    if metrics is None:
+        return supervisor
+    both = MultiService()
+    supervisor.setServiceParent(both)  # type: ignore[no-untyped-call]
+    metrics.setServiceParent(both)  # type: ignore[no-untyped-call]
+    return both

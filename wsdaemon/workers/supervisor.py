@@ -47,6 +47,7 @@ from wsdaemon.workers.channel import (
     MessageKind,
     socket_fd,
 )
+from wsdaemon.workers.metrics import WorkerFigures
 from wsdaemon.workers.readiness import Readiness
 from wsdaemon.workers.slots import Slot, describe_exit, notify_fields, stale
 from wsdaemon.workers.sockets import HeldSocket, ListenFailed, close_sockets
@@ -88,6 +89,11 @@ class WorkerProcess(ProcessProtocol):
             return
         for kind, body in messages:
             self.supervisor.message(self, kind, body)
+
+    def send(self, message: bytes) -> None:
+        """Write one encoded message to the worker (its fd 0), while it runs."""
+        if self.slot.process is not None and self.slot.protocol is self:
+            self.slot.process.writeToChild(FROM_SUPERVISOR_FD, message)
 
     def processEnded(self, reason: Failure) -> None:
         """The worker is gone (exit status or signal in ``reason.value``)."""
@@ -136,6 +142,8 @@ class Supervisor(Service):
         self.readiness = Readiness(reactor, self.slots, self.process, notifier or Notifier(None), self.environ)
         #: Broadcast channels across the workers (used when there is no [broker]).
         self.relay = RelayHub(reactor)
+        #: Each worker's latest figures, for /metrics (sent only when [metrics] is enabled).
+        self.figures = WorkerFigures()
         self.sockets: list[HeldSocket] = []
         self._all_exited: Deferred[None] | None = None
         self._kill_call: Any = None
@@ -219,6 +227,7 @@ class Supervisor(Service):
         name = slot.name
         slot.ended()
         self.relay.forget(slot.index)
+        self.figures.forget(slot.index)
         if self.stopping:
             self.log.info("{worker} {how} after {ran:.1f} s; shutting down", worker=name, how=how, ran=ran)
             self._maybe_all_exited()
@@ -268,6 +277,8 @@ class Supervisor(Service):
             return
         if kind is not MessageKind.NOTIFY:
             try:
+                if self.figures.received(slot.index, kind, body, protocol.send):
+                    return
                 if not self.relay.received(slot.index, kind, body):
                     raise ChannelError(f"unexpected {kind.name} message")
             except ChannelError as error:

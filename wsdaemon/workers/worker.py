@@ -46,6 +46,7 @@ from wsdaemon.workers.channel import (
     read_message,
     socket_fd,
 )
+from wsdaemon.workers.metrics import MetricsLink
 
 
 class SupervisorLink(Protocol):
@@ -57,6 +58,7 @@ class SupervisorLink(Protocol):
         self.reactor = reactor
         self.decoder = MessageDecoder()
         self.relay: RelayLink | None = None
+        self.metrics: MetricsLink | None = None
         self.shutting_down = False
         reactor.addSystemEventTrigger("before", "shutdown", self._shutting_down)
 
@@ -78,9 +80,11 @@ class SupervisorLink(Protocol):
             self.transport.write(message)
 
     def dataReceived(self, data: bytes) -> None:
-        """Messages from the supervisor after the hello: the broadcast relay's."""
+        """Messages from the supervisor after the hello: the broadcast relay's and the metrics'."""
         try:
             for kind, body in self.decoder.feed(data):
+                if self.metrics is not None and self.metrics.received(kind, body):
+                    continue
                 if self.relay is None or not self.relay.received(kind, body):
                     raise ChannelError(f"unexpected {kind.name} message")
         except ChannelError as error:
@@ -175,6 +179,16 @@ def build_worker(
     if config.broker is None:  # channels cross the workers through the main process
         broker = relay_broker(link.send, BrokerConfig.max_pending_messages)
         link.relay = broker.link  # type: ignore[assignment]  # a RelayLink, made just above
+    share_metrics = None
+    beat = link.heartbeat
+    if config.metrics.enabled:  # figures go to the main process with each heartbeat
+        link.metrics = metrics = MetricsLink(link.send, worker, reactor)
+        share_metrics = metrics.share
+
+        def beat() -> None:
+            link.heartbeat()
+            metrics.report()
+
     root = MultiService()
     build_service(
         served,
@@ -184,6 +198,7 @@ def build_worker(
         notifier=Notifier("supervisor", send=link.send_notify),
         endpoints=adopted_endpoints(reactor, listeners),
         broker=broker,
+        share_metrics=share_metrics,
     ).setServiceParent(root)
-    Heartbeat(reactor, link.heartbeat, hello.heartbeat_interval_seconds).setServiceParent(root)  # type: ignore[no-untyped-call]
+    Heartbeat(reactor, beat, hello.heartbeat_interval_seconds).setServiceParent(root)  # type: ignore[no-untyped-call]
     return root
