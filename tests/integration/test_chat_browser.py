@@ -228,31 +228,40 @@ def proxy(site: Site) -> Iterator[CuttableProxy]:
     relay.close()
 
 
+def check_outage_recovered(
+    pages: tuple[Page, Page], publisher: Any, down: Any, back: Any, missed: list[str], lost_code: int | None = None
+) -> None:
+    """One message, ``down()``, ``missed`` published through ``publisher``, ``back()``: recovered, each once, in order.
+
+    With ``lost_code`` the state line must name that close code while reconnecting.
+    """
+    first, second = pages
+    say(first, "before")
+    for page in pages:
+        wait_for_messages(page, 1)
+        page.down = True  # type: ignore[attr-defined]
+    down()
+    for page in pages:
+        wait_for_status(page, "reconnecting in ", panel="chat")
+        if lost_code is not None:
+            assert f"(code {lost_code})" in page.text_content("#chat-status")
+    for text in missed:
+        publish(publisher, text)
+    back()
+    for page in pages:
+        wait_until_back(page)
+        page.locator("#chat-log .recovered").wait_for()
+    say(second, "after")
+    assert_recovered_once_in_order(pages, ["before", *missed, "after"])
+
+
 def test_pages_recover_what_was_published_while_the_network_was_down(daemon_factory, site, chat_page, proxy):
     """Links dropped without a close: both pages reconnect by themselves, recover, and show each message once, in order."""
     daemon = daemon_factory(site.config, port=site.http_port, listen=False)
     page_url = f"http://{LOOPBACK}:{proxy.port}/"
-    ann, bob = chat_page(page_url, "ann"), chat_page(page_url, "bob")
-    say(ann, "before the outage")
-    for page in (ann, bob):
-        wait_for_messages(page, 1)
-        page.down = True  # type: ignore[attr-defined]
-
-    proxy.cut()
-    for page in (ann, bob):
-        wait_for_status(page, "reconnecting in ", panel="chat")
-        assert "(code 1006)" in page.text_content("#chat-status")
+    pages = chat_page(page_url, "ann"), chat_page(page_url, "bob")
     missed = [f"missed {n}" for n in range(1, 6)]
-    for text in missed:
-        publish(daemon, text)
-    proxy.restore()
-
-    for page in (ann, bob):
-        wait_until_back(page)
-        page.locator("#chat-log .recovered").wait_for()
-    say(bob, "after the outage")
-    expected = ["before the outage", *missed, "after the outage"]
-    assert_recovered_once_in_order((ann, bob), expected)
+    check_outage_recovered(pages, daemon, proxy.cut, proxy.restore, missed, lost_code=1006)
 
 
 def test_pages_recover_across_a_daemon_restart_with_a_shared_broker(daemon_factory, tmp_path, chat_page, redis_server):
@@ -260,23 +269,10 @@ def test_pages_recover_across_a_daemon_restart_with_a_shared_broker(daemon_facto
     site = Site(tmp_path, f'[broker]\nurl = "{redis_server.url}"\nreconnect_initial_seconds = 0.1\n')
     daemon = daemon_factory(site.config, port=site.http_port, listen=False)
     other = daemon_factory(site.instance_config)
-    ann, bob = chat_page(site.page_url("ws"), "ann"), chat_page(site.page_url("wss"), "bob")
-    say(ann, "before the restart")
-    for page in (ann, bob):
-        wait_for_messages(page, 1)
-        page.down = True  # type: ignore[attr-defined]
-
-    daemon.stop()
-    for page in (ann, bob):
-        wait_for_status(page, "reconnecting in ", panel="chat")
+    pages = chat_page(site.page_url("ws"), "ann"), chat_page(site.page_url("wss"), "bob")
     missed = [f"published while the daemon was down {n}" for n in range(1, 4)]
-    for text in missed:
-        publish(other, text)
-    daemon_factory(site.config, port=site.http_port, listen=False)
 
-    for page in (ann, bob):
-        wait_until_back(page)
-        page.locator("#chat-log .recovered").wait_for()
-    say(bob, "after the restart")
-    expected = ["before the restart", *missed, "after the restart"]
-    assert_recovered_once_in_order((ann, bob), expected)
+    def restart() -> None:
+        daemon_factory(site.config, port=site.http_port, listen=False)
+
+    check_outage_recovered(pages, other, daemon.stop, restart, missed)
