@@ -9,7 +9,9 @@ import pytest
 from twisted.internet.testing import MemoryReactorClock
 
 from wsdaemon.adapter.reconnect import Ending
-from wsdaemon.client import Terminal, exit_status, options_from, parse_args
+from wsdaemon.adapter.resume import EnvelopeResumption
+from wsdaemon.client import Terminal, exit_status, make_client, options_from, parse_args, tell_missing
+from wsdaemon.hub import Notice, NoticeType
 
 
 class FakeTransport:
@@ -177,3 +179,22 @@ def test_input_ending_between_connections_with_nothing_queued_stops():
     term, _, client, _ = terminal()
     term.end_of_input()
     assert client.closes == 1
+
+
+def test_recover_resumes_envelopes_and_implies_reconnect():
+    """--recover: the client reconnects and resumes with the envelope protocol; without it, plain messages."""
+    args = parse_args(["ws://h/chat/x", "--recover"])
+    term = Terminal(MemoryReactorClock(), io.StringIO(), 1.0)
+    client = make_client(MemoryReactorClock(), args, term, options_from(args))
+    assert client.reconnect and isinstance(client.resumption, EnvelopeResumption)
+    plain = make_client(MemoryReactorClock(), parse_args(["ws://h/"]), term, options_from(args))
+    assert not plain.reconnect and not isinstance(plain.resumption, EnvelopeResumption)
+
+
+def test_missed_messages_are_said_on_stderr(capsys):
+    """A not_recovered notice is one stderr line with its reason; a first visit's no_epoch is not news."""
+    tell_missing(Notice(NoticeType.NOT_RECOVERED, "/chat/x", "e2", 0, "epoch_changed"))
+    tell_missing(Notice(NoticeType.NOT_RECOVERED, "/chat/x", "e2", 0, "no_epoch"))
+    tell_missing(Notice(NoticeType.RECOVERED, "/chat/x", "e2", 4))
+    err = capsys.readouterr().err
+    assert err == "wsdaemon.client: some messages were missed (epoch_changed); continuing after offset 0\n"

@@ -62,14 +62,18 @@ def without_source(config: Config) -> Config:
 # Defaults and overrides
 
 
-def test_default_config_is_an_echo_endpoint_on_localhost() -> None:
-    """Without a file the daemon serves /echo and the demo page on 127.0.0.1:8080 with default limits."""
+def test_default_config_is_echo_and_chat_on_localhost() -> None:
+    """Without a file the daemon serves /echo, the /chat/ channels and the demo page on 127.0.0.1:8080."""
     config = default_config()
     assert config.source is None
     assert config.listeners == (ListenerConfig(DEFAULT_LISTEN),)
     assert DEFAULT_LISTEN == "tcp:8080:interface=127.0.0.1"
     assert config.limits == Limits()
-    assert config.endpoints == (EndpointConfig("/echo", "echo", {}, (), (), Limits()),)
+    chat = {"channel_from_path": True, "envelope": "json", "history_size": 100}
+    assert config.endpoints == (
+        EndpointConfig("/echo", "echo", {}, (), (), Limits()),
+        EndpointConfig("/chat", "broadcast", chat, (), (), Limits()),
+    )
     assert config.demo_page is True
 
 
@@ -91,7 +95,7 @@ def test_partial_override_keeps_other_defaults() -> None:
     assert config.limits == Limits(max_message_bytes=65536)
     assert config.listeners == default_config().listeners
     assert config.demo_page is True
-    assert [e.path for e in config.endpoints] == ["/echo"]
+    assert [e.path for e in config.endpoints] == ["/echo", "/chat"]
 
 
 def test_default_endpoint_uses_file_global_limits() -> None:

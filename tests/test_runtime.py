@@ -17,6 +17,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.web.resource import Resource
 
 from tests.web.stack import Peer, http_request, upgrade_request
+from twisted.plugins import wsdaemon_handlers
 from wsdaemon.config import Problem, parse_config
 from wsdaemon.core.frames import Opcode
 from wsdaemon.interfaces import HandlerContext, WebSocketTransport
@@ -87,7 +88,8 @@ class Daemon:
         self.text = text
         self.service: DaemonService = build_service(
             parse_config(text, "test.toml"),
-            {"tag": TagPlugin(), "echo": TagPlugin()},  # echo: the default endpoint of a file without any
+            # echo and the real broadcast: the default endpoints of a file without any
+            {"tag": TagPlugin(), "echo": TagPlugin(), "broadcast": wsdaemon_handlers.broadcast},
             MemoryReactorClock(),
             load_config=lambda: parse_config(self.text, "test.toml"),
         )

@@ -12,7 +12,11 @@ close with any other code (1001 "going away" included), a lost connection, a
 refused upgrade. Each failure is one line on stderr, naming the close code
 and reason when there are any. Keepalive pings (``--ping-interval``,
 ``--ping-timeout``) find a dead link; with ``--reconnect`` the client comes
-back after any abnormal end, with exponential backoff and full jitter.
+back after any abnormal end, with exponential backoff and full jitter. On an
+``envelope = "json"`` endpoint ``--recover`` (which implies ``--reconnect``)
+resumes from the last message after each reconnect (docs/recovery.md), prints
+each message as published (not its envelope) exactly once, and says on stderr
+when messages were lost.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
 from wsdaemon.adapter.reconnect import CLIENT_LIMITS, ConnectOptions, Ending, ReconnectingClient
+from wsdaemon.adapter.resume import EnvelopeResumption
+from wsdaemon.hub import Notice, NoticeType, Reason
 from wsdaemon.interfaces import DaemonTransport
 
 PROG = "wsdaemon.client"
@@ -205,6 +211,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="after end of input, close once the server has been quiet this long (inf: wait for the server to close)",
     )
     parser.add_argument("--reconnect", action="store_true", help="reconnect after an abnormal close or a network error")
+    parser.add_argument(
+        "--recover",
+        action="store_true",
+        help='the URL is an envelope = "json" endpoint: reconnect and resume after the last message (implies --reconnect)',
+    )
     args = parser.parse_args(argv)
     for header in args.header:
         if ":" not in header:
@@ -237,6 +248,12 @@ def options_from(args: argparse.Namespace) -> ConnectOptions:
     )
 
 
+def tell_missing(notice: Notice) -> None:
+    """With ``--recover``: one line on stderr when messages were lost (a ``not_recovered`` notice)."""
+    if notice.type == NoticeType.NOT_RECOVERED and notice.reason != Reason.NO_EPOCH:
+        say(f"some messages were missed ({notice.reason}); continuing after offset {notice.offset}")
+
+
 def exit_status(ending: Ending, url: str) -> int:
     """0 after a 1000 close handshake; otherwise say why on stderr and return 1."""
     if ending.normal:
@@ -248,12 +265,30 @@ def exit_status(ending: Ending, url: str) -> int:
     return 1
 
 
+def make_client(
+    reactor: Any, args: argparse.Namespace, terminal: Terminal, options: ConnectOptions
+) -> ReconnectingClient:
+    """The client the command line asks for: reconnecting with ``--reconnect``, resuming with ``--recover``.
+
+    Raises:
+        ValueError: the URL is not a ws:// or wss:// URL.
+    """
+    return ReconnectingClient(
+        reactor,
+        args.url,
+        terminal,
+        options=options,
+        reconnect=args.reconnect or args.recover,
+        resumption=EnvelopeResumption(tell_missing) if args.recover else None,
+    )
+
+
 async def session(reactor: Any, args: argparse.Namespace) -> int:
     """Connect, wire standard input to the connection, and wait until the client stops."""
     try:
         options = options_from(args)
         terminal = Terminal(reactor, sys.stdout, args.wait)
-        client = ReconnectingClient(reactor, args.url, terminal, options=options, reconnect=args.reconnect)
+        client = make_client(reactor, args, terminal, options)
     except ValueError as error:
         say(str(error))
         return 1

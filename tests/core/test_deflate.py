@@ -164,6 +164,28 @@ class TestNegotiation:
         assert codec.params.local_no_context_takeover is True
         assert CLIENT_OFFER.startswith("permessage-deflate")
 
+    def test_client_offer_promises_no_context_takeover(self) -> None:
+        """The offer carries the RFC 7692 §7.1.1.2 hint, so a server may ask for client_no_context_takeover."""
+        (offer,) = offers(CLIENT_OFFER)
+        assert ("client_no_context_takeover", None) in offer.params
+        assert ("client_max_window_bits", None) in offer.params
+        assert response_for(CLIENT_OFFER, DeflateSettings()) == (
+            "permessage-deflate; client_no_context_takeover; server_max_window_bits=12; client_max_window_bits=12"
+        )
+
+    def test_client_keeps_the_hint_when_the_response_omits_it(self) -> None:
+        """A response without client_no_context_takeover still leaves our compressor resetting; the server's context is kept."""
+        codec = client_params(offers("permessage-deflate")[0])
+        assert codec.params.local_no_context_takeover is True
+        assert codec.params.remote_no_context_takeover is False
+        first = codec.encode(b"a repeated phrase, a repeated phrase" * 4)
+        assert codec.encode(b"a repeated phrase, a repeated phrase" * 4) == first
+
+    def test_client_honours_server_no_context_takeover(self) -> None:
+        """A response with server_no_context_takeover makes our inflater forget the server's context."""
+        codec = client_params(offers("permessage-deflate; server_no_context_takeover")[0])
+        assert codec.params.remote_no_context_takeover is True
+
     def test_client_rejects_an_invalid_server_response(self) -> None:
         """A server response with an unknown parameter is a protocol error for the client."""
         with pytest.raises(ProtocolViolation):

@@ -1,10 +1,12 @@
-"""Helpers shared by the integration tests: ports, the daemon's log, /proc readings, hand-made frames."""
+"""Helpers shared by the integration tests: ports, the daemon's log, /proc readings, hand-made frames, a cuttable relay."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
+import threading
 import time
 from typing import Any
 
@@ -138,3 +140,69 @@ def close_handshake(sock: socket.socket) -> None:
     while sock.recv(4096):
         pass
     sock.close()
+
+
+class CuttableProxy:
+    """A TCP relay on 127.0.0.1 that a test can cut: a network outage without restarting the daemon.
+
+    :meth:`cut` drops every relayed connection without a close frame (as a
+    lost link does) and stops listening, so reconnects are refused;
+    :meth:`restore` listens again on the same port. One thread accepts and
+    two threads pump each connection; :meth:`close` ends them all.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._server: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        """Listen (again) on :attr:`port` and relay each new connection to the target."""
+        server = socket.create_server((LOOPBACK, self.port))
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def cut(self) -> None:
+        """Drop every relayed connection at once and refuse new ones until :meth:`restore`."""
+        server, self._server = self._server, None
+        if server is not None:
+            with contextlib.suppress(OSError):
+                server.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread (Linux) so the port is free
+            server.close()
+        with self._lock:
+            dropped, self._sockets = self._sockets, []
+        for sock in dropped:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    close = cut
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:  # closed by cut()
+                return
+            try:
+                upstream = socket.create_connection((LOOPBACK, self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.support import LOOPBACK, free_port
+from tests.integration.support import LOOPBACK, CuttableProxy, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0
@@ -231,3 +231,31 @@ def test_reconnect_comes_back_after_a_daemon_restart(daemon_factory, interactive
     assert client.next_line() == "after"
     assert client.end_input() == 0
     assert any("1001" in line for line in client.errors), client.errors
+
+
+def test_recover_resumes_an_envelope_channel_after_a_cut_network(daemon_factory, interactive, tmp_path):
+    """--recover on the built-in /chat/ channels: what was published while the link was cut is printed once, in order."""
+    from tests.integration.test_broker_redis import TOKEN, api
+
+    token_file = tmp_path / "api-token"
+    token_file.write_text(TOKEN + "\n")
+    daemon = daemon_factory(f'[api]\ntoken_file = "{token_file}"\n')  # the built-in endpoints: /echo and /chat/
+    relay = CuttableProxy(daemon.port)
+    try:
+        client = interactive(f"ws://{LOOPBACK}:{relay.port}/chat/cli", "--recover", "--wait", "0.5")
+        client.send("one")  # our own message comes back once we are subscribed: the position is known
+        assert client.next_line() == "one"
+        relay.cut()
+        client.wait_for_error("reconnecting in")
+        for text in ("two", "three"):
+            status, answer = api(daemon, "POST", "/api/publish", {"channel": "/chat/cli", "data": text})
+            assert status == 200, answer
+        relay.restore()
+        assert [client.next_line(), client.next_line()] == ["two", "three"]
+        client.send("four")
+        assert client.next_line() == "four"
+        assert client.end_input() == 0
+        assert client.lines.empty(), "a message was printed twice"
+        assert not any("missed" in line for line in client.errors), client.errors
+    finally:
+        relay.close()

@@ -180,11 +180,12 @@ def test_same_origin_browser_is_accepted(daemon):
 
 
 def test_demo_page_is_served_at_root(daemon, http_get):
-    """GET / is the demo page, which loads its script from static/demo.js."""
+    """GET / is the demo page (its echo and chat panels), which loads its script from static/demo.js."""
     page = http_get(daemon.port, "/")
     assert page.status == 200
     assert page.headers.get_content_type() == "text/html"
-    assert b'id="status"' in page.body and b'src="static/demo.js"' in page.body
+    assert b'id="echo-status"' in page.body and b'id="chat-status"' in page.body
+    assert b'src="static/demo.js"' in page.body
     script = http_get(daemon.port, "/static/demo.js")
     assert script.status == 200
     assert "javascript" in script.headers.get_content_type()

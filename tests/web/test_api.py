@@ -38,7 +38,7 @@ class Api:
         self.config = make_config(config)
         access = ApiAccess(TOKEN, self.config.limits.max_message_bytes, allowed)
         self.factory = build_factory(
-            self.config, {"/echo": object()}, MemoryReactorClock(), broker=self.broker, api=access
+            self.config, {"/echo": object(), "/chat": object()}, MemoryReactorClock(), broker=self.broker, api=access
         )
 
     def request(self, method: str, path: str, body: bytes = b"", headers=(AUTH,)) -> Response:
@@ -219,7 +219,9 @@ def test_the_api_answers_404_on_listeners_it_is_not_served_on():
 def test_without_api_config_there_are_no_api_paths():
     """Without [api], /api/publish does not exist (404)."""
     config = make_config(None)
-    factory = build_factory(config, {"/echo": object()}, MemoryReactorClock(), broker=InProcessBroker())
+    factory = build_factory(
+        config, {"/echo": object(), "/chat": object()}, MemoryReactorClock(), broker=InProcessBroker()
+    )
     protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
     protocol.makeConnection(StringTransport())
     response = Peer(protocol, protocol.transport).request(http_request("/api/publish", method="POST", body=b"{}"))
@@ -234,7 +236,7 @@ class DownBroker(InProcessBroker):
 def test_healthz_is_503_only_while_a_required_broker_is_down(required, status):
     """A down broker makes /healthz 503 only with [broker] required = true."""
     config = make_config(f'[broker]\nurl = "redis://127.0.0.1:1/0"\nrequired = {str(required).lower()}\n')
-    factory = build_factory(config, {"/echo": object()}, MemoryReactorClock(), broker=DownBroker())
+    factory = build_factory(config, {"/echo": object(), "/chat": object()}, MemoryReactorClock(), broker=DownBroker())
     protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
     protocol.makeConnection(StringTransport())
     response = Peer(protocol, protocol.transport).request(http_request("/healthz"))

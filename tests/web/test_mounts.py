@@ -125,7 +125,7 @@ def test_site_without_mounts_does_not_import_twisted_web_static():
         "from wsdaemon.config import default_config\n"
         "from wsdaemon.web.site import build_root\n"
         "from wsdaemon.admission import Admission\n"
-        "build_root(default_config(), {'/echo': object()}, MemoryReactorClock(), admission=Admission())\n"
+        "build_root(default_config(), {'/echo': object(), '/chat': object()}, MemoryReactorClock(), admission=Admission())\n"
         "print('twisted.web.static' in sys.modules)\n"
     )
     result = subprocess.run(

@@ -157,6 +157,14 @@ class SessionHandler(Protocol):
         """The next attempt comes in ``delay_seconds``, because of ``ending``."""
 
 
+class ResumeFailed(ValueError):
+    """A message broke the resumption's protocol (not an envelope, out of sequence).
+
+    The client fails that connection with 1002 and, as after any abnormal
+    end, reconnects from the last good position.
+    """
+
+
 class Resumption(Protocol):
     """How a protocol that can resume plugs into reconnecting (the JSON envelope's recovery).
 
@@ -169,7 +177,11 @@ class Resumption(Protocol):
         """The URL of the next connection, e.g. ``base_url`` with ``?since=OFFSET&epoch=EPOCH``."""
 
     def received(self, message: str | bytes) -> str | bytes | None:
-        """Look at one message; return what the user gets (None: nothing, e.g. a duplicate or a notice)."""
+        """Look at one message; return what the user gets (None: nothing, e.g. a duplicate or a notice).
+
+        Raises:
+            ResumeFailed: the message breaks the protocol.
+        """
 
 
 class NoResumption:
@@ -330,7 +342,12 @@ class ReconnectingClient:
         self.handler.opened(transport)
 
     def _received(self, message: str | bytes) -> None:
-        passed = self.resumption.received(message)
+        try:
+            passed = self.resumption.received(message)
+        except ResumeFailed as error:
+            if self.transport is not None:
+                self.transport.loseConnection(CloseCode.PROTOCOL_ERROR, str(error))
+            return
         if isinstance(passed, str):
             self.handler.textMessageReceived(passed)
         elif passed is not None:

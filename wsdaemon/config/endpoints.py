@@ -6,6 +6,7 @@ import dataclasses
 import math
 import re
 import types
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,9 +39,20 @@ _TOKEN_EXPECTED = 'an HTTP token (RFC 9110 §5.6.2), such as "chat.v1"'
 _ORIGIN_EXPECTED = '"*" or an origin such as "https://example.com" (scheme://host[:port], no path or trailing "/")'
 
 
+#: The built-in chat's ``broadcast`` options: one channel per path below ``/chat`` (the demo page
+#: joins ``/chat/lobby``), JSON envelopes so pages resume after a reconnect, and the last
+#: messages kept for them (docs/recovery.md).
+DEFAULT_CHAT_OPTIONS: Mapping[str, Any] = types.MappingProxyType(
+    {"channel_from_path": True, "envelope": "json", "history_size": 100}
+)
+
+
 def default_endpoints(limits: Limits) -> tuple[EndpointConfig, ...]:
-    """The built-in endpoint list, under the file's global limits."""
-    return (EndpointConfig("/echo", "echo", types.MappingProxyType({}), (), (), limits),)
+    """The built-in endpoint list, under the file's global limits: ``/echo`` and the ``/chat/`` channels."""
+    return (
+        EndpointConfig("/echo", "echo", types.MappingProxyType({}), (), (), limits),
+        EndpointConfig("/chat", "broadcast", DEFAULT_CHAT_OPTIONS, (), (), limits),
+    )
 
 
 def parse_endpoints(value: Any, limits: Limits, demo_page: bool, report: Report) -> tuple[EndpointConfig, ...]:
