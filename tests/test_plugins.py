@@ -22,6 +22,7 @@ from wsdaemon.plugins import (
     BrokenPlugin,
     DuplicateHandler,
     HandlerPlugin,
+    OldLocationPlugin,
     broken_plugin,
     build_handler_factory,
     describe_handlers,
@@ -547,6 +548,31 @@ def test_list_handlers_lists_plugins_from_both_locations(tmp_path):
     assert result.returncode == 0, result.stderr
     listed = {line.split(":")[0] for line in result.stdout.splitlines() if not line.startswith(" ")}
     assert listed == {"broadcast", "echo", "process", "tcp", "newstyle", "oldstyle"}
+    (notice,) = result.stderr.splitlines()  # logging has not started: the old location's notice is on stderr
+    assert notice.startswith(
+        "wsdaemon: handler plugin 'oldstyle' (<handler plugin 'oldstyle' from wsdaemon.handlers.echo>)"
+    )
+    assert "is in twisted/plugins/, the old location" in notice and "move its module to wsdaemon_plugins/" in notice
+
+
+@pytest.mark.parametrize("runner", RUNNERS, ids=["twist", "twistd"])
+def test_check_config_recommends_moving_a_plugin_left_in_twisted_plugins(tmp_path, runner):
+    """--check-config names each plugin still in twisted/plugins/ once on stderr; the configuration is still OK."""
+    (tmp_path / "twisted" / "plugins").mkdir(parents=True)
+    (tmp_path / "twisted" / "plugins" / "vendor_old.py").write_text(
+        GOOD_DESCRIPTOR.format(name="oldstyle", description="found in twisted/plugins")
+    )
+    config = tmp_path / "old.toml"
+    config.write_text('[[endpoints]]\npath = "/old"\nhandler = "oldstyle"\n')
+    result = run_wsdaemon(runner, ["--check-config", "--config", str(config)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if "oldstyle" in line] == [
+        "wsdaemon: handler plugin 'oldstyle' (<handler plugin 'oldstyle' from wsdaemon.handlers.echo>) is in "
+        "twisted/plugins/, the old location: it still works, but move its module to wsdaemon_plugins/ (twist and "
+        "twistd import every module in twisted/plugins/ themselves and print Twisted's tracebacks for one that "
+        "fails to import; see docs/handlers.md)"
+    ]
+    assert "configuration OK" in result.stdout
 
 
 @pytest.fixture
@@ -566,9 +592,11 @@ def test_a_plugin_in_twisted_plugins_still_works_with_one_notice_per_process(old
     """A handler in twisted/plugins/ is found and builds; one info line per process recommends wsdaemon_plugins/."""
     from twisted.logger import capturedLogs, formatEvent
 
+    moved: list[OldLocationPlugin] = []
     with capturedLogs() as events:
-        first, again = discover_handlers(), discover_handlers()
+        first, again = discover_handlers(moved=moved), discover_handlers()
     assert first["legacy"].description == "an old plugin" and "legacy" in again
+    assert moved == [OldLocationPlugin("handler", "legacy", "<handler plugin 'legacy' from wsdaemon.handlers.echo>")]
     assert "echo" in first  # the built-ins come from wsdaemon_plugins, without a notice
     notices = [event for event in events if event.get("log_namespace") == "wsdaemon.plugins"]
     assert [event["log_level"] for event in notices] == [LogLevel.info]

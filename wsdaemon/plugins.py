@@ -178,40 +178,69 @@ class BrokenPlugin:
         return f"plugin module {self.module} ({self.path}) failed to import, so its handlers are missing: {self.error}"
 
 
+@dataclass(frozen=True)
+class OldLocationPlugin:
+    """A plugin found in ``twisted/plugins/``, where wsdaemon looked before ``wsdaemon_plugins/``: it works, but should move."""
+
+    kind: str
+    name: str
+    plugin: str  # its repr, which names its implementation module
+
+    def __str__(self) -> str:
+        return (
+            f"{self.kind} plugin {self.name!r} ({self.plugin}) is in twisted/plugins/, the old location: it still "
+            "works, but move its module to wsdaemon_plugins/ (twist and twistd import every module in "
+            "twisted/plugins/ themselves and print Twisted's tracebacks for one that fails to import; "
+            "see docs/handlers.md)"
+        )
+
+
 _log = Logger(namespace="wsdaemon.plugins")
 #: The broken modules already logged by this process: every scan (handlers, authenticators,
 #: each reload) meets them again, and each is worth one line, not one per scan.
 _reported: set[BrokenPlugin] = set()
-#: The (kind, name) of the plugins found in the old location already logged by this process.
-_moved_reported: set[tuple[str, str]] = set()
+#: The plugins found in the old location already logged by this process (each scan meets them again).
+_moved_reported: set[OldLocationPlugin] = set()
 #: The plugin folders (``<sys.path entry>/<folder>/``) wsdaemon reads, and the package each is.
 PLUGIN_FOLDERS = {"wsdaemon_plugins": "wsdaemon_plugins", os.path.join("twisted", "plugins"): "twisted.plugins"}
 
 
-def discover_handlers(broken: list[BrokenPlugin] | None = None) -> dict[str, Any]:
-    """Every installed handler plugin by name.
+def discover_handlers(
+    broken: list[BrokenPlugin] | None = None, moved: list[OldLocationPlugin] | None = None
+) -> dict[str, Any]:
+    """Every installed handler plugin by name, from ``wsdaemon_plugins`` and ``twisted.plugins``.
 
     A plugin module that fails to import is skipped: one error line naming the
     module and the error is logged here, once per process (DESIGN §4), and the module added to
-    ``broken``; twisted.plugin's own traceback of it is logged at debug level only.
+    ``broken``; twisted.plugin's own traceback of it is logged at debug level only. A plugin
+    found in ``twisted.plugins`` (the old location) is used, logged at info level once per
+    process, and added to ``moved``.
 
     Raises:
         DuplicateHandler: two plugins share a name (which one wins would be luck).
     """
-    return _discover(IHandlerPlugin, "handler", DuplicateHandler, broken)
+    return _discover(IHandlerPlugin, "handler", DuplicateHandler, broken, moved)
 
 
-def discover_authenticators(broken: list[BrokenPlugin] | None = None) -> dict[str, Any]:
+def discover_authenticators(
+    broken: list[BrokenPlugin] | None = None, moved: list[OldLocationPlugin] | None = None
+) -> dict[str, Any]:
     """Every installed authenticator plugin by name (``none``, ``jwt``, ``basic`` and any others).
+
+    ``broken`` and ``moved`` as for :func:`discover_handlers`.
 
     Raises:
         DuplicateAuthenticator: two plugins share a name.
     """
-    return _discover(IAuthenticatorPlugin, "authenticator", DuplicateAuthenticator, broken)
+    return _discover(IAuthenticatorPlugin, "authenticator", DuplicateAuthenticator, broken, moved)
 
 
 def _discover(
-    interface: Any, kind: str, duplicate: type[DuplicatePlugin], broken: list[BrokenPlugin] | None
+    interface: Any,
+    kind: str,
+    duplicate: type[DuplicatePlugin],
+    broken: list[BrokenPlugin] | None,
+    moved: list[OldLocationPlugin] | None,
 ) -> dict[str, Any]:
     """The providers of ``interface`` by name, in both plugin packages; broken modules logged, duplicates raised."""
     import twisted.plugins
@@ -234,23 +263,13 @@ def _discover(
                 raise duplicate(f"{kind} name {plugin.name!r} is provided twice: {found[plugin.name]!r} and {plugin!r}")
             found[plugin.name] = plugin
             if package is twisted.plugins:
-                _report_old_location(kind, plugin)
+                notice = OldLocationPlugin(kind, plugin.name, repr(plugin))
+                if notice not in _moved_reported:
+                    _moved_reported.add(notice)
+                    _log.info("{notice}", notice=notice)
+                if moved is not None:
+                    moved.append(notice)
     return found
-
-
-def _report_old_location(kind: str, plugin: Any) -> None:
-    """One info line per plugin still in ``twisted/plugins/``, once per process, recommending ``wsdaemon_plugins/``."""
-    if (kind, plugin.name) in _moved_reported:
-        return
-    _moved_reported.add((kind, plugin.name))
-    _log.info(
-        "{kind} plugin {name!r} ({plugin!r}) is in twisted/plugins/, the old location: it still works, but move "
-        "its module to wsdaemon_plugins/ (twist and twistd import every module in twisted/plugins/ themselves "
-        "and print Twisted's tracebacks for one that fails to import; see docs/handlers.md)",
-        kind=kind,
-        name=plugin.name,
-        plugin=plugin,
-    )
 
 
 def _scan(interface: Any, package: Any) -> list[Any]:

@@ -276,6 +276,47 @@ def test_a_broken_plugin_module_is_one_line_in_the_daemons_log(tmp_path, runner)
     assert before.count("Unhandled Error") <= 2, text  # twist's or twistd's own scans, before wsdaemon loads
 
 
+@pytest.mark.parametrize("runner", sorted(RUNNERS))
+def test_a_broken_module_in_wsdaemon_plugins_is_the_only_line_about_it(tmp_path, runner):
+    """In wsdaemon_plugins/ (which twist and twistd never scan) a broken module is one log line and no traceback at all."""
+    plugins = tmp_path / "site" / "wsdaemon_plugins"
+    plugins.mkdir(parents=True)
+    (plugins / "vendor_broken.py").write_text("import no_such_dependency_xyz\n")
+    process, _, out = run_plain_daemon(tmp_path, runner=runner, python_path=(tmp_path / "site",))
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(15) == 0
+    text = out.read_text()
+    about = [line for line in text.splitlines() if "vendor_broken" in line or "no_such_dependency" in line]
+    assert len(about) == 1, text
+    assert "plugin module wsdaemon_plugins.vendor_broken (" in about[0]
+    assert "failed to import, so its handlers are missing: ModuleNotFoundError" in about[0]
+    assert "Traceback" not in text and "Unhandled Error" not in text, text
+
+
+@pytest.mark.parametrize("runner", sorted(RUNNERS))
+def test_a_plugin_left_in_twisted_plugins_serves_with_one_notice(tmp_path, runner):
+    """A handler plugin still in twisted/plugins/ (the old location) serves, and the log recommends the move once."""
+    plugins = tmp_path / "site" / "twisted" / "plugins"
+    plugins.mkdir(parents=True)
+    (plugins / "vendor_old.py").write_text(
+        'from wsdaemon.plugins import HandlerPlugin\n\nold = HandlerPlugin("old", "wsdaemon.handlers.echo", "old")\n'
+    )
+    config = tmp_path / "old.toml"
+    config.write_text('[[endpoints]]\npath = "/old"\nhandler = "old"\n')
+    process, port, out = run_plain_daemon(
+        tmp_path, "--config", str(config), runner=runner, python_path=(tmp_path / "site",)
+    )
+    with connect(f"ws://{LOOPBACK}:{port}/old", open_timeout=10) as ws:
+        ws.send("still here")
+        assert ws.recv(timeout=10) == "still here"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(15) == 0
+    text = out.read_text()
+    notices = [line for line in text.splitlines() if "handler plugin 'old'" in line]
+    assert len(notices) == 1, text
+    assert "is in twisted/plugins/, the old location" in notices[0] and "wsdaemon_plugins/" in notices[0]
+
+
 # --- --check-config ------------------------------------------------------------------------------
 
 
