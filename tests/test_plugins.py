@@ -321,6 +321,33 @@ def test_wsdaemon_plugins_spans_every_sys_path_entry(tmp_path, monkeypatch):
         importlib.reload(wsdaemon_plugins)
 
 
+# --- subprocesses as an operator runs them ------------------------------------------------------
+
+GOOD_DESCRIPTOR = """from wsdaemon.plugins import HandlerPlugin
+
+{name} = HandlerPlugin(name="{name}", module="wsdaemon.handlers.echo", description="{description}")
+"""
+
+
+def run_wsdaemon(runner: list[str], arguments: list[str], site: Path) -> subprocess.CompletedProcess[str]:
+    """``<runner> wsdaemon <arguments>`` with ``site`` on PYTHONPATH, as an operator types it."""
+    return subprocess.run(
+        [*runner, "wsdaemon", *arguments],
+        check=False,
+        cwd=REPO_ROOT,
+        env=dict(os.environ, PYTHONPATH=str(site)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+RUNNERS = [
+    [str(Path(sys.executable).parent / "twist")],
+    [str(Path(sys.executable).parent / "twistd"), "--nodaemon", "--pidfile="],
+]
+
+
 # --- built-in handlers and broken third-party plugins ------------------------------------------
 
 
@@ -456,15 +483,7 @@ def test_check_config_names_a_broken_plugin_module_once(tmp_path, runner):
     plugins = tmp_path / "twisted" / "plugins"
     plugins.mkdir(parents=True)
     (plugins / "vendor_broken.py").write_text("import no_such_dependency_xyz\n")
-    result = subprocess.run(
-        [*runner, "wsdaemon", "--check-config"],
-        check=False,
-        cwd=REPO_ROOT,
-        env=dict(os.environ, PYTHONPATH=str(tmp_path)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_wsdaemon(runner, ["--check-config"], tmp_path)
     assert result.returncode == 0, result.stderr
     ours = [line for line in result.stderr.splitlines() if line.startswith("wsdaemon: ")]
     assert ours == [
@@ -475,30 +494,6 @@ def test_check_config_names_a_broken_plugin_module_once(tmp_path, runner):
 
 
 # --- wsdaemon_plugins/, the location twist and twistd never import ------------------------------
-
-GOOD_DESCRIPTOR = """from wsdaemon.plugins import HandlerPlugin
-
-{name} = HandlerPlugin(name="{name}", module="wsdaemon.handlers.echo", description="{description}")
-"""
-
-
-def run_wsdaemon(runner: list[str], arguments: list[str], site: Path) -> subprocess.CompletedProcess[str]:
-    """``<runner> wsdaemon <arguments>`` with ``site`` on PYTHONPATH, as an operator types it."""
-    return subprocess.run(
-        [*runner, "wsdaemon", *arguments],
-        check=False,
-        cwd=REPO_ROOT,
-        env=dict(os.environ, PYTHONPATH=str(site)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-RUNNERS = [
-    [str(Path(sys.executable).parent / "twist")],
-    [str(Path(sys.executable).parent / "twistd"), "--nodaemon", "--pidfile="],
-]
 
 
 @pytest.mark.parametrize("runner", RUNNERS, ids=["twist", "twistd"])
