@@ -173,9 +173,12 @@ def baseline_server(ref: str) -> Server:
     tree = BUILD / f"baseline-{commit}"
     if not (tree / "wsdaemon" / "__init__.py").exists():
         tree.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(
-            ["git", "-C", str(repo), "archive", commit, "wsdaemon", "twisted"], capture_output=True, check=True
-        )
+        folders = ["wsdaemon", "twisted"]
+        # The plugin descriptors moved from twisted/plugins to wsdaemon_plugins; older commits have none.
+        has_plugins = ["git", "-C", str(repo), "cat-file", "-e", f"{commit}:wsdaemon_plugins"]
+        if subprocess.run(has_plugins, capture_output=True, check=False).returncode == 0:
+            folders.append("wsdaemon_plugins")
+        archive = subprocess.run(["git", "-C", str(repo), "archive", commit, *folders], capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
     return Server(f"wsdaemon@{commit}", f"wsdaemon at {commit}", "ws", ("wsdaemon",), ("-e .",), source=tree)
 

@@ -9,15 +9,20 @@ import pytest
 MODULE = "vendor_broken_now"
 
 
-def install_broken_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Put ``twisted/plugins/vendor_broken_now.py`` (a missing import) on ``twisted.plugins.__path__``; its path."""
-    import twisted.plugins
+def install_broken_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, package: str = "twisted.plugins") -> Path:
+    """Put ``<package>/vendor_broken_now.py`` (a missing import) on ``package.__path__``; its path.
 
-    folder = tmp_path / "twisted" / "plugins"
+    ``package`` is ``twisted.plugins`` (the old location, which twist and twistd scan too) or
+    ``wsdaemon_plugins`` (wsdaemon's own).
+    """
+    import importlib
+
+    plugins = importlib.import_module(package)
+    folder = tmp_path.joinpath(*package.split("."))
     folder.mkdir(parents=True)
     module = folder / f"{MODULE}.py"
     module.write_text("import no_such_dependency_xyz\n")
-    monkeypatch.setattr(twisted.plugins, "__path__", [*twisted.plugins.__path__, str(folder)])
+    monkeypatch.setattr(plugins, "__path__", [*plugins.__path__, str(folder)])
     return module
 
 

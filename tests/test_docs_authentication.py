@@ -21,7 +21,7 @@ def test_the_guide_quotes_the_example():
     """The guide quotes the plugin module and the authenticator itself (not made-up code)."""
     files = {name for name, _ in excerpts()}
     assert {
-        "examples/session-auth/src/twisted/plugins/wsdaemon_session_auth.py",
+        "examples/session-auth/src/wsdaemon_plugins/wsdaemon_session_auth.py",
         "examples/session-auth/src/wsdaemon_session_auth/__init__.py",
     } <= files
 

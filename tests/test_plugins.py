@@ -22,6 +22,7 @@ from wsdaemon.plugins import (
     BrokenPlugin,
     DuplicateHandler,
     HandlerPlugin,
+    OldLocationPlugin,
     broken_plugin,
     build_handler_factory,
     describe_handlers,
@@ -31,6 +32,13 @@ from wsdaemon.plugins import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def found_in_wsdaemon_plugins(plugins):
+    """A fake ``getPlugins`` that finds ``plugins`` in wsdaemon_plugins and nothing in twisted.plugins."""
+    import wsdaemon_plugins
+
+    return lambda interface, package=None: iter(plugins if package is wsdaemon_plugins else [])
 
 
 def test_discover_handlers_finds_the_builtin_echo():
@@ -49,7 +57,7 @@ def test_discovered_handlers_provide_the_plugin_interfaces():
 
 
 def test_discover_handlers_asks_twisted_plugin_for_handler_plugins(monkeypatch):
-    """Discovery asks twisted.plugin for IHandlerPlugin providers in the twisted.plugins package."""
+    """Discovery asks twisted.plugin for IHandlerPlugin providers in wsdaemon_plugins, then in twisted.plugins (the old location)."""
     calls = []
 
     def fake_get_plugins(interface, package=None):
@@ -59,15 +67,16 @@ def test_discover_handlers_asks_twisted_plugin_for_handler_plugins(monkeypatch):
     monkeypatch.setattr(wsdaemon.plugins, "getPlugins", fake_get_plugins)
     assert discover_handlers() == {}
     import twisted.plugins
+    import wsdaemon_plugins
 
-    assert calls == [(IHandlerPlugin, twisted.plugins)]
+    assert calls == [(IHandlerPlugin, wsdaemon_plugins), (IHandlerPlugin, twisted.plugins)]
 
 
 def test_duplicate_handler_names_are_refused(monkeypatch):
     """Two installed plugins with one name raise DuplicateHandler naming both, instead of one winning by luck."""
     first = HandlerPlugin("echo", "wsdaemon.handlers.echo", "the real echo")
     second = HandlerPlugin("echo", "thirdparty.echo", "an impostor")
-    monkeypatch.setattr(wsdaemon.plugins, "getPlugins", lambda interface, package=None: iter([first, second]))
+    monkeypatch.setattr(wsdaemon.plugins, "getPlugins", found_in_wsdaemon_plugins([first, second]))
     with pytest.raises(DuplicateHandler) as raised:
         discover_handlers()
     message = str(raised.value)
@@ -78,8 +87,27 @@ def test_duplicate_handler_names_are_refused(monkeypatch):
 def test_distinct_names_from_several_plugins_are_all_found(monkeypatch):
     """Plugins from several packages with different names are all registered."""
     plugins = [HandlerPlugin(name, f"pkg.{name}", name) for name in ("echo", "chat", "relay")]
-    monkeypatch.setattr(wsdaemon.plugins, "getPlugins", lambda interface, package=None: iter(plugins))
+    monkeypatch.setattr(wsdaemon.plugins, "getPlugins", found_in_wsdaemon_plugins(plugins))
     assert sorted(discover_handlers()) == ["chat", "echo", "relay"]
+
+
+def test_one_name_in_both_plugin_packages_is_refused(monkeypatch):
+    """A plugin in wsdaemon_plugins and one of the same name in twisted.plugins are a duplicate, not a silent choice."""
+    new = HandlerPlugin("chat", "vendor.chat_v2", "the moved copy")
+    old = HandlerPlugin("chat", "vendor.chat", "the copy left behind")
+    import twisted.plugins
+
+    monkeypatch.setattr(
+        wsdaemon.plugins,
+        "getPlugins",
+        lambda interface, package=None: iter([old if package is twisted.plugins else new]),
+    )
+    with pytest.raises(DuplicateHandler) as raised:
+        discover_handlers()
+    assert str(raised.value) == (
+        "handler name 'chat' is provided twice: <handler plugin 'chat' from vendor.chat_v2> "
+        "and <handler plugin 'chat' from vendor.chat>"
+    )
 
 
 # --- HandlerPlugin --------------------------------------------------------------------------
@@ -250,10 +278,10 @@ def test_describe_handlers_includes_the_builtin_echo():
 
 
 def test_plugin_modules_do_not_import_implementations():
-    """Importing twisted/plugins/wsdaemon_*.py loads neither the handler code, the tap nor a reactor."""
+    """Importing the plugin descriptors and the service maker loads neither the handler code, the tap nor a reactor."""
     code = (
         "import sys\n"
-        "import twisted.plugins.wsdaemon_handlers, twisted.plugins.wsdaemon_plugin\n"
+        "import wsdaemon_plugins.wsdaemon_handlers, twisted.plugins.wsdaemon_plugin\n"
         "heavy = ['wsdaemon.handlers.echo', 'wsdaemon.tap', 'wsdaemon.service', 'twisted.internet.reactor', 'twisted.web.server']\n"
         "print(','.join(name for name in heavy if name in sys.modules))\n"
     )
@@ -268,6 +296,56 @@ def test_no_init_files_in_twisted_plugins():
     """twisted/ and twisted/plugins/ have no __init__.py, which would shadow the real twisted package."""
     assert not (REPO_ROOT / "twisted" / "__init__.py").exists()
     assert not (REPO_ROOT / "twisted" / "plugins" / "__init__.py").exists()
+
+
+def test_twisted_plugins_holds_only_the_service_maker():
+    """twist and twistd import every module in twisted/plugins/: wsdaemon puts only its service maker there."""
+    assert sorted(path.name for path in (REPO_ROOT / "twisted" / "plugins").glob("*.py")) == ["wsdaemon_plugin.py"]
+
+
+def test_wsdaemon_plugins_spans_every_sys_path_entry(tmp_path, monkeypatch):
+    """wsdaemon_plugins, like twisted.plugins, reads the wsdaemon_plugins/ folder of every sys.path entry."""
+    import importlib
+
+    import wsdaemon_plugins
+
+    assert (REPO_ROOT / "wsdaemon_plugins" / "__init__.py").is_file()
+    (tmp_path / "wsdaemon_plugins").mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reloaded = importlib.reload(wsdaemon_plugins)
+    try:
+        assert str(tmp_path / "wsdaemon_plugins") in reloaded.__path__
+        assert reloaded.__all__ == []
+    finally:
+        monkeypatch.undo()
+        importlib.reload(wsdaemon_plugins)
+
+
+# --- subprocesses as an operator runs them ------------------------------------------------------
+
+GOOD_DESCRIPTOR = """from wsdaemon.plugins import HandlerPlugin
+
+{name} = HandlerPlugin(name="{name}", module="wsdaemon.handlers.echo", description="{description}")
+"""
+
+
+def run_wsdaemon(runner: list[str], arguments: list[str], site: Path) -> subprocess.CompletedProcess[str]:
+    """``<runner> wsdaemon <arguments>`` with ``site`` on PYTHONPATH, as an operator types it."""
+    return subprocess.run(
+        [*runner, "wsdaemon", *arguments],
+        check=False,
+        cwd=REPO_ROOT,
+        env=dict(os.environ, PYTHONPATH=str(site)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+RUNNERS = [
+    [str(Path(sys.executable).parent / "twist")],
+    [str(Path(sys.executable).parent / "twistd"), "--nodaemon", "--pidfile="],
+]
 
 
 # --- built-in handlers and broken third-party plugins ------------------------------------------
@@ -292,13 +370,17 @@ def test_broken_plugin_module_is_named_in_one_line(monkeypatch):
     echo = HandlerPlugin("echo", "wsdaemon.handlers.echo", "echo")
 
     def get_plugins(interface, package=None):
+        import twisted.plugins
+
+        if package is not twisted.plugins:
+            return iter([echo])
         path = "/opt/site/twisted/plugins/vendor_handlers.py"
         try:
             # A frame "in" a plugin file, as a real failed plugin import has.
             exec(compile("import no_such_dependency_xyz", path, "exec"), {})
         except ImportError:
             legacy_log.err()  # what twisted.plugin does for a module that fails to import
-        return iter([echo])
+        return iter([])
 
     monkeypatch.setattr(wsdaemon.plugins, "getPlugins", get_plugins)
     broken: list[BrokenPlugin] = []
@@ -401,15 +483,7 @@ def test_check_config_names_a_broken_plugin_module_once(tmp_path, runner):
     plugins = tmp_path / "twisted" / "plugins"
     plugins.mkdir(parents=True)
     (plugins / "vendor_broken.py").write_text("import no_such_dependency_xyz\n")
-    result = subprocess.run(
-        [*runner, "wsdaemon", "--check-config"],
-        check=False,
-        cwd=REPO_ROOT,
-        env=dict(os.environ, PYTHONPATH=str(tmp_path)),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_wsdaemon(runner, ["--check-config"], tmp_path)
     assert result.returncode == 0, result.stderr
     ours = [line for line in result.stderr.splitlines() if line.startswith("wsdaemon: ")]
     assert ours == [
@@ -417,3 +491,121 @@ def test_check_config_names_a_broken_plugin_module_once(tmp_path, runner):
         "so its handlers are missing: ModuleNotFoundError: No module named 'no_such_dependency_xyz'"
     ]
     assert "configuration OK" in result.stdout
+
+
+# --- wsdaemon_plugins/, the location twist and twistd never import ------------------------------
+
+
+@pytest.mark.parametrize("runner", RUNNERS, ids=["twist", "twistd"])
+def test_a_broken_module_in_wsdaemon_plugins_is_one_line_and_no_traceback(tmp_path, runner):
+    """--check-config (twist or twistd) with a broken wsdaemon_plugins/ module: exactly one stderr line, no Twisted traceback."""
+    plugins = tmp_path / "wsdaemon_plugins"
+    plugins.mkdir()
+    (plugins / "vendor_broken.py").write_text("import no_such_dependency_xyz\n")
+    result = run_wsdaemon(runner, ["--check-config"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Unhandled Error" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+    about = [line for line in result.stderr.splitlines() if "vendor_broken" in line or "no_such_dependency" in line]
+    assert about == [
+        f"wsdaemon: plugin module wsdaemon_plugins.vendor_broken ({plugins / 'vendor_broken.py'}) failed to import, "
+        "so its handlers are missing: ModuleNotFoundError: No module named 'no_such_dependency_xyz'"
+    ]
+    assert "configuration OK" in result.stdout
+
+
+def test_a_real_broken_module_in_wsdaemon_plugins_is_named_after_its_package(tmp_path, monkeypatch):
+    """wsdaemon's own scan names a broken wsdaemon_plugins module once; Twisted's traceback stays at debug level."""
+    from twisted.logger import capturedLogs
+
+    path = install_broken_plugin(tmp_path, monkeypatch, package="wsdaemon_plugins")
+    monkeypatch.setattr(wsdaemon.plugins, "_reported", set())
+    broken: list[BrokenPlugin] = []
+    with capturedLogs() as events:
+        assert "echo" in discover_handlers(broken)
+        assert "jwt" in wsdaemon.plugins.discover_authenticators(broken)
+    assert {module.module for module in broken} == {"wsdaemon_plugins.vendor_broken_now"}
+    assert {module.path for module in broken} == {str(path)}
+    loud = [event for event in events if event["log_level"] > LogLevel.debug]
+    assert [event["log_namespace"] for event in loud] == ["wsdaemon.plugins"]
+
+
+def test_list_handlers_lists_plugins_from_both_locations(tmp_path):
+    """--list-handlers shows the built-ins, a wsdaemon_plugins/ handler and one left in twisted/plugins/."""
+    (tmp_path / "wsdaemon_plugins").mkdir()
+    (tmp_path / "wsdaemon_plugins" / "vendor_new.py").write_text(
+        GOOD_DESCRIPTOR.format(name="newstyle", description="found in wsdaemon_plugins")
+    )
+    (tmp_path / "twisted" / "plugins").mkdir(parents=True)
+    (tmp_path / "twisted" / "plugins" / "vendor_old.py").write_text(
+        GOOD_DESCRIPTOR.format(name="oldstyle", description="found in twisted/plugins")
+    )
+    result = run_wsdaemon(RUNNERS[0], ["--list-handlers"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    listed = {line.split(":")[0] for line in result.stdout.splitlines() if not line.startswith(" ")}
+    assert listed == {"broadcast", "echo", "process", "tcp", "newstyle", "oldstyle"}
+    (notice,) = result.stderr.splitlines()  # logging has not started: the old location's notice is on stderr
+    assert notice.startswith(
+        "wsdaemon: handler plugin 'oldstyle' (<handler plugin 'oldstyle' from wsdaemon.handlers.echo>)"
+    )
+    assert "is in twisted/plugins/, the old location" in notice and "move its module to wsdaemon_plugins/" in notice
+
+
+@pytest.mark.parametrize("runner", RUNNERS, ids=["twist", "twistd"])
+def test_check_config_recommends_moving_a_plugin_left_in_twisted_plugins(tmp_path, runner):
+    """--check-config names each plugin still in twisted/plugins/ once on stderr; the configuration is still OK."""
+    (tmp_path / "twisted" / "plugins").mkdir(parents=True)
+    (tmp_path / "twisted" / "plugins" / "vendor_old.py").write_text(
+        GOOD_DESCRIPTOR.format(name="oldstyle", description="found in twisted/plugins")
+    )
+    config = tmp_path / "old.toml"
+    config.write_text('[[endpoints]]\npath = "/old"\nhandler = "oldstyle"\n')
+    result = run_wsdaemon(runner, ["--check-config", "--config", str(config)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if "oldstyle" in line] == [
+        "wsdaemon: handler plugin 'oldstyle' (<handler plugin 'oldstyle' from wsdaemon.handlers.echo>) is in "
+        "twisted/plugins/, the old location: it still works, but move its module to wsdaemon_plugins/ (twist and "
+        "twistd import every module in twisted/plugins/ themselves and print Twisted's tracebacks for one that "
+        "fails to import; see docs/handlers.md)"
+    ]
+    assert "configuration OK" in result.stdout
+
+
+@pytest.fixture
+def old_location_handler(tmp_path, monkeypatch):
+    """A working handler descriptor in a twisted/plugins/ folder (the old location), with no notices given yet."""
+    import twisted.plugins
+
+    folder = tmp_path / "twisted" / "plugins"
+    folder.mkdir(parents=True)
+    (folder / "vendor_old_location.py").write_text(GOOD_DESCRIPTOR.format(name="legacy", description="an old plugin"))
+    monkeypatch.setattr(twisted.plugins, "__path__", [*twisted.plugins.__path__, str(folder)])
+    monkeypatch.setattr(wsdaemon.plugins, "_moved_reported", set())
+    return folder
+
+
+def test_a_plugin_in_twisted_plugins_still_works_with_one_notice_per_process(old_location_handler):
+    """A handler in twisted/plugins/ is found and builds; one info line per process recommends wsdaemon_plugins/."""
+    from twisted.logger import capturedLogs, formatEvent
+
+    moved: list[OldLocationPlugin] = []
+    with capturedLogs() as events:
+        first, again = discover_handlers(moved=moved), discover_handlers()
+    assert first["legacy"].description == "an old plugin" and "legacy" in again
+    assert moved == [OldLocationPlugin("handler", "legacy", "<handler plugin 'legacy' from wsdaemon.handlers.echo>")]
+    assert "echo" in first  # the built-ins come from wsdaemon_plugins, without a notice
+    notices = [event for event in events if event.get("log_namespace") == "wsdaemon.plugins"]
+    assert [event["log_level"] for event in notices] == [LogLevel.info]
+    text = formatEvent(notices[0])
+    assert text.startswith("handler plugin 'legacy' (<handler plugin 'legacy' from wsdaemon.handlers.echo>)")
+    assert "is in twisted/plugins/" in text and "move its module to wsdaemon_plugins/" in text
+
+
+def test_the_builtins_are_not_in_the_old_location():
+    """No built-in handler or authenticator is found in twisted.plugins (so none triggers the notice)."""
+    from twisted.plugin import getPlugins
+
+    import twisted.plugins
+    from wsdaemon.interfaces import IAuthenticatorPlugin
+
+    assert list(getPlugins(IHandlerPlugin, twisted.plugins)) == []
+    assert list(getPlugins(IAuthenticatorPlugin, twisted.plugins)) == []

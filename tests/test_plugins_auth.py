@@ -67,10 +67,10 @@ def test_duplicate_authenticator_names_are_refused(monkeypatch):
 
 
 def test_the_plugin_module_imports_no_implementation():
-    """Importing twisted/plugins/wsdaemon_authenticators.py loads neither PyJWT, bcrypt nor the implementations."""
+    """Importing wsdaemon_plugins/wsdaemon_authenticators.py loads neither PyJWT, bcrypt nor the implementations."""
     code = (
         "import sys\n"
-        "import twisted.plugins.wsdaemon_authenticators\n"
+        "import wsdaemon_plugins.wsdaemon_authenticators\n"
         "heavy = ['jwt', 'bcrypt', 'cryptography', 'wsdaemon.auth.jwt_auth', 'wsdaemon.auth.basic_auth', 'twisted.internet.reactor']\n"
         "print(','.join(name for name in heavy if name in sys.modules))\n"
     )

@@ -74,7 +74,7 @@ def test_list_handlers_prints_echo_and_exits_0(capsys):
 def test_list_handlers_with_duplicate_plugins_exits_1(capsys, monkeypatch):
     """--list-handlers with two plugins claiming one name prints the problem to stderr and exits 1."""
 
-    def duplicate(broken=None):
+    def duplicate(broken=None, moved=None):
         raise DuplicateHandler("handler name 'echo' is provided twice")
 
     monkeypatch.setattr(wsdaemon.tap, "discover_handlers", duplicate)

@@ -312,7 +312,7 @@ class HandlerContext:
 class IHandlerPlugin(IPlugin):
     """A named kind of WebSocket endpoint, discoverable with ``twisted.plugin``.
 
-    Install a module in any package's ``twisted/plugins/`` that creates a
+    Install a module in any package's ``wsdaemon_plugins/`` that creates a
     provider of this interface, and endpoints can use it with ``handler = "name"``.
     """
 
@@ -335,7 +335,7 @@ class IHandlerPlugin(IPlugin):
 class IAuthenticatorPlugin(IPlugin):
     """A named kind of authentication, discoverable with ``twisted.plugin`` (as handlers are).
 
-    Install a module in any package's ``twisted/plugins/`` that creates a provider of
+    Install a module in any package's ``wsdaemon_plugins/`` that creates a provider of
     this interface, and endpoints can use it with ``[endpoints.auth] type = "name"``;
     the table's other keys (all but ``type``, ``close_on_expiry`` and ``timeout_seconds``)
     are its options. The built-ins ``none``, ``jwt`` and ``basic`` are plugins too.

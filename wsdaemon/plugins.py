@@ -1,9 +1,16 @@
 """Plugin discovery: the one place that calls ``twisted.plugin.getPlugins``.
 
 Handlers and authenticators are plugins in any installed package's
-``twisted/plugins/`` folder, so a third-party distribution adds one just by
+``wsdaemon_plugins/`` folder, so a third-party distribution adds one just by
 being installed. The built-ins are found the same way
-(``twisted/plugins/wsdaemon_handlers.py``, ``twisted/plugins/wsdaemon_authenticators.py``).
+(``wsdaemon_plugins/wsdaemon_handlers.py``, ``wsdaemon_plugins/wsdaemon_authenticators.py``).
+
+``wsdaemon_plugins`` is wsdaemon's own plugin package rather than ``twisted.plugins``
+because ``twist`` and ``twistd`` import every module in ``twisted/plugins/`` themselves
+(to find their subcommands), before wsdaemon runs, and print Twisted's tracebacks for one
+that fails to import; only wsdaemon imports ``wsdaemon_plugins/``, so a broken module
+there is reported in one line. Plugins in ``twisted/plugins/`` (the old location) are
+still found, each with a line recommending the move.
 """
 
 from __future__ import annotations
@@ -161,7 +168,7 @@ class DuplicateAuthenticator(DuplicatePlugin):
 
 @dataclass(frozen=True)
 class BrokenPlugin:
-    """A module in a ``twisted/plugins/`` folder that failed to import: its plugins are missing."""
+    """A module in a ``wsdaemon_plugins/`` or ``twisted/plugins/`` folder that failed to import: its plugins are missing."""
 
     module: str
     path: str
@@ -171,55 +178,97 @@ class BrokenPlugin:
         return f"plugin module {self.module} ({self.path}) failed to import, so its handlers are missing: {self.error}"
 
 
+@dataclass(frozen=True)
+class OldLocationPlugin:
+    """A plugin found in ``twisted/plugins/``, where wsdaemon looked before ``wsdaemon_plugins/``: it works, but should move."""
+
+    kind: str
+    name: str
+    plugin: str  # its repr, which names its implementation module
+
+    def __str__(self) -> str:
+        return (
+            f"{self.kind} plugin {self.name!r} ({self.plugin}) is in twisted/plugins/, the old location: it still "
+            "works, but move its module to wsdaemon_plugins/ (twist and twistd import every module in "
+            "twisted/plugins/ themselves and print Twisted's tracebacks for one that fails to import; "
+            "see docs/handlers.md)"
+        )
+
+
 _log = Logger(namespace="wsdaemon.plugins")
 #: The broken modules already logged by this process: every scan (handlers, authenticators,
 #: each reload) meets them again, and each is worth one line, not one per scan.
 _reported: set[BrokenPlugin] = set()
+#: The plugins found in the old location already logged by this process (each scan meets them again).
+_moved_reported: set[OldLocationPlugin] = set()
+#: The plugin folders (``<sys.path entry>/<folder>/``) wsdaemon reads, and the package each is.
+PLUGIN_FOLDERS = {"wsdaemon_plugins": "wsdaemon_plugins", os.path.join("twisted", "plugins"): "twisted.plugins"}
 
 
-def discover_handlers(broken: list[BrokenPlugin] | None = None) -> dict[str, Any]:
-    """Every installed handler plugin by name.
+def discover_handlers(
+    broken: list[BrokenPlugin] | None = None, moved: list[OldLocationPlugin] | None = None
+) -> dict[str, Any]:
+    """Every installed handler plugin by name, from ``wsdaemon_plugins`` and ``twisted.plugins``.
 
     A plugin module that fails to import is skipped: one error line naming the
     module and the error is logged here, once per process (DESIGN §4), and the module added to
-    ``broken``; twisted.plugin's own traceback of it is logged at debug level only.
+    ``broken``; twisted.plugin's own traceback of it is logged at debug level only. A plugin
+    found in ``twisted.plugins`` (the old location) is used, logged at info level once per
+    process, and added to ``moved``.
 
     Raises:
         DuplicateHandler: two plugins share a name (which one wins would be luck).
     """
-    return _discover(IHandlerPlugin, "handler", DuplicateHandler, broken)
+    return _discover(IHandlerPlugin, "handler", DuplicateHandler, broken, moved)
 
 
-def discover_authenticators(broken: list[BrokenPlugin] | None = None) -> dict[str, Any]:
+def discover_authenticators(
+    broken: list[BrokenPlugin] | None = None, moved: list[OldLocationPlugin] | None = None
+) -> dict[str, Any]:
     """Every installed authenticator plugin by name (``none``, ``jwt``, ``basic`` and any others).
+
+    ``broken`` and ``moved`` as for :func:`discover_handlers`.
 
     Raises:
         DuplicateAuthenticator: two plugins share a name.
     """
-    return _discover(IAuthenticatorPlugin, "authenticator", DuplicateAuthenticator, broken)
+    return _discover(IAuthenticatorPlugin, "authenticator", DuplicateAuthenticator, broken, moved)
 
 
 def _discover(
-    interface: Any, kind: str, duplicate: type[DuplicatePlugin], broken: list[BrokenPlugin] | None
+    interface: Any,
+    kind: str,
+    duplicate: type[DuplicatePlugin],
+    broken: list[BrokenPlugin] | None,
+    moved: list[OldLocationPlugin] | None,
 ) -> dict[str, Any]:
-    """The providers of ``interface`` by name; broken modules logged, duplicates raised."""
+    """The providers of ``interface`` by name, in both plugin packages; broken modules logged, duplicates raised."""
     import twisted.plugins
+    import wsdaemon_plugins
 
     found: dict[str, Any] = {}
-    failures: list[Failure] = []
-    with _failures_logged(failures):
-        plugins = legacy_log.callWithContext({"log_level": LogLevel.debug}, _scan, interface, twisted.plugins)
-    for failure in failures:
-        module = broken_plugin(failure)
-        if module not in _reported:
-            _reported.add(module)
-            _log.error("{module}", module=module)
-        if broken is not None:
-            broken.append(module)
-    for plugin in plugins:
-        if plugin.name in found:
-            raise duplicate(f"{kind} name {plugin.name!r} is provided twice: {found[plugin.name]!r} and {plugin!r}")
-        found[plugin.name] = plugin
+    for package in (wsdaemon_plugins, twisted.plugins):
+        failures: list[Failure] = []
+        with _failures_logged(failures):
+            plugins = legacy_log.callWithContext({"log_level": LogLevel.debug}, _scan, interface, package)
+        for failure in failures:
+            module = broken_plugin(failure)
+            if module not in _reported:
+                _reported.add(module)
+                _log.error("{module}", module=module)
+            if broken is not None:
+                broken.append(module)
+        for plugin in plugins:
+            if plugin.name in found:
+                raise duplicate(f"{kind} name {plugin.name!r} is provided twice: {found[plugin.name]!r} and {plugin!r}")
+            found[plugin.name] = plugin
+            if package is twisted.plugins:
+                notice = OldLocationPlugin(kind, plugin.name, repr(plugin))
+                if notice not in _moved_reported:
+                    _moved_reported.add(notice)
+                    _log.info("{notice}", notice=notice)
+                if moved is not None:
+                    moved.append(notice)
     return found
 
 
@@ -275,9 +324,10 @@ def broken_plugin(failure: Failure) -> BrokenPlugin:
         paths.insert(0, failure.value.filename)
     for path in paths:
         folder = os.path.dirname(path)
-        if os.path.basename(folder) == "plugins" and os.path.basename(os.path.dirname(folder)) == "twisted":
-            name = os.path.splitext(os.path.basename(path))[0]
-            return BrokenPlugin(f"twisted.plugins.{name}", path, error)
+        for ending, package in PLUGIN_FOLDERS.items():
+            if folder == ending or folder.endswith(os.sep + ending):
+                name = os.path.splitext(os.path.basename(path))[0]
+                return BrokenPlugin(f"{package}.{name}", path, error)
     return BrokenPlugin("(unknown)", "(unknown)", error)
 
 

@@ -22,6 +22,7 @@ from wsdaemon.logs import LOG_FORMATS, ObserverFactory, observer_factory
 from wsdaemon.plugins import (
     BrokenPlugin,
     DuplicatePlugin,
+    OldLocationPlugin,
     describe_handlers,
     discover_authenticators,
     discover_handlers,
@@ -102,22 +103,25 @@ class Options(usage.Options):
         raise SystemExit(0)
 
 
-def _list_plugins(discover: Callable[[list[BrokenPlugin]], Mapping[str, Any]]) -> NoReturn:
-    """Print the plugins ``discover`` finds (broken modules on stderr), and exit."""
+def _list_plugins(
+    discover: Callable[[list[BrokenPlugin], list[OldLocationPlugin]], Mapping[str, Any]],
+) -> NoReturn:
+    """Print the plugins ``discover`` finds (broken modules and old locations on stderr), and exit."""
     broken: list[BrokenPlugin] = []
+    moved: list[OldLocationPlugin] = []
     try:
-        write_report(describe_handlers(discover(broken)), sys.stdout)  # `--list-handlers | head` is no error
+        write_report(describe_handlers(discover(broken, moved)), sys.stdout)  # `--list-handlers | head` is no error
     except DuplicatePlugin as error:
         print(f"wsdaemon: {error}", file=sys.stderr)
         raise SystemExit(1) from None
-    _print_broken(broken)
+    _print_notices([*broken, *moved])
     raise SystemExit(0)
 
 
-def _print_broken(broken: list[BrokenPlugin]) -> None:
-    """One stderr line per plugin module that failed to import (each scan meets it again: once each)."""
-    for module in dict.fromkeys(broken):
-        print(f"wsdaemon: {module}", file=sys.stderr)
+def _print_notices(notices: list[BrokenPlugin | OldLocationPlugin]) -> None:
+    """One stderr line per broken plugin module or plugin in the old location (each scan meets it again: once each)."""
+    for notice in dict.fromkeys(notices):
+        print(f"wsdaemon: {notice}", file=sys.stderr)
 
 
 def fail(message: str) -> NoReturn:
@@ -138,8 +142,9 @@ def makeService(options: Options) -> IService:
             from wsdaemon.check import check_config
 
             broken: list[BrokenPlugin] = []  # logging has not started: say it on stderr
-            handlers, authenticators = discover_handlers(broken), discover_authenticators(broken)
-            _print_broken(broken)
+            moved: list[OldLocationPlugin] = []
+            handlers, authenticators = discover_handlers(broken, moved), discover_authenticators(broken, moved)
+            _print_notices([*broken, *moved])
             raise SystemExit(
                 check_config(
                     options["config"],

@@ -57,7 +57,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [*command, "--target", str(target), str(source)], capture_output=True, text=True, timeout=300, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert (target / "twisted" / "plugins" / "wsdaemon_session_auth.py").is_file()
+    assert (target / "wsdaemon_plugins" / "wsdaemon_session_auth.py").is_file()
     return target
 
 

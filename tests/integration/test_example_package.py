@@ -1,8 +1,8 @@
 """The example third-party handler package (examples/shout), installed for real and used through the config.
 
 It is built and installed with pip into a temporary folder (``--target``),
-which is put on the daemon's PYTHONPATH: Twisted finds plugins in any
-``sys.path`` entry's ``twisted/plugins/``, exactly as for a package installed
+which is put on the daemon's PYTHONPATH: wsdaemon finds plugins in any
+``sys.path`` entry's ``wsdaemon_plugins/``, exactly as for a package installed
 into site-packages. The example's own tests (written with wsdaemon.testing)
 run against that installed copy too.
 """
@@ -55,8 +55,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert (target / "twisted" / "plugins" / "wsdaemon_shout.py").is_file()
-    assert not (target / "twisted" / "__init__.py").exists()
+    assert (target / "wsdaemon_plugins" / "wsdaemon_shout.py").is_file()
+    assert not (target / "wsdaemon_plugins" / "__init__.py").exists()  # wsdaemon ships that one
     return target
 
 

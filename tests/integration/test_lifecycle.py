@@ -252,6 +252,22 @@ def test_log_format_json_writes_one_object_per_line(tmp_path, runner):
     assert summary["level"] == "info" and summary["bytes_in"] > 0 and summary["bytes_out"] > 0
 
 
+def log_with_plugin_module(tmp_path: Path, runner: str, folder: str, source: str, *wsdaemon_args: str) -> str:
+    """The whole log of a daemon started with ``<folder>/vendor_*.py`` (``source``) on PYTHONPATH, then stopped."""
+    plugins = tmp_path / "site" / folder
+    plugins.mkdir(parents=True)
+    name = "vendor_broken" if "no_such_dependency" in source else "vendor_old"
+    (plugins / f"{name}.py").write_text(source)
+    process, port, out = run_plain_daemon(tmp_path, *wsdaemon_args, runner=runner, python_path=(tmp_path / "site",))
+    if wsdaemon_args:  # a config naming the plugin's handler at /old
+        with connect(f"ws://{LOOPBACK}:{port}/old", open_timeout=10) as ws:
+            ws.send("still here")
+            assert ws.recv(timeout=10) == "still here"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(15) == 0
+    return out.read_text()
+
+
 @pytest.mark.parametrize("runner", sorted(RUNNERS))
 def test_a_broken_plugin_module_is_one_line_in_the_daemons_log(tmp_path, runner):
     """A plugin module that fails to import is named in one log line; after wsdaemon starts, no traceback follows.
@@ -260,13 +276,7 @@ def test_a_broken_plugin_module_is_one_line_in_the_daemons_log(tmp_path, runner)
     wsdaemon is imported (outside its reach, see docs/handlers.md); everything from
     wsdaemon's own scans on is the one line.
     """
-    plugins = tmp_path / "site" / "twisted" / "plugins"
-    plugins.mkdir(parents=True)
-    (plugins / "vendor_broken.py").write_text("import no_such_dependency_xyz\n")
-    process, _, out = run_plain_daemon(tmp_path, runner=runner, python_path=(tmp_path / "site",))
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(15) == 0
-    text = out.read_text()
+    text = log_with_plugin_module(tmp_path, runner, "twisted/plugins", "import no_such_dependency_xyz\n")
     ours = [line for line in text.splitlines() if "plugin module twisted.plugins.vendor_broken " in line]
     assert len(ours) == 1, text
     assert "failed to import, so its handlers are missing: ModuleNotFoundError" in ours[0]
@@ -274,6 +284,31 @@ def test_a_broken_plugin_module_is_one_line_in_the_daemons_log(tmp_path, runner)
     assert "Traceback" not in after and "Unhandled Error" not in after, text
     before = text.split(ours[0], 1)[0]
     assert before.count("Unhandled Error") <= 2, text  # twist's or twistd's own scans, before wsdaemon loads
+
+
+@pytest.mark.parametrize("runner", sorted(RUNNERS))
+def test_a_broken_module_in_wsdaemon_plugins_is_the_only_line_about_it(tmp_path, runner):
+    """In wsdaemon_plugins/ (which twist and twistd never scan) a broken module is one log line and no traceback at all."""
+    text = log_with_plugin_module(tmp_path, runner, "wsdaemon_plugins", "import no_such_dependency_xyz\n")
+    about = [line for line in text.splitlines() if "vendor_broken" in line or "no_such_dependency" in line]
+    assert len(about) == 1, text
+    assert "plugin module wsdaemon_plugins.vendor_broken (" in about[0]
+    assert "failed to import, so its handlers are missing: ModuleNotFoundError" in about[0]
+    assert "Traceback" not in text and "Unhandled Error" not in text, text
+
+
+@pytest.mark.parametrize("runner", sorted(RUNNERS))
+def test_a_plugin_left_in_twisted_plugins_serves_with_one_notice(tmp_path, runner):
+    """A handler plugin still in twisted/plugins/ (the old location) serves, and the log recommends the move once."""
+    config = tmp_path / "old.toml"
+    config.write_text('[[endpoints]]\npath = "/old"\nhandler = "old"\n')
+    source = (
+        'from wsdaemon.plugins import HandlerPlugin\n\nold = HandlerPlugin("old", "wsdaemon.handlers.echo", "old")\n'
+    )
+    text = log_with_plugin_module(tmp_path, runner, "twisted/plugins", source, "--config", str(config))
+    notices = [line for line in text.splitlines() if "handler plugin 'old'" in line]
+    assert len(notices) == 1, text
+    assert "is in twisted/plugins/, the old location" in notices[0] and "wsdaemon_plugins/" in notices[0]
 
 
 # --- --check-config ------------------------------------------------------------------------------
