@@ -17,12 +17,12 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.web.resource import Resource
 
 from tests.web.stack import Peer, http_request, upgrade_request
-from twisted.plugins import wsdaemon_handlers
 from wsdaemon.config import Problem, parse_config
 from wsdaemon.core.frames import Opcode
 from wsdaemon.interfaces import HandlerContext, WebSocketTransport
 from wsdaemon.runtime import Runtime, RuntimeBuilder, RuntimeSlot, reuse_unchanged
 from wsdaemon.service import DaemonService, build_service
+from wsdaemon_plugins import wsdaemon_handlers
 
 LISTENER = '[[listeners]]\nendpoint = "tcp:8080:interface=127.0.0.1"\n'
 
