@@ -120,9 +120,13 @@ class Server:
             entry = [str(servers / "wsdaemon_uvloop.py")] if self.name == "wsdaemon-uvloop" else ["-m", "twisted"]
             config = BUILD / (f"wsdaemon-w{self.workers}.toml" if self.workers else "wsdaemon.toml")
             listen = f"tcp:{port}:interface={HOST}:backlog=1024"
+            text = wsdaemon_config(self.workers, baseline=self.source is not None)
+            if self.source is not None:
+                config = BUILD / "wsdaemon-baseline.toml"
+                config.write_text(text)
             if TLS_FILES:  # wsdaemon's own TLS listener, as the README configures it, not Twisted's ssl: endpoint
                 config = BUILD / f"{config.stem}-tls-{port}.toml"
-                config.write_text(wsdaemon_config(self.workers) + tls_listener(listen, *TLS_FILES))
+                config.write_text(text + tls_listener(listen, *TLS_FILES))
             return [
                 py, *entry,
                 "--log-file", str(log_path.with_suffix(".twist.log")),
@@ -146,9 +150,19 @@ class Server:
         raise ValueError(self.name)
 
 
-def wsdaemon_config(workers: int) -> str:
-    """The benchmark's wsdaemon config: limits raised, and ``[process] workers`` for the workers comparison."""
-    return WSDAEMON_CONFIG + (f"[process]\nworkers = {workers}\n" if workers else "")
+#: Keys newer than some commits a ``--baseline`` may name; an older daemon refuses a key it does not know.
+NEWER_KEYS = ("connection_rate_per_ip", "connection_burst_per_ip")
+
+
+def wsdaemon_config(workers: int, baseline: bool = False) -> str:
+    """The benchmark's wsdaemon config: limits raised, and ``[process] workers`` for the workers comparison.
+
+    For a baseline, the keys in :data:`NEWER_KEYS` are left out (their limits did not exist then).
+    """
+    text = WSDAEMON_CONFIG + (f"[process]\nworkers = {workers}\n" if workers else "")
+    if baseline:
+        text = "".join(line for line in text.splitlines(keepends=True) if not line.startswith(NEWER_KEYS))
+    return text
 
 
 def tls_listener(endpoint: str, certificate: Path, key: Path) -> str:
