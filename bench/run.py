@@ -1014,7 +1014,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--baseline",
         metavar="REF",
-        help="also run wsdaemon at git commit REF (as server wsdaemon@REF): the before/after of a change",
+        action="append",
+        default=[],
+        help="also run wsdaemon at git commit REF (as server wsdaemon@REF): the before/after of a change; repeatable",
     )
     parser.add_argument(
         "--stat", choices=("best", "median"), default="best", help="how rounds are combined (default best)"
@@ -1061,9 +1063,9 @@ def main(argv: list[str] | None = None) -> int:
     global TLS_FILES
     options = parse_args(argv)
     names = [n.strip() for n in options.only.split(",")] if options.only else [s.name for s in SERVERS]
-    if options.baseline:
+    for ref in options.baseline:
         BUILD.mkdir(exist_ok=True)
-        before = baseline_server(options.baseline)
+        before = baseline_server(ref)
         BY_NAME[before.name] = before
         names.append(before.name)
     if options.tls:

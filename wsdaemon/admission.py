@@ -114,7 +114,7 @@ def resolve_client(
         ``host`` and ``port`` of an IP address; any other address as its text, with no port.
     """
     direct = _peer_address(peer)
-    if not _is_trusted(node_address(direct.host), trusted):
+    if not trusted or not _is_trusted(node_address(direct.host), trusted):  # no proxies: no address to parse
         return Resolution(direct)
     hops = forwarded_hops(headers.forwarded)
     from_forwarded = hops is not None
