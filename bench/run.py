@@ -120,7 +120,7 @@ class Server:
             entry = [str(servers / "wsdaemon_uvloop.py")] if self.name == "wsdaemon-uvloop" else ["-m", "twisted"]
             config = BUILD / (f"wsdaemon-w{self.workers}.toml" if self.workers else "wsdaemon.toml")
             listen = f"tcp:{port}:interface={HOST}:backlog=1024"
-            text = wsdaemon_config(self.workers, baseline=self.source is not None)
+            text = wsdaemon_config(self.workers, older=self.source is not None and not knows_newer_keys(self.source))
             if self.source is not None:
                 config = BUILD / "wsdaemon-baseline.toml"
                 config.write_text(text)
@@ -154,13 +154,20 @@ class Server:
 NEWER_KEYS = ("connection_rate_per_ip", "connection_burst_per_ip")
 
 
-def wsdaemon_config(workers: int, baseline: bool = False) -> str:
+def knows_newer_keys(tree: Path) -> bool:
+    """Whether the wsdaemon in ``tree`` (a ``--baseline`` export) has the keys of :data:`NEWER_KEYS`."""
+    limits = tree / "wsdaemon" / "core" / "limits.py"
+    return limits.exists() and all(key in limits.read_text() for key in NEWER_KEYS)
+
+
+def wsdaemon_config(workers: int, older: bool = False) -> str:
     """The benchmark's wsdaemon config: limits raised, and ``[process] workers`` for the workers comparison.
 
-    For a baseline, the keys in :data:`NEWER_KEYS` are left out (their limits did not exist then).
+    For an ``older`` baseline the keys in :data:`NEWER_KEYS` are left out (its daemon would refuse them,
+    and it has no such limits to raise).
     """
     text = WSDAEMON_CONFIG + (f"[process]\nworkers = {workers}\n" if workers else "")
-    if baseline:
+    if older:
         text = "".join(line for line in text.splitlines(keepends=True) if not line.startswith(NEWER_KEYS))
     return text
 
