@@ -54,10 +54,10 @@ def check_listeners(config: Config, reactor: Any, problems: list[Problem]) -> di
             serverFromString(reactor, listener.endpoint)
         except (KeyError, IndexError) as error:
             if not listener.endpoint.startswith("systemd:"):
-                problems.append(endpoint_problem(index, listener.endpoint, error))
+                problems.append(endpoint_problem(f"listeners[{index}].endpoint", listener.endpoint, error))
             notes[listener.endpoint] = _NOT_PASSED
         except Exception as error:  # noqa: BLE001 - serverFromString raises ValueError, TypeError, AttributeError...
-            problems.append(endpoint_problem(index, listener.endpoint, error))
+            problems.append(endpoint_problem(f"listeners[{index}].endpoint", listener.endpoint, error))
     if config.metrics.enabled and config.metrics.listen is not None:
         metrics_endpoint(config.metrics.listen, reactor, problems)
     return notes

@@ -118,10 +118,12 @@ class BrokerService(Service):
         return self.broker.stop()
 
 
-def endpoint_problem(index: int, endpoint: str, error: Exception) -> Problem:
-    """The config problem for a listener endpoint string that ``serverFromString`` refused."""
-    expected = f"a Twisted server endpoint string such as tcp:8080:interface=127.0.0.1 ({error})"
-    return Problem(f"listeners[{index}].endpoint", expected, repr(endpoint))
+def endpoint_problem(
+    key: str, endpoint: str, error: Exception, example: str = "tcp:8080:interface=127.0.0.1"
+) -> Problem:
+    """The config problem at ``key`` for an endpoint string that ``serverFromString`` refused."""
+    expected = f"a Twisted server endpoint string such as {example} ({error})"
+    return Problem(key, expected, repr(endpoint))
 
 
 def parse_listeners(config: Config, reactor: Any, problems: list[Problem]) -> list[Listen]:
@@ -131,7 +133,7 @@ def parse_listeners(config: Config, reactor: Any, problems: list[Problem]) -> li
         try:
             endpoints.append((listener.endpoint, serverFromString(reactor, listener.endpoint)))
         except Exception as error:  # noqa: BLE001 - serverFromString raises ValueError, KeyError, TypeError...
-            problems.append(endpoint_problem(index, listener.endpoint, error))
+            problems.append(endpoint_problem(f"listeners[{index}].endpoint", listener.endpoint, error))
     return endpoints
 
 
@@ -315,8 +317,7 @@ def metrics_endpoint(description: str, reactor: Any, problems: list[Problem]) ->
     try:
         endpoint: IStreamServerEndpoint = serverFromString(reactor, description)
     except Exception as error:  # noqa: BLE001 - serverFromString raises ValueError, KeyError, TypeError...
-        expected = f"a Twisted server endpoint string such as tcp:9100:interface=127.0.0.1 ({error})"
-        problems.append(Problem("metrics.listen", expected, repr(description)))
+        problems.append(endpoint_problem("metrics.listen", description, error, "tcp:9100:interface=127.0.0.1"))
         return None
     return endpoint
 
