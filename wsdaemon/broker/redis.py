@@ -272,13 +272,9 @@ class RedisLink:
         self, channel: str, fetch: Fetch, limits: HubLimits, epoch: str
     ) -> Deferred[tuple[ChannelState, list[Publication]]]:
         """The reading script: the state and the entries ``fetch`` wants, in one step."""
-        keys, args = (
-            redis_history.history_keys(self.settings.prefix, channel),
-            redis_history.history_args(limits, fetch, epoch),
-        )
-        return self._script(redis_history.HISTORY_SCRIPT, keys, args).addCallback(
-            redis_history.history_answer, channel, fetch
-        )
+        keys = redis_history.history_keys(self.settings.prefix, channel)
+        answer = self._script(redis_history.HISTORY_SCRIPT, keys, redis_history.history_args(limits, fetch, epoch))
+        return answer.addCallback(redis_history.history_answer, channel, fetch)
 
     def _script(self, script: str, keys: list[bytes], args: list[bytes]) -> Deferred[Any]:
         """Run a script on the command connection (txredisapi sends EVALSHA once it has sent EVAL)."""

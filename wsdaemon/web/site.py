@@ -234,24 +234,7 @@ def build_root(
     if broker is not None and api is not None:
         _mount_api(root, config, broker, api, factories)
     for endpoint in config.endpoints:
-        # A factory may offer subprotocols (tcp: "binary", for noVNC) when the endpoint lists none.
-        subprotocols = endpoint.subprotocols or tuple(getattr(factories[endpoint.path], "defaultSubprotocols", ()))
-        policy = EndpointPolicy(
-            subprotocols=subprotocols, allowed_origins=endpoint.allowed_origins, deflate=endpoint.deflate
-        )
-        resource = WebSocketResource(
-            factories[endpoint.path],
-            reactor,
-            admission=admission,
-            authenticator=_authenticator(endpoint, authenticators or {}),
-            auth_timeout_seconds=endpoint.auth.timeout_seconds,
-            close_on_expiry=endpoint.auth.close_on_expiry,
-            policy=policy,
-            limits=endpoint.limits,
-            path=endpoint.path,
-            message_rate=endpoint.message_rate,
-            stats=stats.endpoint(endpoint.path) if stats is not None else None,
-        )
+        resource = _endpoint_resource(endpoint, factories[endpoint.path], reactor, admission, authenticators, stats)
         _mount(root, endpoint.path, resource)
     if config.static:
         from wsdaemon.web.mounts import static_directory  # twisted.web.static only when used (DESIGN §4)
@@ -259,6 +242,35 @@ def build_root(
         for mount in config.static:
             _path_node(root, mount.path).fallback = static_directory(mount.directory)
     return root
+
+
+def _endpoint_resource(
+    endpoint: EndpointConfig,
+    factory: WebSocketServerFactory[Any],
+    reactor: IReactorTime,
+    admission: Admission,
+    authenticators: Mapping[str, IAuthenticator] | None,
+    stats: DaemonStats | None,
+) -> WebSocketResource:
+    """One endpoint's WebSocket resource: its policy, authenticator, limits, message rate and counters."""
+    # A factory may offer subprotocols (tcp: "binary", for noVNC) when the endpoint lists none.
+    subprotocols = endpoint.subprotocols or tuple(getattr(factory, "defaultSubprotocols", ()))
+    policy = EndpointPolicy(
+        subprotocols=subprotocols, allowed_origins=endpoint.allowed_origins, deflate=endpoint.deflate
+    )
+    return WebSocketResource(
+        factory,
+        reactor,
+        admission=admission,
+        authenticator=_authenticator(endpoint, authenticators or {}),
+        auth_timeout_seconds=endpoint.auth.timeout_seconds,
+        close_on_expiry=endpoint.auth.close_on_expiry,
+        policy=policy,
+        limits=endpoint.limits,
+        path=endpoint.path,
+        message_rate=endpoint.message_rate,
+        stats=stats.endpoint(endpoint.path) if stats is not None else None,
+    )
 
 
 def _authenticator(endpoint: EndpointConfig, authenticators: Mapping[str, IAuthenticator]) -> IAuthenticator:
