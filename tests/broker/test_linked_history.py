@@ -162,6 +162,7 @@ def test_while_down_a_positioned_publish_fails_and_nothing_is_queued():
     link = HistoryLink()
     broker = LinkedBroker(link, 5, ORIGIN)
     broker.start()
+    broker.link_failed("connection refused")
     member = Positioned()
     broker.subscribe("/c", member)
     failure = outcome(broker.publish("/c", text("x"), history=LIMITS))
@@ -247,6 +248,53 @@ def test_history_while_down_or_failing_is_history_unavailable():
     link.reads[0][2].errback(RuntimeError("boom"))
     failure = outcome(reading)
     assert failure.check(HistoryUnavailable) and str(failure.value) == "the broker could not read the channel's history"
+
+
+def test_questions_asked_while_the_first_attempt_is_under_way_wait_for_it():
+    """A daemon that just started: its first members' reads and publishes are asked once the link is up, in order."""
+    link = HistoryLink()
+    broker = LinkedBroker(link, 5, ORIGIN, epochs=lambda: "fresh")
+    broker.start()
+    reading = broker.history("/c", Fetch("/c", None), LIMITS)
+    publishing = broker.publish("/c", text("first"), history=LIMITS)
+    assert link.reads == [] and link.positions == [], "nothing is asked of a link that is not up"
+    broker.link_up()
+    assert [read[0] for read in link.reads] == ["/c"] and [p[2] for p in link.positions] == [b"first"]
+    link.reads[0][2].callback((ChannelState("e1", 1, 0), []))
+    link.answer(0, "e1", 1)
+    assert outcome(reading) == (ChannelState("e1", 1, 0), [])
+    assert outcome(publishing).offset == 1
+
+
+def test_questions_held_for_a_first_attempt_that_fails_are_history_unavailable():
+    """The first attempt failed (or the daemon stopped first): held questions fail; later ones fail at once."""
+    for end in ("failed", "stopped"):
+        link = HistoryLink()
+        broker = LinkedBroker(link, 5, ORIGIN)
+        broker.start()
+        reading = broker.history("/c", Fetch("/c", None), LIMITS)
+        publishing = broker.publish("/c", text("x"), history=LIMITS)
+        if end == "failed":
+            broker.link_failed("connection refused")
+        else:
+            broker.stop()
+        for held in (reading, publishing):
+            failure = outcome(held)
+            assert failure.check(HistoryUnavailable) and "down" in str(failure.value), end
+        assert outcome(broker.history("/c", Fetch("/c", None), LIMITS)).check(HistoryUnavailable)
+        assert link.reads == [] and link.positions == []
+
+
+def test_questions_held_for_the_first_attempt_are_bounded():
+    """No more than max_pending_messages wait for the first attempt; the next one fails at once."""
+    link = HistoryLink()
+    broker = LinkedBroker(link, 2, ORIGIN)
+    broker.start()
+    held = [broker.history("/c", Fetch("/c", None), LIMITS) for _ in range(2)]
+    refused = outcome(broker.history("/c", Fetch("/c", None), LIMITS))
+    assert refused.check(HistoryUnavailable) and "max_pending_messages" in str(refused.value)
+    broker.link_up()
+    assert len(link.reads) == 2 and all(not d.called for d in held)
 
 
 def test_history_unavailable_from_the_link_passes_through():

@@ -6,6 +6,11 @@ Rules for this file:
   ``max_pending_messages``): a slow or stuck link cannot make them pile up. A
   question beyond that, or asked while the link is down, fails at once with
   :class:`~wsdaemon.broker.interface.HistoryUnavailable` (HTTP 503).
+* Until the link's first connection attempt has ended (a daemon that just
+  started), a question waits for it instead of failing: the first clients of a
+  new daemon are not told "try again later" for the milliseconds its broker
+  takes to connect. Held questions count against ``bound`` too, and the wait
+  is bounded by the attempt's own ``connect_timeout_seconds``.
 * Whatever the link fails with becomes ``HistoryUnavailable`` with one of our
   sentences (the link's own words may name hosts); the cause is logged once
   per outage, not once per question.
@@ -16,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -40,16 +45,34 @@ class AwaitedAnswers:
         self.bound = bound
         self.awaited = 0
         self._failure_logged = False
+        #: True from the link's start until its first connection attempt has ended.
+        self.starting = False
+        self._held: list[tuple[Callable[[], Deferred[object]], Deferred[object]]] = []
 
     def refusal(self, up: bool, down: str) -> HistoryUnavailable | None:
         """Why a question cannot be asked now (``down`` while the link is down, or too many awaited), or None."""
         if not up:
             return HistoryUnavailable(down)
-        if self.awaited >= self.bound:
-            return HistoryUnavailable(
-                f"{self.bound} answers from the broker are already awaited (max_pending_messages)"
-            )
+        if self.awaited + len(self._held) >= self.bound:
+            return self._too_many()
         return None
+
+    def hold(self, question: Callable[[], Deferred[_T]]) -> Deferred[_T] | None:
+        """While the first attempt is under way: a Deferred for ``question()``, asked once it ended; else None."""
+        if not self.starting:
+            return None
+        if self.awaited + len(self._held) >= self.bound:
+            return fail(self._too_many())
+        waiting: Deferred[_T] = Deferred()
+        self._held.append((question, waiting))  # type: ignore[arg-type]  # each pair agrees on its own type
+        return waiting
+
+    def started(self) -> None:
+        """The first attempt ended (the link is up, failed, or stopped): ask the held questions, in order."""
+        self.starting = False
+        held, self._held = self._held, []
+        for question, waiting in held:
+            maybeDeferred(question).chainDeferred(waiting)
 
     def ask(self, question: Callable[[], Deferred[_T]], what: str) -> Deferred[_T]:
         """Ask (``question()`` sends it), counting the answer until it comes; a failure says we could not ``what``."""
@@ -60,6 +83,9 @@ class AwaitedAnswers:
     def link_up(self) -> None:
         """The link is back: the next failure is logged again."""
         self._failure_logged = False
+
+    def _too_many(self) -> HistoryUnavailable:
+        return HistoryUnavailable(f"{self.bound} answers from the broker are already awaited (max_pending_messages)")
 
     def _answered(self, result: _T) -> _T:
         self.awaited -= 1

@@ -26,7 +26,8 @@ Rules for this file:
   its position. One whose position never became known (the link went down
   first) is not delivered here: history has it if the link kept it.
 * Answers awaited from the link (positions, history reads) are bounded by
-  ``max_pending_messages`` too; beyond it, :class:`HistoryUnavailable`.
+  ``max_pending_messages`` too; beyond it, :class:`HistoryUnavailable`. Those
+  asked before the link's first attempt ended wait for it (:mod:`.answers`).
 """
 
 from __future__ import annotations
@@ -156,6 +157,9 @@ class LinkedBroker:
         self, channel: str, fetch: Fetch, limits: HubLimits
     ) -> Deferred[tuple[ChannelState, list[Publication]]]:
         """Read the state and the entries in one step on the link; :class:`HistoryUnavailable` while down."""
+        held = self.answers.hold(lambda: self.history(channel, fetch, limits))
+        if held is not None:
+            return held
         refused = self.answers.refusal(self.state is LinkState.UP, "the broker is down: history cannot be read now")
         if refused is not None:
             return fail(refused)
@@ -166,6 +170,9 @@ class LinkedBroker:
         self, channel: str, message: SharedMessage, exclude: Receiver | None, limits: HubLimits
     ) -> Deferred[Published]:
         """Have the link position, keep and send ``message``; deliver it here with its position."""
+        held = self.answers.hold(lambda: self._publish_positioned(channel, message, exclude, limits))
+        if held is not None:
+            return held
         refused = self.answers.refusal(
             self.state is LinkState.UP, "the broker is down: a message on a channel with history cannot be positioned"
         )
@@ -232,11 +239,14 @@ class LinkedBroker:
 
     def start(self) -> None:
         """Start the link; members here get messages even before it is up."""
+        self.answers.starting = True
         self.link.start(self)
 
     def stop(self) -> Deferred[None]:
-        """Stop the link for good."""
-        return self.link.stop()
+        """Stop the link for good (questions still held for its first attempt fail now)."""
+        stopped = self.link.stop()
+        self.answers.started()
+        return stopped
 
     # --- what the link reports --------------------------------------------------------
 
@@ -265,6 +275,7 @@ class LinkedBroker:
             waiting=waiting,
         )
         self._tell(LinkState.UP)
+        self.answers.started()
 
     def link_down(self, reason: str) -> None:
         """Lost (or never reached): deliver what was in flight here, and wait for the link to come back."""
@@ -297,6 +308,7 @@ class LinkedBroker:
 
     def link_failed(self, reason: str) -> None:
         """A connection attempt failed: logged once until the link is up again."""
+        self.answers.started()
         if not self._failure_logged:
             self._failure_logged = True
             self.log.warn(
