@@ -10,7 +10,7 @@ Rules for this file:
   started), a question waits for it instead of failing: the first clients of a
   new daemon are not told "try again later" for the milliseconds its broker
   takes to connect. Held questions count against ``bound`` too, and the wait
-  is bounded by the attempt's own ``connect_timeout_seconds``.
+  is bounded by the attempt's own timeouts (``connect_timeout_seconds`` a step).
 * Whatever the link fails with becomes ``HistoryUnavailable`` with one of our
   sentences (the link's own words may name hosts); the cause is logged once
   per outage, not once per question.
