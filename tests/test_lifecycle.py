@@ -256,6 +256,19 @@ def test_allocator_cache_applies_at_start_and_on_reload(monkeypatch: pytest.Monk
     assert sizes == [0, 16 * 2**20]
 
 
+def test_the_heap_is_settled_before_ready_and_after_each_reload():
+    """The heap policy runs once the daemon serves (before READY=1) and after each reload, never while only built."""
+    daemon = Daemon(PLAIN, reload_text=[PLAIN])
+    settled: list[list[str]] = []
+    daemon.lifecycle.settle_heap = lambda: settled.append(daemon.first_fields())
+    daemon.service.startService()
+    assert settled == []
+    daemon.clock.run()
+    assert settled == [[]], "settled before READY=1 went out"
+    assert daemon.lifecycle.reload()
+    assert settled[-1] == ["READY=1", "RELOADING=1"], "settled after the new runtime, before READY=1"
+
+
 def test_reload_applies_drain_timeout_and_endpoint_limits(logged):
     """The drain timeout and per-endpoint limits of the new file apply after a reload."""
     new = (

@@ -31,6 +31,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from wsdaemon.adapter.switching import SwitchingFactory
+from wsdaemon.heap import leave_alone
 from wsdaemon.reload import Reloader
 from wsdaemon.runtime import apply_process_settings
 from wsdaemon.systemd import Notifier, watchdog_seconds
@@ -69,6 +70,8 @@ class LifecycleService(Service):
         notifier: sd_notify (default: none).
         environ: where ``WATCHDOG_USEC`` is read (default: ``os.environ``).
         install_signal: installs the SIGTERM and SIGHUP handlers (default: ``signal.signal``).
+        settle_heap: run once the daemon is ready and after each reload (the daemon passes
+            :func:`wsdaemon.heap.settle`; default: nothing, so a test's process is left alone).
     """
 
     log = Logger()
@@ -83,6 +86,7 @@ class LifecycleService(Service):
         notifier: Notifier | None = None,
         environ: Mapping[str, str] | None = None,
         install_signal: InstallSignal = signal.signal,
+        settle_heap: Callable[[], None] = leave_alone,
     ) -> None:
         self.reactor = reactor
         self.factory = factory
@@ -91,6 +95,7 @@ class LifecycleService(Service):
         self.notifier = notifier or Notifier(None)
         self.environ = os.environ if environ is None else environ
         self.install_signal = install_signal
+        self.settle_heap = settle_heap
         self.stopping = False
         self._timers: list[LoopingCall] = []
         self._last_status = ""
@@ -127,6 +132,7 @@ class LifecycleService(Service):
         """Every listener has tried; READY=1 only if all of them listen (else the daemon is exiting)."""
         if self.stopping or not all(listener.port is not None for listener in self.listeners):
             return
+        self.settle_heap()
         self.notifier.ready(self.status_text())
         self._last_status = self.status_text()
         interval = watchdog_seconds(self.environ, os.getpid())
@@ -194,6 +200,7 @@ class LifecycleService(Service):
         self.log.info("SIGHUP: reloading configuration and certificates")
         self.notifier.reloading()
         ok = self.reloader.reload()
+        self.settle_heap()
         status = self.status_text() if ok else f"{self.status_text()}; last reload failed (see the log)"
         self.notifier.ready(status)
         self.log.info(

@@ -33,6 +33,7 @@ from wsdaemon.broker import IBroker
 from wsdaemon.config import Config, ConfigError, Problem
 from wsdaemon.core.errors import SHUTDOWN
 from wsdaemon.handler_factories import resolve_factories as resolve_factories  # re-exported: its old home
+from wsdaemon.heap import leave_alone
 from wsdaemon.interfaces import HandlerContext
 from wsdaemon.lifecycle import LifecycleService
 from wsdaemon.plugins import discover_authenticators
@@ -232,6 +233,7 @@ def build_service(
     authenticators: Mapping[str, Any] | None = None,
     broker: IBroker | None = None,
     share_metrics: Callable[[Callable[[], Snapshot]], Gather] | None = None,
+    settle_heap: Callable[[], None] = leave_alone,
 ) -> DaemonService:
     """The single-process daemon for ``config``: what ``twist wsdaemon`` runs, and what each worker runs.
 
@@ -252,6 +254,8 @@ def build_service(
         share_metrics: a worker's link to the main process for ``/metrics``: given this
             process's snapshot function, it returns the gather of every worker's (default:
             this process alone). A worker never opens ``[metrics] listen``; the main process does.
+        settle_heap: run when the daemon is ready and after each reload
+            (``twist wsdaemon`` passes :func:`wsdaemon.heap.settle`; default: nothing).
 
     Raises:
         ConfigError: any handler, authenticator, option, key file, listener or certificate
@@ -305,7 +309,7 @@ def build_service(
         served = TLSServerFactory(tls[description], factory, reactor) if description in tls else factory
         listeners.append(ListenerService(description, endpoint, served, reactor))
     reloader = Reloader(slot, builder, tls, load_config=load_config)
-    lifecycle = LifecycleService(reactor, factory, listeners, reloader, notifier=notifier)
+    lifecycle = LifecycleService(reactor, factory, listeners, reloader, notifier=notifier, settle_heap=settle_heap)
     daemon = DaemonService(slot, factory, listeners, lifecycle, handler_services)
     if own_metrics is not None:
         own_metrics.setServiceParent(daemon)  # type: ignore[no-untyped-call]

@@ -166,6 +166,7 @@ def makeService(options: Options) -> IService:
 
 def _build(options: Options, config: Config, reload_config: Callable[[], Config], reactor: Any) -> IService:
     """One process (``workers = 1``), the main process of several workers, or one of those workers."""
+    from wsdaemon import heap
     from wsdaemon.systemd import Notifier
 
     if options["worker"] is not None:
@@ -173,7 +174,14 @@ def _build(options: Options, config: Config, reload_config: Callable[[], Config]
         from wsdaemon.workers.worker import build_worker
 
         try:
-            return build_worker(config, discover_handlers(), reactor, options["worker"], load_config=reload_config)
+            return build_worker(
+                config,
+                discover_handlers(),
+                reactor,
+                options["worker"],
+                load_config=reload_config,
+                settle_heap=heap.settle,
+            )
         except ChannelError as error:
             fail(f"--worker is set by the main process for its workers, not by hand ({error})")
     count = worker_count(config.process)
@@ -192,4 +200,5 @@ def _build(options: Options, config: Config, reload_config: Callable[[], Config]
         load_config=reload_config,
         notifier=Notifier.from_environment(),
         authenticators=discover_authenticators(),
+        settle_heap=heap.settle,
     )

@@ -368,7 +368,7 @@ class TLSServerFactory(TLSMemoryBIOFactory):
         inner = self.wrappedFactory.buildProtocol(addr)
         if inner is None:
             return None
-        return self.protocol(self, inner)
+        return self.protocol(self, inner)  # type: ignore[no-untyped-call]  # Twisted types BufferingTLSTransport only
 
 
 def build_listener_tls(config: Config, problems: list[Problem]) -> dict[str, ServerTLS]:

@@ -98,7 +98,8 @@ class NoDelaySite(Site):
             transport.setTcpNoDelay(True)
             if not NoDelaySite.reported:
                 NoDelaySite.reported = True
-                nodelay = transport.getHandle().getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                tcp = getattr(transport, "transport", None) or transport  # under TLS: the TCP transport below
+                nodelay = tcp.getHandle().getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
                 print(f"twisted.web.websocket: TCP_NODELAY on accepted socket = {nodelay}", file=sys.stderr, flush=True)
             make(transport)
 

@@ -33,6 +33,7 @@ from twisted.python.failure import Failure
 from wsdaemon.broker.relay import RelayLink, relay_broker
 from wsdaemon.config import Config, ListenerConfig
 from wsdaemon.config.model import BrokerConfig
+from wsdaemon.heap import leave_alone
 from wsdaemon.service import build_service
 from wsdaemon.systemd import Notifier
 from wsdaemon.workers.channel import (
@@ -157,8 +158,11 @@ def build_worker(
     worker: int,
     *,
     load_config: Callable[[], Config] | None = None,
+    settle_heap: Callable[[], None] = leave_alone,
 ) -> IService:
     """The worker's service: its hello read, its sockets adopted, the single-process service on them.
+
+    ``load_config`` and ``settle_heap`` are :func:`~wsdaemon.service.build_service`'s.
 
     Raises:
         ChannelError: no hello from the supervisor (not started by one).
@@ -199,6 +203,7 @@ def build_worker(
         endpoints=adopted_endpoints(reactor, listeners),
         broker=broker,
         share_metrics=share_metrics,
+        settle_heap=settle_heap,
     ).setServiceParent(root)
     Heartbeat(reactor, beat, hello.heartbeat_interval_seconds).setServiceParent(root)  # type: ignore[no-untyped-call]
     return root
