@@ -49,23 +49,22 @@ class AwaitedAnswers:
         self.starting = False
         self._held: list[tuple[Callable[[], Deferred[object]], Deferred[object]]] = []
 
-    def refusal(self, up: bool, down: str) -> HistoryUnavailable | None:
-        """Why a question cannot be asked now (``down`` while the link is down, or too many awaited), or None."""
-        if not up:
-            return HistoryUnavailable(down)
-        if self.awaited + len(self._held) >= self.bound:
-            return self._too_many()
-        return None
+    def gate(self, up: bool, down: str, question: Callable[[], Deferred[_T]]) -> Deferred[_T] | None:
+        """None if a question may be asked now; else its answer: held for the first attempt, or refused.
 
-    def hold(self, question: Callable[[], Deferred[_T]]) -> Deferred[_T] | None:
-        """While the first attempt is under way: a Deferred for ``question()``, asked once it ended; else None."""
-        if not self.starting:
-            return None
+        While the link's first attempt is under way, ``question()`` is called once that attempt
+        ended (it then passes this gate again); otherwise the refusal is ``down`` while the link
+        is down, or "too many" when ``bound`` answers are awaited.
+        """
         if self.awaited + len(self._held) >= self.bound:
-            return fail(self._too_many())
-        waiting: Deferred[_T] = Deferred()
-        self._held.append((question, waiting))  # type: ignore[arg-type]  # each pair agrees on its own type
-        return waiting
+            return fail(
+                HistoryUnavailable(f"{self.bound} answers from the broker are already awaited (max_pending_messages)")
+            )
+        if self.starting:
+            waiting: Deferred[_T] = Deferred()
+            self._held.append((question, waiting))  # type: ignore[arg-type]  # each pair agrees on its own type
+            return waiting
+        return None if up else fail(HistoryUnavailable(down))
 
     def started(self) -> None:
         """The first attempt ended (the link is up, failed, or stopped): ask the held questions, in order."""
@@ -83,9 +82,6 @@ class AwaitedAnswers:
     def link_up(self) -> None:
         """The link is back: the next failure is logged again."""
         self._failure_logged = False
-
-    def _too_many(self) -> HistoryUnavailable:
-        return HistoryUnavailable(f"{self.bound} answers from the broker are already awaited (max_pending_messages)")
 
     def _answered(self, result: _T) -> _T:
         self.awaited -= 1

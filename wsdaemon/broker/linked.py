@@ -36,6 +36,7 @@ import itertools
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
+from functools import partial
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
@@ -157,12 +158,10 @@ class LinkedBroker:
         self, channel: str, fetch: Fetch, limits: HubLimits
     ) -> Deferred[tuple[ChannelState, list[Publication]]]:
         """Read the state and the entries in one step on the link; :class:`HistoryUnavailable` while down."""
-        held = self.answers.hold(lambda: self.history(channel, fetch, limits))
-        if held is not None:
-            return held
-        refused = self.answers.refusal(self.state is LinkState.UP, "the broker is down: history cannot be read now")
-        if refused is not None:
-            return fail(refused)
+        down = "the broker is down: history cannot be read now"
+        gated = self.answers.gate(self.state is LinkState.UP, down, lambda: self.history(channel, fetch, limits))
+        if gated is not None:
+            return gated
         epoch = self._epochs()
         return self.answers.ask(lambda: self.link.history(channel, fetch, limits, epoch), "read the channel's history")
 
@@ -170,14 +169,11 @@ class LinkedBroker:
         self, channel: str, message: SharedMessage, exclude: Receiver | None, limits: HubLimits
     ) -> Deferred[Published]:
         """Have the link position, keep and send ``message``; deliver it here with its position."""
-        held = self.answers.hold(lambda: self._publish_positioned(channel, message, exclude, limits))
-        if held is not None:
-            return held
-        refused = self.answers.refusal(
-            self.state is LinkState.UP, "the broker is down: a message on a channel with history cannot be positioned"
-        )
-        if refused is not None:
-            return fail(refused)
+        down = "the broker is down: a message on a channel with history cannot be positioned"
+        again = partial(self._publish_positioned, channel, message, exclude, limits)
+        gated = self.answers.gate(self.state is LinkState.UP, down, again)
+        if gated is not None:
+            return gated
         sequence = next(self._sequence)
         entry = _InFlight(sequence, message, exclude, True)
         waits = channel in self.subscribed
