@@ -20,6 +20,7 @@ def workers_config(token_file: Path) -> str:
 workers = 2
 [limits]
 drain_timeout_seconds = 3.0
+connection_burst_per_ip = 200  # MEMBERS connect at once from 127.0.0.1, maybe all through one worker
 [api]
 token_file = "{token_file}"
 [[endpoints]]
