@@ -22,6 +22,7 @@ from zope.interface import implementer
 
 from wsdaemon.adapter.deadlines import Deadlines, Ticker
 from wsdaemon.adapter.heartbeat import Due, Heartbeat
+from wsdaemon.adapter.immediate import immediate_writer
 from wsdaemon.adapter.outcome import PeerInfo, WebSocketClosed, WebSocketLost, log_closed
 from wsdaemon.adapter.transport import IStreamTransport, tcp_transport
 from wsdaemon.core import (
@@ -112,6 +113,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         if getattr(socket, "SEND_LIMIT", None) is not None:  # twisted.internet.tcp: writeSomeData's cap
             socket.SEND_LIMIT = self.limits.send_chunk_bytes  # type: ignore[attr-defined]
         transport.registerProducer(self, True)
+        self._write_now = immediate_writer(transport)
         self._started = now = self._reactor.seconds()
         self._heartbeat = Heartbeat(self.limits, self.keepalive, now, self._expires_at)
         self._ticker.add(self)
@@ -132,7 +134,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         self.bytes_in += len(data)
         self.connection.receive_data(data)
         self._dispatch()
-        self._flush()
+        self._flush(immediate=True)
 
     def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:
         """Report the close code to the handler and stop every timer."""
@@ -306,8 +308,11 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
             )
             self.connection.fail_with(InternalError())
 
-    def _flush(self) -> None:
-        """Write what the core queued; close TCP on its EOF marker; arm the close timeout."""
+    def _flush(self, immediate: bool = False) -> None:
+        """Write what the core queued; close TCP on its EOF marker; arm the close timeout.
+
+        ``immediate``: the answers to a read go out at once; the rest (a broadcast) waits for the reactor, coalescing.
+        """
         chunks = self.connection.data_to_send()
         if not chunks:
             return
@@ -318,7 +323,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
             chunks.pop()
         if len(chunks) == 1 and not self._paused:  # the usual case: one frame, peer keeping up
             self.bytes_out += len(chunks[0])
-            transport.write(chunks[0])
+            (self._write_now if immediate else transport.write)(chunks[0])
         elif chunks:
             self._write(chunks)
         if eof:
