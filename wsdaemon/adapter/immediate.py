@@ -3,13 +3,15 @@
 Twisted's ``FileDescriptor.write`` only buffers: it registers the socket for
 writing (an ``epoll_ctl``), and on the next reactor turn ``doWrite`` sends and
 unregisters it (another ``epoll_ctl``), after a dispatch through the reactor's
-loop. For a broadcast to a thousand members that is the main cost of each
-delivery; asyncio's transports try the ``send`` first. :func:`immediate_writer`
+loop. For an echo that is most of the cost of an answer; asyncio's transports
+try the ``send`` first. :func:`immediate_writer`
 does the same over Twisted's TCP transport: while its buffer is empty it hands
 the bytes to the transport's own ``writeSomeData`` (the ``send`` that Twisted's
 ``doWrite`` would make, with ``EWOULDBLOCK`` as 0) and buffers with ``write``
 only what the kernel did not take, so order, backpressure and error handling
-stay Twisted's.
+stay Twisted's. The adapter uses it only for the answers to a read: a
+broadcast is better off with Twisted's deferred write, which lets several
+publishes reach one member in a single ``send``.
 
 Only wrappers that forward ``write`` unchanged (the same-port switch, the PROXY
 protocol wrapper) are looked through; TLS, which must encrypt the bytes, gets
@@ -29,18 +31,16 @@ from collections.abc import Callable
 from twisted.internet.tcp import Connection
 from twisted.protocols.policies import ProtocolWrapper
 
-#: How many forwarding wrappers to look through before settling for plain ``write``.
-_MAX_WRAPPERS = 8
+from wsdaemon.adapter.transport import layers
 
 
 def _socket_under(transport: object) -> Connection | None:
     """The TCP connection under ``transport`` if every wrapper between only forwards ``write``."""
-    for _ in range(_MAX_WRAPPERS):
-        if isinstance(transport, Connection):
-            return transport
-        if not isinstance(transport, ProtocolWrapper) or type(transport).write is not ProtocolWrapper.write:
+    for layer in layers(transport):
+        if isinstance(layer, Connection):
+            return layer
+        if not isinstance(layer, ProtocolWrapper) or type(layer).write is not ProtocolWrapper.write:
             return None
-        transport = transport.transport
     return None
 
 
@@ -52,7 +52,7 @@ def immediate_writer(transport: object) -> Callable[[bytes], None]:
     """
     tcp = _socket_under(transport)
     write = transport.write  # type: ignore[attr-defined]
-    if tcp is None or not hasattr(tcp, "_tempDataLen") or not hasattr(tcp, "dataBuffer"):
+    if tcp is None or not hasattr(tcp, "_tempDataLen"):
         return write  # type: ignore[no-any-return]
     buffered: Callable[[bytes], None] = tcp.write  # Twisted leaves write unannotated
 

@@ -309,10 +309,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
             self.connection.fail_with(InternalError())
 
     def _flush(self, immediate: bool = False) -> None:
-        """Write what the core queued; close TCP on its EOF marker; arm the close timeout.
-
-        ``immediate``: the answers to a read go out at once; the rest (a broadcast) waits for the reactor, coalescing.
-        """
+        """Write what the core queued (at once if ``immediate``: see adapter.immediate); close on EOF; arm the close timeout."""
         chunks = self.connection.data_to_send()
         if not chunks:
             return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from twisted.internet.interfaces import IConsumer, IPushProducer, ITCPTransport
 from twisted.protocols.policies import ProtocolWrapper
 
@@ -21,6 +23,17 @@ class IStreamTransport(ITCPTransport, IConsumer, IPushProducer):
 _MAX_WRAPPERS = 8
 
 
+def layers(transport: object) -> Iterator[object]:
+    """``transport``, then each transport below it through its ``ProtocolWrapper`` layers, down to the socket."""
+    for _ in range(_MAX_WRAPPERS):
+        yield transport
+        below = getattr(transport, "transport", None) if isinstance(transport, ProtocolWrapper) else None
+        if below is None:
+            return
+        transport = below
+    yield transport
+
+
 def tcp_transport(transport: object) -> object:
     """The transport at the bottom of ``transport``'s wrappers: the TCP connection under TLS.
 
@@ -30,9 +43,5 @@ def tcp_transport(transport: object) -> object:
     belongs to the socket (``bufferSize``, ``SEND_LIMIT``) must be set on the
     object this returns, or it is silently lost on wss.
     """
-    for _ in range(_MAX_WRAPPERS):
-        below = getattr(transport, "transport", None) if isinstance(transport, ProtocolWrapper) else None
-        if below is None:
-            return transport
-        transport = below
-    return transport
+    *_, bottom = layers(transport)
+    return bottom
