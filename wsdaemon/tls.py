@@ -29,6 +29,7 @@ from twisted.internet.interfaces import IAddress, IOpenSSLServerConnectionCreato
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from zope.interface import implementer
 
+from wsdaemon.adapter.immediate import ImmediateTLSProtocol
 from wsdaemon.config import Config, Problem, TLSConfig
 
 #: Mozilla's "intermediate" TLS 1.2 suites (forward secret AEAD only); TLS 1.3 suites are
@@ -349,15 +350,16 @@ def _sni_switcher(by_name: dict[str, SSL.Context]) -> Callable[[SSL.Connection],
 class TLSServerFactory(TLSMemoryBIOFactory):
     """TLS around the daemon's factory; a connection the inner factory refuses is refused here too.
 
-    Its connections are Twisted's :class:`TLSMemoryBIOProtocol` itself, not the factory's
-    default ``BufferingTLSTransport``. That one copies every write into a buffer and
+    Its connections are Twisted's :class:`TLSMemoryBIOProtocol` (as
+    :class:`~wsdaemon.adapter.immediate.ImmediateTLSProtocol`, which sends the records
+    that answer a read at once), not the factory's default ``BufferingTLSTransport``. That one copies every write into a buffer and
     encrypts it on the next reactor turn (a ``callLater`` per write burst) to merge small
     writes; the WebSocket adapter already writes once per turn and connection, so the
     second batching only added a timer and two copies of each message (a 1 MiB echo ran
     at half speed, and the timer was 13-17% of a small-message wss profile).
     """
 
-    protocol = TLSMemoryBIOProtocol
+    protocol = ImmediateTLSProtocol
 
     def __init__(self, tls: ServerTLS, wrappedFactory: IProtocolFactory, reactor: IReactorTime) -> None:
         super().__init__(tls, False, wrappedFactory, clock=reactor)

@@ -3,21 +3,27 @@
 These drive Twisted's real TCP transport class over a Unix socket pair (a real
 socket, so they live with the integration tests; no network): the reactor is a
 ``MemoryReactor``, so "buffered" is visible as the transport asking to be
-registered for writing. They also pin the two buffer attributes of Twisted's
-``FileDescriptor`` that the writer reads: a Twisted that renames them fails here.
+registered for writing. They also pin the private Twisted names the writer relies on: the two buffer
+attributes of ``FileDescriptor`` and ``TLSMemoryBIOProtocol._flushSendBIO``
+(a rename leaves the TLS records buffered, and the TLS tests fail).
 """
 
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
-from twisted.internet.protocol import Protocol
+from OpenSSL import SSL
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.tcp import Connection
 from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 
-from wsdaemon.adapter.immediate import immediate_writer
+from tests.certs import ThrowawayCA
+from wsdaemon.adapter.immediate import ImmediateTLSProtocol, immediate_socket, send_now
+from wsdaemon.config import TLSConfig
+from wsdaemon.tls import ServerTLS, TLSServerFactory
 
 
 def connected_pair() -> tuple[Connection, socket.socket, MemoryReactor]:
@@ -51,7 +57,9 @@ def wrapped(tcp: Connection) -> ProtocolWrapper:
 
 def test_an_empty_buffer_sends_at_once_without_registering_for_writing() -> None:
     tcp, peer, reactor = connected_pair()
-    immediate_writer(wrapped(tcp))(b"frame")
+    socket = immediate_socket(wrapped(tcp))
+    assert socket is tcp
+    send_now(socket, b"frame")
     assert received(peer) == b"frame"
     assert tcp not in reactor.getWriters()
     assert not tcp.dataBuffer and not tcp._tempDataLen
@@ -60,7 +68,7 @@ def test_an_empty_buffer_sends_at_once_without_registering_for_writing() -> None
 def test_bytes_already_buffered_go_first() -> None:
     tcp, peer, reactor = connected_pair()
     tcp.write(b"first ")
-    immediate_writer(tcp)(b"second")
+    send_now(tcp, b"second")
     assert received(peer) == b""  # both wait for the reactor, in order
     assert tcp in reactor.getWriters()
     tcp.doWrite()
@@ -69,10 +77,9 @@ def test_bytes_already_buffered_go_first() -> None:
 
 def test_what_the_kernel_does_not_take_is_buffered_and_follows_in_order() -> None:
     tcp, peer, reactor = connected_pair()
-    write = immediate_writer(tcp)
     big = bytes(range(256)) * 8192  # 2 MiB: more than a socket pair's buffer
-    write(big)
-    write(b"after")
+    send_now(tcp, big)
+    send_now(tcp, b"after")
     assert tcp in reactor.getWriters()
     got = received(peer)
     assert 0 < len(got) < len(big)
@@ -85,17 +92,106 @@ def test_what_the_kernel_does_not_take_is_buffered_and_follows_in_order() -> Non
 def test_a_closing_transport_keeps_twisteds_write() -> None:
     tcp, peer, _ = connected_pair()
     tcp.disconnecting = True
-    immediate_writer(tcp)(b"late")
+    send_now(tcp, b"late")
     assert received(peer) == b""
     assert tcp._tempDataBuffer == [b"late"]
 
 
-def test_tls_and_test_transports_get_their_own_write() -> None:
+def test_tls_and_test_transports_keep_their_own_write() -> None:
     tcp, _peer, _ = connected_pair()
     tls = TLSMemoryBIOProtocol.__new__(TLSMemoryBIOProtocol)  # only its class matters: it overrides write
     tls.transport = tcp
-    switch = wrapped(tls)
-    assert immediate_writer(switch) == switch.write
-    assert immediate_writer(tls) == tls.write
-    string = StringTransport()
-    assert immediate_writer(string) == string.write
+    assert immediate_socket(wrapped(tls)) is None
+    assert immediate_socket(tls) is None
+    assert immediate_socket(StringTransport()) is None
+
+
+# --- TLS: the records that answer a read go at once, the others keep the deferred write -------
+
+
+class Echo(Protocol):
+    """Writes each read back: an answer to a read."""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(data)  # type: ignore[union-attr]
+
+
+class TLSPair:
+    """wsdaemon's TLS protocol over Twisted's TCP transport on a socket pair, and a pyOpenSSL client at the other end.
+
+    The reactor is a ``MemoryReactor``: the test plays its part by handing what
+    the client sent to the server's ``dataReceived``, as ``doRead`` would.
+    """
+
+    def __init__(self, tmp_path: Path) -> None:
+        ca = ThrowawayCA(tmp_path / "pki")
+        issued = ca.issue("localhost", ("localhost",), stem="server")
+        tls = ServerTLS(TLSConfig(str(issued.cert_path), str(issued.key_path)))
+        self.tcp, self.peer, self.reactor = connected_pair()
+        self.echo = Echo()
+        factory = TLSServerFactory(tls, Factory.forProtocol(Echo), self.reactor)
+        self.server = factory.buildProtocol(None)
+        assert isinstance(self.server, ImmediateTLSProtocol)
+        self.server.wrappedProtocol = self.echo
+        self.server.makeConnection(self.tcp)
+        context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+        context.load_verify_locations(str(ca.path))
+        self.client = SSL.Connection(context, None)
+        self.client.set_tlsext_host_name(b"localhost")
+        self.client.set_connect_state()
+
+    def client_sends(self) -> None:
+        """What the client has for the server arrives, as one read."""
+        try:
+            self.server.dataReceived(self.client.bio_read(1 << 16))
+        except SSL.WantReadError:
+            pass
+
+    def client_receives(self) -> None:
+        """What the server's socket delivered so far reaches the client's TLS."""
+        data = received(self.peer)
+        if data:
+            self.client.bio_write(data)
+
+    def handshake(self) -> None:
+        for _ in range(10):
+            try:
+                self.client.do_handshake()
+            except SSL.WantReadError:
+                self.client_sends()
+                assert self.tcp not in self.reactor.getWriters()  # each flight left at once
+                self.client_receives()
+            else:
+                self.client_sends()  # the client's Finished: the server is done too
+                assert self.server._handshakeDone
+                return
+        raise AssertionError("no handshake")
+
+    def client_reads(self) -> bytes:
+        self.client_receives()
+        try:
+            return self.client.recv(1 << 16)
+        except SSL.WantReadError:
+            return b""
+
+
+def test_tls_handshake_flights_and_answers_to_a_read_are_sent_at_once(tmp_path: Path) -> None:
+    pair = TLSPair(tmp_path)
+    pair.handshake()
+    pair.client.send(b"ping")
+    pair.client_sends()
+    assert pair.tcp not in pair.reactor.getWriters()
+    assert pair.client_reads() == b"ping"
+
+
+def test_tls_writes_outside_a_read_wait_for_the_reactor_and_keep_their_order(tmp_path: Path) -> None:
+    pair = TLSPair(tmp_path)
+    pair.handshake()
+    pair.client_reads()  # the session tickets that followed the handshake
+    pair.echo.transport.write(b"broadcast")  # type: ignore[union-attr]  # no read in progress
+    assert pair.tcp in pair.reactor.getWriters()
+    assert pair.client_reads() == b""
+    pair.client.send(b"answer")
+    pair.client_sends()  # the answer queues behind the broadcast, not ahead of it
+    pair.tcp.doWrite()
+    assert pair.client_reads() + pair.client_reads() == b"broadcastanswer"

@@ -19,7 +19,7 @@ from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 
-from wsdaemon.adapter.deadlines import Deadlines
+from wsdaemon.adapter.deadlines import Deadline
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
 from wsdaemon.core import Connection, InvalidResponse, Limits, Side, build_request, check_response
 from wsdaemon.core.handshake import response_extensions
@@ -210,13 +210,13 @@ class WebSocketClientProtocol(Protocol):
         )
         self.ready = ready
         self.wire: WebSocketWireProtocol | None = None
-        self._deadlines = Deadlines(reactor)
+        self._handshake_deadline = Deadline(reactor)
 
     def connectionMade(self) -> None:
         """Send the upgrade and give the server ``handshake_timeout_seconds`` to answer."""
         assert self.transport is not None
         self.transport.write(self.handshake.data)
-        self._deadlines.set("handshake", self.limits.handshake_timeout_seconds, self._timed_out)
+        self._handshake_deadline.set(self.limits.handshake_timeout_seconds, self._timed_out)
 
     def dataReceived(self, data: bytes) -> None:
         """Collect the response head, then pass everything after it to the wire protocol."""
@@ -235,7 +235,7 @@ class WebSocketClientProtocol(Protocol):
             wait = None if response is None else retry_after(response)
             self._fail(HandshakeFailed(str(error), status, wait))
             return
-        self._deadlines.cancel("handshake")
+        self._handshake_deadline.cancel()
         self.wire = WebSocketWireProtocol(
             self.handler,
             connection,
@@ -252,7 +252,7 @@ class WebSocketClientProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = Failure(Exception("connection lost"))) -> None:
         """Before the 101 that is a failed handshake; after it, the wire protocol reports it."""
-        self._deadlines.cancel_all()
+        self._handshake_deadline.cancel()
         if self.wire is not None:
             self.wire.connectionLost(reason)
         elif not self.ready.called:

@@ -1,8 +1,7 @@
-"""Named timers for one connection, on an injected clock.
+"""A connection's timers, on an injected clock: one precise deadline, and a shared ticker for the coarse ones.
 
-A connection has a few timers (handshake, close, idle...). Keeping them by name
-in one place means ``connectionLost`` can cancel all of them at once, and a
-test can drive them with ``MemoryReactorClock.advance``.
+Both take the clock they run on, so a test drives them with
+``MemoryReactorClock.advance``.
 """
 
 from __future__ import annotations
@@ -14,39 +13,33 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 
 
-class Deadlines:
-    """A set of named, cancellable one-shot timers."""
+class Deadline:
+    """One cancellable one-shot timer; setting it again replaces the earlier one.
 
-    __slots__ = ("_calls", "_clock")
+    Each connection has at most one precise timer at a time (the handshake's,
+    then the close handshake's); the coarse ones are the :class:`Ticker`'s.
+    Two slots, no dict and no closure: an idle connection pays 48 bytes for it.
+    """
+
+    __slots__ = ("_call", "_clock")
 
     def __init__(self, clock: IReactorTime) -> None:
         self._clock = clock
-        self._calls: dict[str, IDelayedCall] = {}
+        self._call: IDelayedCall | None = None
 
-    def set(self, name: str, seconds: float, callback: Callable[[], object]) -> None:
-        """Arm ``name`` to call ``callback`` after ``seconds``, replacing any earlier one."""
-        self.cancel(name)
+    def set(self, seconds: float, callback: Callable[[], object]) -> None:
+        """Arm it to call ``callback`` after ``seconds``, replacing any earlier arming."""
+        self.cancel()
+        self._call = self._clock.callLater(seconds, callback)
 
-        def fire() -> None:
-            del self._calls[name]
-            callback()
+    def is_set(self) -> bool:
+        """Whether it is armed and has not fired."""
+        return self._call is not None and self._call.active()
 
-        self._calls[name] = self._clock.callLater(seconds, fire)
-
-    def is_set(self, name: str) -> bool:
-        """Whether ``name`` is armed and has not fired."""
-        return name in self._calls
-
-    def cancel(self, name: str) -> None:
-        """Disarm ``name`` if it is armed."""
-        call = self._calls.pop(name, None)
-        if call is not None:
-            call.cancel()
-
-    def cancel_all(self) -> None:
-        """Disarm everything (the connection is gone)."""
-        calls, self._calls = self._calls, {}
-        for call in calls.values():
+    def cancel(self) -> None:
+        """Disarm it if it is armed."""
+        call, self._call = self._call, None
+        if call is not None and call.active():
             call.cancel()
 
 

@@ -4,8 +4,8 @@ Twisted's ``FileDescriptor.write`` only buffers: it registers the socket for
 writing (an ``epoll_ctl``), and on the next reactor turn ``doWrite`` sends and
 unregisters it (another ``epoll_ctl``), after a dispatch through the reactor's
 loop. For an echo that is most of the cost of an answer; asyncio's transports
-try the ``send`` first. :func:`immediate_writer`
-does the same over Twisted's TCP transport: while its buffer is empty it hands
+try the ``send`` first. :func:`send_now` does the same over Twisted's TCP
+transport: while its buffer is empty it hands
 the bytes to the transport's own ``writeSomeData`` (the ``send`` that Twisted's
 ``doWrite`` would make, with ``EWOULDBLOCK`` as 0) and buffers with ``write``
 only what the kernel did not take, so order, backpressure and error handling
@@ -14,57 +14,86 @@ broadcast is better off with Twisted's deferred write, which lets several
 publishes reach one member in a single ``send``.
 
 Only wrappers that forward ``write`` unchanged (the same-port switch, the PROXY
-protocol wrapper) are looked through; TLS, which must encrypt the bytes, gets
-plain ``write``.
+protocol wrapper) are looked through. TLS must encrypt the bytes first, so
+:class:`ImmediateTLSProtocol` applies the same rule one layer down: the records
+that a read produces (handshake flights, the 101, the answers) go to the socket
+at once; records written outside a read (broadcasts, pings) keep the deferred
+write.
 
 This is the one named exception to the rule against private Twisted API
 (docs/architecture.md §3, rule 9): "is the buffer empty" needs
-``FileDescriptor._tempDataLen`` beside the public ``dataBuffer``. A Twisted
-without it gets plain ``write``, and tests/integration/test_immediate_write.py
+``FileDescriptor._tempDataLen`` beside the public ``dataBuffer``, and the TLS
+records leave ``TLSMemoryBIOProtocol`` through ``_flushSendBIO``. A Twisted
+without them gets plain ``write``, and tests/integration/test_immediate_write.py
 fails, so a rename is seen, not silently slow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
+from OpenSSL.SSL import WantReadError
 from twisted.internet.tcp import Connection
 from twisted.protocols.policies import ProtocolWrapper
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 
 from wsdaemon.adapter.transport import layers
 
 
-def _socket_under(transport: object) -> Connection | None:
-    """The TCP connection under ``transport`` if every wrapper between only forwards ``write``."""
+def immediate_socket(transport: object) -> Connection | None:
+    """The TCP connection under ``transport`` that :func:`send_now` may use, or None to keep ``write``.
+
+    None when a layer between changes what is written (TLS, which
+    :class:`ImmediateTLSProtocol` covers one layer down), when the transport is
+    no Twisted TCP connection (a test's ``StringTransport``), or when Twisted
+    no longer has the buffer attribute the check needs. The adapter keeps the
+    connection it returns, not a closure: an idle connection pays one reference.
+    """
     for layer in layers(transport):
         if isinstance(layer, Connection):
-            return layer
+            return layer if hasattr(layer, "_tempDataLen") else None
         if not isinstance(layer, ProtocolWrapper) or type(layer).write is not ProtocolWrapper.write:
             return None
     return None
 
 
-def immediate_writer(transport: object) -> Callable[[bytes], None]:
-    """A ``write(data)`` for ``transport`` that sends at once when its socket has nothing buffered.
+def send_now(tcp: Connection, data: bytes) -> None:
+    """Write ``data`` on ``tcp``: sent at once if nothing is buffered before it, else after what is."""
+    # The buffer check is Twisted's own test in doWrite for "nothing left to send".
+    if tcp.dataBuffer or tcp._tempDataLen or tcp.disconnecting or not tcp.connected:
+        tcp.write(data)
+        return
+    sent = tcp.writeSomeData(data)
+    if isinstance(sent, Exception):  # the connection is gone: doWrite sees it again and closes as usual
+        tcp.write(data)
+    elif sent < len(data):
+        tcp.write(data[sent:])
 
-    Anything else (TLS, a test's ``StringTransport``, a wrapper that changes
-    what it writes) gets the transport's own ``write``.
-    """
-    tcp = _socket_under(transport)
-    write = transport.write  # type: ignore[attr-defined]
-    if tcp is None or not hasattr(tcp, "_tempDataLen"):
-        return write  # type: ignore[no-any-return]
-    buffered: Callable[[bytes], None] = tcp.write  # Twisted leaves write unannotated
 
-    def write_now(data: bytes) -> None:
-        # The buffer check is Twisted's own test in doWrite for "nothing left to send".
-        if tcp.dataBuffer or tcp._tempDataLen or tcp.disconnecting or not tcp.connected:
-            buffered(data)
+class ImmediateTLSProtocol(TLSMemoryBIOProtocol):
+    """Twisted's TLS protocol, sending the records that answer a read at once (see the module docstring)."""
+
+    _reading = False
+
+    def makeConnection(self, transport: object) -> None:
+        """Find the socket below that records may go to at once (None: always the transport's ``write``)."""
+        self._socket = immediate_socket(transport)
+        super().makeConnection(transport)  # type: ignore[no-untyped-call]
+
+    def dataReceived(self, data: bytes) -> None:
+        """Decrypt and deliver ``data``; what that makes us send goes out before this returns."""
+        self._reading = True
+        try:
+            super().dataReceived(data)  # type: ignore[no-untyped-call]
+        finally:
+            self._reading = False
+
+    def _flushSendBIO(self) -> None:
+        """Twisted's: move the encrypted bytes to the transport, at once while answering a read."""
+        tcp = self._socket
+        if not self._reading or tcp is None:
+            super()._flushSendBIO()  # type: ignore[no-untyped-call]
             return
-        sent = tcp.writeSomeData(data)
-        if isinstance(sent, Exception):  # the connection is gone: doWrite sees it again and closes as usual
-            buffered(data)
-        elif sent < len(data):
-            buffered(data[sent:])
-
-    return write_now
+        try:
+            data = self._tlsConnection.bio_read(2**15)  # Twisted's read size
+        except WantReadError:
+            return  # nothing to send
+        send_now(tcp, data)

@@ -16,13 +16,14 @@ from typing import Any
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.protocol import Protocol
+from twisted.internet.tcp import Connection as TCPConnection
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from wsdaemon.adapter.deadlines import Deadlines, Ticker
+from wsdaemon.adapter.deadlines import Deadline, Ticker
 from wsdaemon.adapter.heartbeat import Due, Heartbeat
-from wsdaemon.adapter.immediate import immediate_writer
+from wsdaemon.adapter.immediate import immediate_socket, send_now
 from wsdaemon.adapter.outcome import PeerInfo, WebSocketClosed, WebSocketLost, log_closed
 from wsdaemon.adapter.transport import IStreamTransport, tcp_transport
 from wsdaemon.core import (
@@ -61,6 +62,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
 
     log = Logger()
     transport: IStreamTransport | None
+    _socket: TCPConnection | None = None  # from connectionMade: where send_now may write (None: transport.write)
 
     def __init__(
         self,
@@ -86,7 +88,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         self.path = path
         self.subprotocol = subprotocol
         self._reactor = reactor
-        self._deadlines = Deadlines(reactor)
+        self._close_deadline = Deadline(reactor)
         self._dispatching = False
         self._paused = False
         self._queued_while_paused = 0
@@ -113,7 +115,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         if getattr(socket, "SEND_LIMIT", None) is not None:  # twisted.internet.tcp: writeSomeData's cap
             socket.SEND_LIMIT = self.limits.send_chunk_bytes  # type: ignore[attr-defined]
         transport.registerProducer(self, True)
-        self._write_now = immediate_writer(transport)
+        self._socket = immediate_socket(transport)
         self._started = now = self._reactor.seconds()
         self._heartbeat = Heartbeat(self.limits, self.keepalive, now, self._expires_at)
         self._ticker.add(self)
@@ -140,7 +142,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         """Report the close code to the handler and stop every timer."""
         connection = self.connection
         connection.receive_eof()
-        self._deadlines.cancel_all()
+        self._close_deadline.cancel()
         self._ticker.discard(self)
         code = connection.close_code or CloseCode.ABNORMAL_CLOSURE
         clean = not connection.failed and code != CloseCode.ABNORMAL_CLOSURE
@@ -173,11 +175,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
             self._closing_started()
 
     def close_for(self, why: LocalClose) -> None:
-        """Start the closing handshake for a reason of the daemon's own (``IDLE_TIMEOUT``, ``SHUTDOWN``).
-
-        The code and reason come from ``why``, one of the core's named
-        reasons; calling it while closing does nothing, like :meth:`loseConnection`.
-        """
+        """Start the closing handshake for one of the core's named reasons (``IDLE_TIMEOUT``, ``SHUTDOWN``); once only."""
         if self.connection.state is _OPEN:
             self.connection.close_for(why)
             self._closing_started()
@@ -293,11 +291,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
             self._dispatching = False
 
     def _call_handler(self, name: str, *args: Any) -> None:
-        """Call a handler method outside message dispatch, with the same 1011 safety net.
-
-        A handler missing the method counts as one that raised: the
-        connection closes with 1011 and the error goes to the log.
-        """
+        """Call a handler method outside dispatch, with the same 1011 safety net (a missing method counts as raising)."""
         try:
             getattr(self.handler, name)(*args)
         except Exception:  # noqa: BLE001 - any handler bug closes only its connection, with 1011
@@ -320,15 +314,18 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
             chunks.pop()
         if len(chunks) == 1 and not self._paused:  # the usual case: one frame, peer keeping up
             self.bytes_out += len(chunks[0])
-            (self._write_now if immediate else transport.write)(chunks[0])
+            if immediate and self._socket is not None:
+                send_now(self._socket, chunks[0])
+            else:
+                transport.write(chunks[0])
         elif chunks:
             self._write(chunks)
         if eof:
             # Done producing: a TLS transport only starts its close once no producer is registered.
             transport.unregisterProducer()
             transport.loseConnection()
-        if self.connection.close_expected() and not self._deadlines.is_set("close"):
-            self._deadlines.set("close", self.limits.close_timeout_seconds, self._close_timed_out)
+        if self.connection.close_expected() and not self._close_deadline.is_set():
+            self._close_deadline.set(self.limits.close_timeout_seconds, self._close_timed_out)
 
     def _closing_started(self) -> None:
         """Write our Close; while the handler paused reading, read again to get the peer's answer."""

@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 
-from wsdaemon.adapter.deadlines import Deadlines
+from wsdaemon.adapter.deadlines import Deadline
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
 from wsdaemon.adapter.transport import IStreamTransport
 from wsdaemon.admission import Admission, AdmissionTicket, Resolution, TrustedNetworks
@@ -44,8 +44,7 @@ class SwitchingProtocol(ProtocolWrapper):
     def __init__(self, factory: SwitchingFactory, wrappedProtocol: IProtocol) -> None:
         super().__init__(factory, wrappedProtocol)
         self.upgraded: Protocol | None = None
-        self._receive = wrappedProtocol.dataReceived
-        self._deadlines = Deadlines(factory.reactor)
+        self._handshake_deadline = Deadline(factory.reactor)
         self._in_request = False
         self._lost = False
         self._host: IAddress | None = None
@@ -71,10 +70,6 @@ class SwitchingProtocol(ProtocolWrapper):
         assert self.ticket is not None  # registered with the factory before any byte arrives
         return self.factory.admission.resolve(self.ticket, request, self.factory.trusted_networks)
 
-    def dataReceived(self, data: bytes) -> None:
-        """Pass bytes to whichever protocol owns the connection now."""
-        self._receive(data)
-
     def switchTo(self, protocol: Protocol, head: bytes) -> None:
         """Write the 101 ``head`` and give the connection to ``protocol``.
 
@@ -86,20 +81,20 @@ class SwitchingProtocol(ProtocolWrapper):
         ``twisted.web.websocket``, the channel is not told of the end of the
         connection; the WebSocket protocol is.
         """
-        self._deadlines.cancel("handshake")
+        self._handshake_deadline.cancel()
         transport = self.transport
         assert transport is not None  # a request arrived on it
         transport.unregisterProducer()
         transport.write(head)
-        self.upgraded = self.wrappedProtocol = protocol
-        self._receive = protocol.dataReceived
+        self.upgraded = self.wrappedProtocol = protocol  # ProtocolWrapper.dataReceived feeds it from now on
+        self._host = None  # no more requests to ask for it: 150 bytes less per open WebSocket
         transport.resumeProducing()  # before the protocol starts, so a pause it sets up stays
         protocol.makeConnection(transport)
 
     def requestStarted(self) -> None:
         """A complete request head arrived: the handshake clock stops while it is served."""
         self._in_request = True
-        self._deadlines.cancel("handshake")
+        self._handshake_deadline.cancel()
 
     def requestFinished(self) -> None:
         """A response was sent: a kept-alive connection gets a new handshake clock."""
@@ -110,11 +105,11 @@ class SwitchingProtocol(ProtocolWrapper):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """Tell whichever protocol owns the connection: the HTTPChannel, or the WebSocket after a switch."""
         self._lost = True
-        self._deadlines.cancel_all()
+        self._handshake_deadline.cancel()
         super().connectionLost(reason)  # type: ignore[no-untyped-call]  # super(): mypy#16653
 
     def _arm_handshake_deadline(self) -> None:
-        self._deadlines.set("handshake", self.factory.limits.handshake_timeout_seconds, self._handshake_timed_out)
+        self._handshake_deadline.set(self.factory.limits.handshake_timeout_seconds, self._handshake_timed_out)
 
     def _handshake_timed_out(self) -> None:
         """No complete request head in time (slowloris, or an idle keep-alive): hang up."""
