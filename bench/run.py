@@ -179,6 +179,28 @@ def tls_listener(endpoint: str, certificate: Path, key: Path) -> str:
     )
 
 
+#: Builds a tree's C accelerator in place, as ``pip install`` does for the working tree (setup.py).
+BUILD_SPEEDUPS = (
+    "from setuptools import Extension, setup; "
+    "setup(script_args=['-q', 'build_ext', '--inplace'], "
+    "ext_modules=[Extension('wsdaemon.core._speedups', ['wsdaemon/core/_speedups.c'])])"
+)
+
+
+def build_speedups(tree: Path) -> None:
+    """Compile ``tree``'s ``_speedups.c`` (once): without it a baseline runs the pure-Python masking.
+
+    ``git archive`` exports sources only, and the fallback made a baseline's 1 MiB echo look half
+    as fast as it is, so every before/after on large messages flattered the newer tree.
+    """
+    core = tree / "wsdaemon" / "core"
+    if not (core / "_speedups.c").exists() or any(core.glob("_speedups*.so")):
+        return
+    done = subprocess.run([sys.executable, "-c", BUILD_SPEEDUPS], cwd=tree, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not any(core.glob("_speedups*.so")):
+        sys.exit(f"bench: could not build the C accelerator of {tree}: {done.stderr.strip()[-300:]}")
+
+
 def baseline_server(ref: str) -> Server:
     """wsdaemon at an earlier commit ``ref``, exported with ``git archive`` into bench/build/ (once per commit)."""
     repo = BENCH.parent
@@ -201,6 +223,7 @@ def baseline_server(ref: str) -> Server:
             folders.append("wsdaemon_plugins")
         archive = subprocess.run(["git", "-C", str(repo), "archive", commit, *folders], capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    build_speedups(tree)
     return Server(f"wsdaemon@{commit}", f"wsdaemon at {commit}", "ws", ("wsdaemon",), ("-e .",), source=tree)
 
 

@@ -2,7 +2,7 @@
 
 These drive Twisted's real TCP transport class over a Unix socket pair (a real
 socket, so they live with the integration tests; no network): the reactor is a
-``MemoryReactor``, so "buffered" is visible as the transport asking to be
+``MemoryReactorClock``, so "buffered" is visible as the transport asking to be
 registered for writing. They also pin the private Twisted names the writer relies on: the two buffer
 attributes of ``FileDescriptor`` and ``TLSMemoryBIOProtocol._flushSendBIO``
 (a rename leaves the TLS records buffered, and the TLS tests fail).
@@ -16,22 +16,26 @@ from pathlib import Path
 from OpenSSL import SSL
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.tcp import Connection
-from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 
 from tests.certs import ThrowawayCA
 from wsdaemon.adapter.immediate import ImmediateTLSProtocol, immediate_socket, send_now
+from wsdaemon.adapter.protocol import WebSocketWireProtocol
 from wsdaemon.config import TLSConfig
+from wsdaemon.core import Connection as WebSocketConnection
+from wsdaemon.core import Side
+from wsdaemon.handlers.echo import EchoProtocol
 from wsdaemon.tls import ServerTLS, TLSServerFactory
 
 
-def connected_pair() -> tuple[Connection, socket.socket, MemoryReactor]:
+def connected_pair() -> tuple[Connection, socket.socket, MemoryReactorClock]:
     """Twisted's TCP transport over one end of a socket pair, and the other end to read from."""
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
     theirs.setblocking(False)
-    reactor = MemoryReactor()
+    reactor = MemoryReactorClock()
     tcp = Connection(ours, Protocol(), reactor)
     tcp.connected = True
     return tcp, theirs, reactor
@@ -104,6 +108,28 @@ def test_tls_and_test_transports_keep_their_own_write() -> None:
     assert immediate_socket(wrapped(tls)) is None
     assert immediate_socket(tls) is None
     assert immediate_socket(StringTransport()) is None
+
+
+def masked(opcode: int, payload: bytes) -> bytes:
+    """One small masked client frame (the mask is zero: the payload reads as itself)."""
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + bytes(4) + payload
+
+
+def test_the_adapter_answers_at_once_but_a_closing_close_leaves_with_the_fin() -> None:
+    """An echo goes out during the read; the Close before our FIN waits for the reactor, to leave with it."""
+    tcp, peer, reactor = connected_pair()
+    wire = WebSocketWireProtocol(EchoProtocol(), WebSocketConnection(Side.SERVER), reactor)
+    tcp.protocol = wire
+    wire.makeConnection(tcp)
+    wire.finishNegotiation()
+    wire.dataReceived(masked(0x1, b"hi"))
+    assert received(peer) == b"\x81\x02hi"
+    assert tcp not in reactor.getWriters()
+    wire.dataReceived(masked(0x8, b"\x03\xe8"))  # Close 1000: we answer and close TCP
+    assert received(peer) == b""
+    assert tcp in reactor.getWriters() and tcp.disconnecting
+    tcp.doWrite()
+    assert received(peer) == b"\x88\x02\x03\xe8"
 
 
 # --- TLS: the records that answer a read go at once, the others keep the deferred write -------
@@ -195,3 +221,17 @@ def test_tls_writes_outside_a_read_wait_for_the_reactor_and_keep_their_order(tmp
     pair.client_sends()  # the answer queues behind the broadcast, not ahead of it
     pair.tcp.doWrite()
     assert pair.client_reads() + pair.client_reads() == b"broadcastanswer"
+
+
+def test_tls_records_of_one_read_leave_in_one_send(tmp_path: Path) -> None:
+    pair = TLSPair(tmp_path)
+    pair.handshake()
+    pair.client_reads()
+    sends: list[int] = []
+    send = pair.tcp.writeSomeData
+    pair.tcp.writeSomeData = lambda data: sends.append(len(data)) or send(data)  # type: ignore[method-assign]
+    pair.client.send(b"one")
+    pair.client.send(b"two")  # two records in one read: two answers, two records back
+    pair.client_sends()
+    assert len(sends) == 1
+    assert pair.client_reads() + pair.client_reads() == b"onetwo"

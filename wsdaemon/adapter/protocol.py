@@ -314,7 +314,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
             chunks.pop()
         if len(chunks) == 1 and not self._paused:  # the usual case: one frame, peer keeping up
             self.bytes_out += len(chunks[0])
-            if immediate and self._socket is not None:
+            if immediate and self._socket is not None and not eof:  # a closing Close leaves with the FIN
                 send_now(self._socket, chunks[0])
             else:
                 transport.write(chunks[0])
