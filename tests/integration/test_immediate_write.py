@@ -21,7 +21,7 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 
 from tests.certs import ThrowawayCA
-from wsdaemon.adapter.immediate import ImmediateTLSProtocol, immediate_socket, send_now
+from wsdaemon.adapter.immediate import ImmediateTLSProtocol, TurnWriter, immediate_socket, send_now
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
 from wsdaemon.config import TLSConfig
 from wsdaemon.core import Connection as WebSocketConnection
@@ -130,6 +130,27 @@ def test_the_adapter_answers_at_once_but_a_closing_close_leaves_with_the_fin() -
     assert tcp in reactor.getWriters() and tcp.disconnecting
     tcp.doWrite()
     assert received(peer) == b"\x88\x02\x03\xe8"
+
+
+def test_writes_outside_a_read_leave_at_the_end_of_the_turn_in_one_send_without_registering() -> None:
+    """Two broadcasts in one turn: nothing before the turn ends, then one send, and the socket never waits on epoll."""
+    tcp, peer, reactor = connected_pair()
+    wire = WebSocketWireProtocol(
+        EchoProtocol(), WebSocketConnection(Side.SERVER), reactor, turn=TurnWriter(reactor, 1 << 16)
+    )
+    tcp.protocol = wire
+    wire.makeConnection(tcp)
+    wire.finishNegotiation()
+    sends: list[int] = []
+    send = tcp.writeSomeData
+    tcp.writeSomeData = lambda data: sends.append(len(data)) or send(data)  # type: ignore[method-assign]
+    wire.sendTextMessage("one")
+    wire.sendTextMessage("two")
+    assert received(peer) == b""
+    reactor.advance(0)  # the turn ends
+    assert received(peer) == b"\x81\x03one\x81\x03two"
+    assert sends == [10]
+    assert tcp not in reactor.getWriters()
 
 
 # --- TLS: the records that answer a read go at once, the others keep the deferred write -------

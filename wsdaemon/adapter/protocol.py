@@ -23,7 +23,7 @@ from zope.interface import implementer
 
 from wsdaemon.adapter.deadlines import Deadline, Ticker
 from wsdaemon.adapter.heartbeat import Due, Heartbeat
-from wsdaemon.adapter.immediate import immediate_socket, send_now
+from wsdaemon.adapter.immediate import TurnWriter, immediate_socket, send_now
 from wsdaemon.adapter.outcome import PeerInfo, WebSocketClosed, WebSocketLost, log_closed
 from wsdaemon.adapter.transport import IStreamTransport, tcp_transport
 from wsdaemon.core import (
@@ -55,9 +55,8 @@ _OPEN, _CLOSED = State.OPEN, State.CLOSED
 class WebSocketWireProtocol(PeerInfo, Protocol):
     """One WebSocket connection on the reactor, speaking to one handler.
 
-    It is also the ``WebSocketTransport`` the handler sends through (who is at
-    the other end comes from :class:`PeerInfo`), and the push producer the TCP
-    transport pauses when the peer stops reading.
+    It is also the ``WebSocketTransport`` the handler sends through (the peer's address comes from
+    :class:`PeerInfo`), and the push producer the TCP transport pauses when the peer stops reading.
     """
 
     log = Logger()
@@ -78,8 +77,10 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         identity: Identity | None = None,
         expires_at: float | None = None,
         stats: EndpointStats | None = None,
+        turn: TurnWriter | None = None,
     ) -> None:
         self.handler = handler
+        self._turn = turn  # the endpoint's: gathers the writes made outside a read (broadcasts, timers)
         self.stats = stats  # the endpoint's: reads this connection's counters at scrape time
         self._client = client
         self.identity = identity
@@ -96,9 +97,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         self._receiving_paused = False  # the handler asked us to stop reading (pauseReceiving)
         self._started = 0.0
         self.bytes_in = self.bytes_out = self.messages_in = self.messages_out = 0
-        # Idle and keepalive deadlines are plain numbers checked by a shared
-        # ticker (one timer for all connections), not a timer each.
-        self._ticker = ticker if ticker is not None else Ticker(reactor)
+        self._ticker = ticker if ticker is not None else Ticker(reactor)  # idle, keepalive: one timer for all
         self.keepalive = keepalive  # the server pings; the client only answers
         self._expires_at = expires_at  # close_on_expiry: when the identity runs out (POSIX seconds)
         self._heartbeat = Heartbeat(connection.limits, keepalive, 0.0)
@@ -175,7 +174,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
             self._closing_started()
 
     def close_for(self, why: LocalClose) -> None:
-        """Start the closing handshake for one of the core's named reasons (``IDLE_TIMEOUT``, ``SHUTDOWN``); once only."""
+        """Start the closing handshake for a named reason of the core's (``IDLE_TIMEOUT``, ``SHUTDOWN``); once."""
         if self.connection.state is _OPEN:
             self.connection.close_for(why)
             self._closing_started()
@@ -183,10 +182,8 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
     def sendSharedMessage(self, message: SharedMessage) -> None:
         """Send a message framed once for many connections (a broadcast); dropped once closing has begun.
 
-        A wsdaemon extension of the transport API. The core queues it in order
-        with everything else and decides whether the shared frames are valid
-        on this connection (with permessage-deflate it encodes the message
-        itself); either way the peer gets the same message.
+        A wsdaemon extension. The core queues it in order, and encodes it itself where the
+        shared frames are not valid (permessage-deflate): either way the peer gets the same message.
         """
         self._send(self.connection.send_shared, message, "shared")
 
@@ -203,9 +200,8 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
     def pauseReceiving(self) -> None:
         """Stop reading from the peer until :meth:`resumeReceiving` (a wsdaemon extension).
 
-        For handlers whose own sink is full (a pipe, a backend socket): the peer's
-        TCP window closes instead of messages piling up in memory. Messages
-        already read are still delivered.
+        For handlers whose own sink is full (a pipe, a backend): the peer's TCP window closes
+        instead of messages piling up in memory. Messages already read are still delivered.
         """
         self._receiving_paused = True
         if self.transport is not None:
@@ -244,10 +240,10 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
     # --- internals -------------------------------------------------------------
 
     def _send(self, send: Callable[[Any], None], message: str | bytes | SharedMessage, kind: str) -> None:
-        """Queue a message with the core's ``send``; write at once unless inside dispatch.
+        """Queue a message with the core's ``send``; nothing goes out after our Close (RFC 6455 §5.5.1).
 
-        Inside dispatch the write waits: one write at the end of the read
-        covers every answer. Nothing goes out after our Close (RFC 6455 §5.5.1).
+        Inside dispatch one write at the end of the read covers every answer; outside
+        it (a broadcast, a timer) the endpoint's turn writer writes at the end of the turn.
         """
         if self.connection.state is not _OPEN:
             self.log.debug(
@@ -256,8 +252,16 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
             return
         self.messages_out += 1
         send(message)
-        if not self._dispatching:
+        if self._dispatching:
+            return  # written with the read's answers
+        size = len(message.payload) if isinstance(message, SharedMessage) else len(message)
+        if self._turn is None or self._paused or not self._turn.add(self, size):  # else: at the end of the turn
             self._flush()
+
+    def flush_now(self) -> None:
+        """The :class:`TurnWriter`'s call at the end of a turn: send what was queued since, at once."""
+        if self.transport is not None:
+            self._flush(immediate=True)
 
     def _dispatch(self) -> None:
         """Hand each event to the handler; a handler exception fails only this connection."""
@@ -291,7 +295,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
             self._dispatching = False
 
     def _call_handler(self, name: str, *args: Any) -> None:
-        """Call a handler method outside dispatch, with the same 1011 safety net (a missing method counts as raising)."""
+        """Call a handler method outside dispatch, with the same 1011 net (a missing method counts as raising)."""
         try:
             getattr(self.handler, name)(*args)
         except Exception:  # noqa: BLE001 - any handler bug closes only its connection, with 1011
@@ -312,12 +316,13 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         eof = chunks[-1] == EOF
         if eof:
             chunks.pop()
-        if len(chunks) == 1 and not self._paused:  # the usual case: one frame, peer keeping up
+        if immediate and self._socket is not None and not eof and not self._paused:  # a closing Close waits: FIN
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            self.bytes_out += len(data)
+            send_now(self._socket, data)
+        elif len(chunks) == 1 and not self._paused:  # one frame, peer keeping up
             self.bytes_out += len(chunks[0])
-            if immediate and self._socket is not None and not eof:  # a closing Close leaves with the FIN
-                send_now(self._socket, chunks[0])
-            else:
-                transport.write(chunks[0])
+            transport.write(chunks[0])
         elif chunks:
             self._write(chunks)
         if eof:
@@ -350,8 +355,7 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
     def _note_queued(self, size: int) -> None:
         """Fail a peer that lets more than ``write_buffer_max_bytes`` pile up unread (1008).
 
-        Only bytes written while the transport already holds more than
-        ``write_buffer_high_bytes`` count, so one large message never trips it.
+        Only bytes written while over ``write_buffer_high_bytes`` count: one large message never trips it.
         """
         self._queued_while_paused += size
         if self._queued_while_paused > self.limits.write_buffer_max_bytes and self.connection.state is not _CLOSED:
@@ -383,11 +387,8 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
 
     def _keepalive_timed_out(self) -> None:
         """No pong in time: the peer is gone (often a NAT that forgot us); fail with 1011 to free it."""
-        self.log.info(
-            "keepalive timeout for {peer}: no pong within {seconds} s",
-            peer=str(self.clientAddress),
-            seconds=self.limits.pong_timeout_seconds,
-        )
+        peer, seconds = str(self.clientAddress), self.limits.pong_timeout_seconds
+        self.log.info("keepalive timeout for {peer}: no pong within {seconds} s", peer=peer, seconds=seconds)
         self.connection.fail_with(KeepaliveTimeout())
         self._flush()
 

@@ -99,11 +99,22 @@ class MemoryServer:
         """Deliver everything every client sent or has to read, until nothing moves.
 
         Every client that is not paused reads promptly, as peers on a fast
-        network would; clients call this after each of their actions.
+        network would; clients call this after each of their actions. What
+        waits for the end of the reactor's turn (a ``callLater(0)``: the
+        daemon writes broadcasts then) runs too; later timers wait for
+        :meth:`advance`.
         """
         clients = self.clients
         while True:
             moved = [client._pump_once() for client in clients]  # every client gets its turn each round
-            if not any(moved):
+            if not any(moved) and not self._end_turn():
                 break
         self.clients = [client for client in clients if not client._tcp_closed]
+
+    def _end_turn(self) -> bool:
+        """Run what waits for the end of the reactor's turn (a ``callLater(0)``: a broadcast's writes); False if none."""
+        now = self.reactor.seconds()
+        if not any(call.getTime() <= now for call in self.reactor.getDelayedCalls()):
+            return False
+        self.reactor.advance(0)
+        return True

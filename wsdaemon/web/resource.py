@@ -21,6 +21,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from wsdaemon.adapter.deadlines import Ticker
+from wsdaemon.adapter.immediate import TurnWriter
 from wsdaemon.adapter.message_rate import MessageRateGate
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
 from wsdaemon.adapter.switching import SwitchingProtocol
@@ -122,6 +123,9 @@ class WebSocketResource(Resource):
         self.message_rate = message_rate
         self.stats = stats if stats is not None else EndpointStats()
         self.ticker = Ticker(reactor)  # the idle and keepalive clock of every connection here
+        self.turn = TurnWriter(
+            reactor, self.limits.write_buffer_high_bytes
+        )  # broadcasts: one write per member and turn
 
     def render(self, request: Request) -> bytes | int:
         """GET (and HEAD, answered from GET) upgrade; any other method gets 405 with ``Allow``."""
@@ -182,6 +186,7 @@ class WebSocketResource(Resource):
             keepalive=True,
             ticker=self.ticker,
             stats=self.stats,
+            turn=self.turn,
             client=wrapper.ticket.address,
             identity=identity,
             expires_at=identity.expires_at if identity is not None and self.close_on_expiry else None,
