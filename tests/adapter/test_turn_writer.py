@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.internet.testing import MemoryReactorClock
 
-from wsdaemon.adapter.immediate import TurnWriter
+from wsdaemon.adapter.turn import TurnWriter
 
 
 class Member:

@@ -21,8 +21,9 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 
 from tests.certs import ThrowawayCA
-from wsdaemon.adapter.immediate import ImmediateTLSProtocol, TurnWriter, immediate_socket, send_now
+from wsdaemon.adapter.immediate import ImmediateTLSProtocol, immediate_socket, send_now
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
+from wsdaemon.adapter.turn import TurnWriter
 from wsdaemon.config import TLSConfig
 from wsdaemon.core import Connection as WebSocketConnection
 from wsdaemon.core import Side

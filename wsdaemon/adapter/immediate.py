@@ -5,14 +5,14 @@ writing (an ``epoll_ctl``), and on the next reactor turn ``doWrite`` sends and
 unregisters it (another ``epoll_ctl``), after a dispatch through the reactor's
 loop. For an echo that is most of the cost of an answer; asyncio's transports
 try the ``send`` first. :func:`send_now` does the same over Twisted's TCP
-transport: while its buffer is empty it hands
-the bytes to the transport's own ``writeSomeData`` (the ``send`` that Twisted's
-``doWrite`` would make, with ``EWOULDBLOCK`` as 0) and buffers with ``write``
-only what the kernel did not take, so order, backpressure and error handling
-stay Twisted's. The adapter uses it for the answers to a read, and
-:class:`TurnWriter` for what is written outside one (broadcasts, timers): those
-wait for the end of the reactor's turn, so that several publishes still reach a
-member in one ``send`` (sent one by one at once, fan-out was half as fast).
+transport: while its buffer is empty it hands the bytes to the transport's own
+``writeSomeData`` (the ``send`` that Twisted's ``doWrite`` would make, with
+``EWOULDBLOCK`` as 0) and buffers with ``write`` only what the kernel did not
+take, so order, backpressure and error handling stay Twisted's. The adapter
+uses it for the answers to a read, and :class:`~wsdaemon.adapter.turn.TurnWriter`
+for what is written outside one (broadcasts, timers): those wait for the end of
+the reactor's turn, so that several publishes still reach a member in one
+``send`` (sent one by one at once, fan-out was half as fast).
 A Close after which we close TCP keeps Twisted's write, leaving in the same
 reactor turn as the FIN (sent at once, it made a WebSocket open and close cost
 16% more server CPU, and so did sending the 101 at once).
@@ -34,10 +34,7 @@ fails, so a rename is seen, not silently slow.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from OpenSSL.SSL import WantReadError
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.tcp import Connection
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import TLSMemoryBIOProtocol
@@ -75,58 +72,19 @@ def send_now(tcp: Connection, data: bytes) -> None:
         tcp.write(data[sent:])
 
 
-class Flushable(Protocol):
-    """A connection that can write what it has queued, at once."""
-
-    def flush_now(self) -> None:
-        """Send what is queued (see :func:`send_now`)."""
+#: Frames queued together are joined for one :func:`send_now` up to this size; a larger answer
+#: (a fragmented 1 MiB message) keeps Twisted's write: the extra copy made a 1 MiB echo 0.87x.
+JOIN_MAX_BYTES = 64 * 1024
 
 
-class TurnWriter:
-    """Gathers the connections written to outside a read and sends to each once, at the end of the turn.
-
-    A broadcast writes to many members from one read (the publisher's, a
-    worker relay's, Redis's). Each member's frames wait until the reactor has
-    handled every event of this turn (a ``callLater(0)``: one per turn, not
-    per member), and then go out with :func:`send_now`: several publishes in
-    one turn still reach a member in one ``send``, as with Twisted's deferred
-    write, without the two ``epoll_ctl`` calls and the reactor dispatch per
-    member that it costs. At most ``max_bytes`` wait per connection (the
-    endpoint's ``write_buffer_high_bytes``); beyond that :meth:`add` says to
-    write at once, so the backpressure accounting sees every byte as before.
-    """
-
-    __slots__ = ("_call", "_due", "_reactor", "max_bytes")
-
-    def __init__(self, reactor: IReactorTime, max_bytes: int) -> None:
-        self._reactor = reactor
-        self.max_bytes = max_bytes
-        self._due: dict[Flushable, int] = {}  # bytes waiting; insertion-ordered: written in the order first touched
-        self._call: IDelayedCall | None = None
-
-    def add(self, connection: Flushable, size: int) -> bool:
-        """Write ``size`` more bytes of ``connection`` at the end of this turn; False: too much waits, write now."""
-        due = self._due
-        waiting = due.get(connection, 0) + size
-        if waiting > self.max_bytes:
-            due.pop(connection, None)  # the caller writes everything queued, this message included
-            return False
-        due[connection] = waiting
-        if self._call is None:
-            self._call = self._reactor.callLater(0, self._write_all)
-        return True
-
-    def __len__(self) -> int:
-        return len(self._due)
-
-    def _write_all(self) -> None:
-        self._call = None
-        due, self._due = self._due, {}
-        for connection in due:
-            connection.flush_now()
+def joined_for_send(chunks: list[bytes]) -> bytes | None:
+    """``chunks`` as one ``bytes`` for :func:`send_now`, or None when that would copy a large answer."""
+    if len(chunks) == 1:
+        return chunks[0]
+    return b"".join(chunks) if sum(map(len, chunks)) <= JOIN_MAX_BYTES else None
 
 
-#: Records gathered from one read before they are sent: at most about 128 KiB per ``send``.
+#: Records gathered from one read before they are sent: about 128 KiB (eight full records) per ``send``.
 _BATCH_RECORDS = 8
 
 

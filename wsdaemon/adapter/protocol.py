@@ -23,9 +23,10 @@ from zope.interface import implementer
 
 from wsdaemon.adapter.deadlines import Deadline, Ticker
 from wsdaemon.adapter.heartbeat import Due, Heartbeat
-from wsdaemon.adapter.immediate import TurnWriter, immediate_socket, send_now
+from wsdaemon.adapter.immediate import immediate_socket, joined_for_send, send_now
 from wsdaemon.adapter.outcome import PeerInfo, WebSocketClosed, WebSocketLost, log_closed
 from wsdaemon.adapter.transport import IStreamTransport, tcp_transport
+from wsdaemon.adapter.turn import TurnWriter
 from wsdaemon.core import (
     EOF,
     BytesMessage,
@@ -316,10 +317,11 @@ class WebSocketWireProtocol(PeerInfo, Protocol):
         eof = chunks[-1] == EOF
         if eof:
             chunks.pop()
-        if immediate and self._socket is not None and not eof and not self._paused:  # a closing Close waits: FIN
-            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        socket = self._socket if immediate and not eof and not self._paused else None  # a closing Close waits: FIN
+        data = joined_for_send(chunks) if socket is not None else None
+        if socket is not None and data is not None:
             self.bytes_out += len(data)
-            send_now(self._socket, data)
+            send_now(socket, data)
         elif len(chunks) == 1 and not self._paused:  # one frame, peer keeping up
             self.bytes_out += len(chunks[0])
             transport.write(chunks[0])

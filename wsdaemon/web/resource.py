@@ -21,10 +21,10 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from wsdaemon.adapter.deadlines import Ticker
-from wsdaemon.adapter.immediate import TurnWriter
 from wsdaemon.adapter.message_rate import MessageRateGate
 from wsdaemon.adapter.protocol import WebSocketWireProtocol
 from wsdaemon.adapter.switching import SwitchingProtocol
+from wsdaemon.adapter.turn import TurnWriter
 from wsdaemon.admission import Admission
 from wsdaemon.auth import NO_AUTHENTICATION
 from wsdaemon.core import (
