@@ -14,10 +14,11 @@ import struct
 from collections.abc import Callable, Iterable
 
 from tests.wire import decode_frames, naive_mask
-from wsdaemon.core.connection import EOF, Connection, Side
+from wsdaemon.core.connection import EOF, Connection
 from wsdaemon.core.events import Event
 from wsdaemon.core.frames import Opcode, apply_mask
 from wsdaemon.core.limits import Limits
+from wsdaemon.core.states import Side
 
 #: A fixed, non-trivial masking key, so expected bytes are reproducible.
 MASK = b"\x37\xfa\x21\x3d"

@@ -13,12 +13,13 @@ import pytest
 
 from tests.helpers import client_frame
 from wsdaemon.core.assembler import MessageAssembler
-from wsdaemon.core.connection import Connection, Side
+from wsdaemon.core.connection import Connection
 from wsdaemon.core.deflate import DeflateParams, PerMessageDeflate, compressed_size_bound
 from wsdaemon.core.errors import InvalidUTF8, MessageTooBig, ProtocolViolation
 from wsdaemon.core.events import BytesMessage, ConnectionFailed, TextMessage
 from wsdaemon.core.frames import RSV1, Opcode
 from wsdaemon.core.limits import Limits
+from wsdaemon.core.states import Side
 
 TEXT, BINARY, CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONTINUATION
 SMALL = Limits(max_message_bytes=1000, max_frame_bytes=500, max_fragments=4)

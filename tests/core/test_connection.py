@@ -25,7 +25,7 @@ from tests.helpers import (
     server_frame,
 )
 from wsdaemon.core.close import CloseCode
-from wsdaemon.core.connection import _TRANSITIONS, EOF, Connection, Input, Side, State
+from wsdaemon.core.connection import EOF, Connection
 from wsdaemon.core.errors import (
     IDLE_TIMEOUT,
     SHUTDOWN,
@@ -40,6 +40,7 @@ from wsdaemon.core.errors import (
 from wsdaemon.core.events import BytesMessage, CloseReceived, ConnectionFailed, Event, Ping, Pong, TextMessage
 from wsdaemon.core.frames import Opcode, SharedMessage
 from wsdaemon.core.limits import Limits
+from wsdaemon.core.states import TRANSITIONS, Input, Side, State
 
 TEXT, BINARY, CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONTINUATION
 CLOSE, PING, PONG = Opcode.CLOSE, Opcode.PING, Opcode.PONG
@@ -763,7 +764,7 @@ RAISES = None
 _CLOSE_1000 = (True, CLOSE, close_payload(1000))
 
 #: Every (state, input) pair of a server connection and its outcome, written from RFC 6455 §5.5.1, §7
-#: and §1.4 (not read from _TRANSITIONS): the peer's inputs never raise, and nothing follows CLOSED.
+#: and §1.4 (not read from TRANSITIONS): the peer's inputs never raise, and nothing follows CLOSED.
 BEHAVIOUR: dict[tuple[State, Input], Outcome | None] = {
     (State.OPEN, Input.SEND_DATA): Outcome(State.OPEN, (), ((True, TEXT, b"x"),), False),
     (State.OPEN, Input.SEND_CLOSE): Outcome(State.CLOSING, (), (_CLOSE_1000,), False),
@@ -809,7 +810,7 @@ class TestStateTable:
 
     def test_closed_is_final(self) -> None:
         """Nothing leaves CLOSED."""
-        assert all(new is State.CLOSED for (old, _), new in _TRANSITIONS.items() if old is State.CLOSED)
+        assert all(new is State.CLOSED for (old, _), new in TRANSITIONS.items() if old is State.CLOSED)
 
 
 def in_state(state: State) -> Connection:
@@ -850,11 +851,11 @@ PEER_INPUTS = {Input.RECEIVE_DATA, Input.RECEIVE_CLOSE, Input.FAIL, Input.EOF}
 
 @given(state=st.sampled_from(list(State)), event=st.sampled_from(list(Input)))
 def test_public_api_follows_the_state_table(state: State, event: Input) -> None:
-    """Driving a connection in any state with any input moves per _TRANSITIONS, or raises LocalProtocolError."""
+    """Driving a connection in any state with any input moves per TRANSITIONS, or raises LocalProtocolError."""
     conn = in_state(state)
-    if (state, event) in _TRANSITIONS:
+    if (state, event) in TRANSITIONS:
         DRIVERS[event](conn)
-        assert conn.state is _TRANSITIONS[state, event]
+        assert conn.state is TRANSITIONS[state, event]
     elif event in PEER_INPUTS:
         DRIVERS[event](conn)  # the input methods never raise for what the peer does
         assert conn.state is state and conn.data_to_send() == [] and conn.events_received() == []

@@ -1,7 +1,7 @@
 """The sans-I/O WebSocket core: bytes in, events and bytes out; stdlib only."""
 
 from wsdaemon.core.close import CloseCode
-from wsdaemon.core.connection import EOF, Connection, Side, State
+from wsdaemon.core.connection import EOF, Connection
 from wsdaemon.core.errors import (
     IDLE_TIMEOUT,
     SHUTDOWN,
@@ -30,6 +30,7 @@ from wsdaemon.core.frames import SharedMessage
 from wsdaemon.core.handshake import Accepted, EndpointPolicy, accept_key, accept_request, build_request, check_response
 from wsdaemon.core.http import RequestHead, ResponseHead
 from wsdaemon.core.limits import Limits
+from wsdaemon.core.states import Side, State
 
 __all__ = [
     "EOF",

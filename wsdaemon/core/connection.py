@@ -11,9 +11,9 @@ Rules for this file:
   a Close frame with the error's close code, closes TCP and reports
   :class:`~wsdaemon.core.events.ConnectionFailed`.
 * Only misuse by our caller raises (:class:`LocalProtocolError`).
-* The state changes only through :func:`_next_state`, which reads
-  ``_TRANSITIONS``; a pair missing from the table is an error, not a silent
-  no-op.
+* The state changes only through :func:`~wsdaemon.core.states.next_state`,
+  which reads ``TRANSITIONS`` (``states.py``); a pair missing from the table
+  is an error, not a silent no-op.
 * The core answers Pings, echoes Closes and fails bad input itself; the I/O
   layer decides nothing. When the I/O layer closes for a reason only it can
   see (a timeout, a peer that stopped reading, a handler that raised), it
@@ -30,7 +30,6 @@ Rules for this file:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import Enum
 
 from wsdaemon.core.assembler import MessageAssembler
 from wsdaemon.core.close import CloseCode, is_valid_close_code, parse_close, serialize_close
@@ -55,69 +54,16 @@ from wsdaemon.core.frames import (
     serialize_frame,
 )
 from wsdaemon.core.limits import Limits
+from wsdaemon.core.states import Input, Side, State, next_state
 from wsdaemon.core.utf8 import decode_text
 
 #: The "close TCP now" marker in :meth:`Connection.data_to_send`.
 EOF = b""
 
 
-class Side(Enum):
-    """Which end of the connection we are: it decides masking and who closes TCP."""
-
-    SERVER = "server"
-    CLIENT = "client"
-
-
-class State(Enum):
-    """Connection states (RFC 6455 §4-§7); the handshake happens before OPEN."""
-
-    OPEN = "open"
-    CLOSING = "closing"  # we sent a Close and wait for the peer's
-    CLOSED = "closed"  # the close handshake is over, or the connection failed
-
-    # Members are singletons: identity hashing keeps the transition lookup in C.
-    __hash__ = object.__hash__
-
-
-class Input(Enum):
-    """What can happen to a connection, from our caller or from the peer."""
-
-    SEND_DATA = "send data"
-    SEND_CLOSE = "send close"
-    RECEIVE_DATA = "receive data"
-    RECEIVE_CLOSE = "receive close"
-    FAIL = "fail"
-    EOF = "eof"
-
-    __hash__ = object.__hash__
-
-
 # An Enum member looked up on its class costs a Python-level descriptor call on
 # CPython 3.11 (about 50 ns); the methods below compare with these instead.
 _OPEN, _CLOSED = State.OPEN, State.CLOSED
-
-_TRANSITIONS: dict[tuple[State, Input], State] = {
-    (State.OPEN, Input.SEND_DATA): State.OPEN,
-    (State.OPEN, Input.SEND_CLOSE): State.CLOSING,
-    (State.OPEN, Input.RECEIVE_DATA): State.OPEN,
-    (State.OPEN, Input.RECEIVE_CLOSE): State.CLOSED,
-    (State.OPEN, Input.FAIL): State.CLOSED,
-    (State.OPEN, Input.EOF): State.CLOSED,
-    # RFC 6455 §1.4: after sending a Close we may still receive data.
-    (State.CLOSING, Input.RECEIVE_DATA): State.CLOSING,
-    (State.CLOSING, Input.RECEIVE_CLOSE): State.CLOSED,
-    (State.CLOSING, Input.FAIL): State.CLOSED,
-    (State.CLOSING, Input.EOF): State.CLOSED,
-    (State.CLOSED, Input.EOF): State.CLOSED,
-}
-
-
-def _next_state(state: State, event: Input) -> State:
-    """Look up a transition; a pair not in the table is our caller's mistake."""
-    try:
-        return _TRANSITIONS[state, event]
-    except KeyError:
-        raise LocalProtocolError(f"cannot {event.value} in state {state.value}") from None
 
 
 class Connection:
@@ -213,7 +159,7 @@ class Connection:
             self._send_message(message.opcode, message.payload)
             return
         if self.state is not _OPEN:  # (OPEN, SEND_DATA) -> OPEN; the table judges the rest
-            self.state = _next_state(self.state, Input.SEND_DATA)
+            self.state = next_state(self.state, Input.SEND_DATA)
         self._output += message.frames(self.limits.fragment_outgoing_bytes)
 
     def send_ping(self, payload: bytes = b"") -> None:
@@ -240,7 +186,7 @@ class Connection:
         """
         if not is_valid_close_code(code):
             raise LocalProtocolError(f"close code {code} may not be sent")
-        self.state = _next_state(self.state, Input.SEND_CLOSE)
+        self.state = next_state(self.state, Input.SEND_CLOSE)
         payload = serialize_close(code, reason)
         self.close_code, self.close_reason = code, payload[2:].decode("utf-8")  # what the peer gets
         self._output.extend(serialize_frame(Opcode.CLOSE, payload, mask=self._mask))
@@ -281,7 +227,7 @@ class Connection:
         reason = payload[2:].decode("utf-8")  # a reason cut to fit the frame, as the peer gets it
         if self.state is _OPEN:
             self._output.extend(serialize_frame(Opcode.CLOSE, payload, mask=self._mask))
-        self.state = _next_state(self.state, Input.FAIL)
+        self.state = next_state(self.state, Input.FAIL)
         self.close_code, self.close_reason, self.failure = code, reason, error
         self.failed = True
         self._assembler.reset()
@@ -337,14 +283,14 @@ class Connection:
         if self.state is not _CLOSED:
             self.close_code, self.close_reason = CloseCode.ABNORMAL_CLOSURE, "connection lost without a close frame"
             self._assembler.reset()
-        self.state = _next_state(self.state, Input.EOF)
+        self.state = next_state(self.state, Input.EOF)
 
     # --- internals ----------------------------------------------------------
 
     def _send_message(self, opcode: int, payload: bytes) -> None:
         """Frame a message, split at ``fragment_outgoing_bytes`` (RFC 6455 §5.4)."""
         if self.state is not _OPEN:  # (OPEN, SEND_DATA) -> OPEN; the table judges the rest
-            self.state = _next_state(self.state, Input.SEND_DATA)
+            self.state = next_state(self.state, Input.SEND_DATA)
         rsv = 0
         if self.extension is not None:
             rsv, payload = self.extension.encode(payload)
@@ -362,7 +308,7 @@ class Connection:
         """
         if len(payload) > 125:
             raise LocalProtocolError("control frame payloads are at most 125 bytes")
-        self.state = _next_state(self.state, Input.SEND_DATA)
+        self.state = next_state(self.state, Input.SEND_DATA)
         self._output.extend(serialize_frame(opcode, bytes(payload), mask=self._mask))
 
     def _receive_control(self, opcode: int, payload: bytes) -> None:
@@ -384,7 +330,7 @@ class Connection:
         """
         code, reason = parse_close(payload)
         was_open = self.state is _OPEN
-        self.state = _next_state(self.state, Input.RECEIVE_CLOSE)
+        self.state = next_state(self.state, Input.RECEIVE_CLOSE)
         self._assembler.reset()
         self.close_code, self.close_reason = code, reason
         if was_open:
@@ -403,7 +349,7 @@ class Connection:
         """
         header = chunk.header
         if self.state is not _OPEN:  # (OPEN, RECEIVE_DATA) -> OPEN; the table judges the rest
-            self.state = _next_state(self.state, Input.RECEIVE_DATA)
+            self.state = next_state(self.state, Input.RECEIVE_DATA)
         assembler = self._assembler
         if chunk.first:
             assembler.start_frame(header.opcode, header.length, header.rsv)

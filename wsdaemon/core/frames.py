@@ -4,12 +4,10 @@ Rules for this file:
 
 * :class:`FrameParser` is incremental: any split of the stream, one byte at a
   time included, yields the same frames.
-* Every check that can be made on the frame header (reserved bits, opcode,
-  control-frame rules, masking, declared length) is made *before* any payload
-  is buffered, so a hostile length never costs memory.
-* Data-frame payloads are handed out as they arrive, in chunks, so a text
-  message can be validated while it streams in (Autobahn 6.4.*); control-frame
-  payloads (at most 125 bytes) are handed out whole.
+* Every check the frame header allows (reserved bits, opcode, control-frame rules, masking,
+  declared length) is made *before* any payload is buffered: a hostile length costs nothing.
+* Data-frame payloads are handed out as they arrive, in chunks, so text can be validated
+  while it streams in (Autobahn 6.4.*); control payloads (≤ 125 bytes) are handed out whole.
 """
 
 from __future__ import annotations
@@ -63,14 +61,12 @@ class FrameHeader(NamedTuple):
 class FrameChunk(NamedTuple):
     """A piece of one frame's payload, unmasked, as it arrived.
 
-    ``first`` marks the chunk that starts a frame (where per-frame checks go),
-    ``last`` the chunk that ends it. A frame small enough to arrive at once is
-    a single chunk with both set. A data frame whose header arrives before any
-    of its payload starts with an empty ``first`` chunk, so the per-frame
-    checks run on the declared length alone. A whole binary message in one
-    frame (FIN, no RSV bits) that arrives in pieces comes as that empty first
-    chunk and then one last chunk with the whole payload: nothing streams
-    there, so it is unmasked once instead of piece by piece and then joined.
+    ``first`` marks the chunk that starts a frame (where per-frame checks go), ``last`` the
+    chunk that ends it; a frame small enough to arrive at once is a single chunk with both set.
+    A data frame whose header arrives before any of its payload starts with an empty ``first``
+    chunk, so the per-frame checks run on the declared length alone. A whole binary message in
+    one frame (FIN, no RSV bits) that arrives in pieces comes as that empty first chunk and then
+    one last chunk with the whole payload: unmasked once, not piece by piece and then joined.
     """
 
     header: FrameHeader
@@ -377,14 +373,11 @@ def encode_message(
 class SharedMessage:
     """One outgoing message meant for many server connections (a broadcast, a replay).
 
-    It is framed once per fragment size, on first use, and every connection
-    that can writes those same bytes (:func:`encode_message`). Whether a
-    connection can is its own decision
-    (:meth:`~wsdaemon.core.connection.Connection.send_shared`): one with a
-    per-message extension such as permessage-deflate (RFC 7692 §6: its frames
-    are compressed with its own context), or a client (RFC 6455 §5.3: a fresh
-    mask per frame), encodes ``payload`` itself. The peer gets the same message
-    either way.
+    It is framed once per fragment size, on first use, and every connection that can writes
+    those same bytes (:func:`encode_message`); each decides for itself
+    (:meth:`~wsdaemon.core.connection.Connection.send_shared`). One with permessage-deflate
+    (RFC 7692 §6: its own compression context) or a client (RFC 6455 §5.3: a fresh mask per
+    frame) encodes ``payload`` itself. The peer gets the same message either way.
 
     Args:
         opcode: ``Opcode.TEXT`` (``payload`` is UTF-8) or ``Opcode.BINARY``.
