@@ -179,14 +179,6 @@ def tls_listener(endpoint: str, certificate: Path, key: Path) -> str:
     )
 
 
-#: Builds a tree's C accelerator in place, as ``pip install`` does for the working tree (setup.py).
-BUILD_SPEEDUPS = (
-    "from setuptools import Extension, setup; "
-    "setup(script_args=['-q', 'build_ext', '--inplace'], "
-    "ext_modules=[Extension('wsdaemon.core._speedups', ['wsdaemon/core/_speedups.c'])])"
-)
-
-
 def build_speedups(tree: Path) -> None:
     """Compile ``tree``'s ``_speedups.c`` (once): without it a baseline runs the pure-Python masking.
 
@@ -196,7 +188,9 @@ def build_speedups(tree: Path) -> None:
     core = tree / "wsdaemon" / "core"
     if not (core / "_speedups.c").exists() or any(core.glob("_speedups*.so")):
         return
-    done = subprocess.run([sys.executable, "-c", BUILD_SPEEDUPS], cwd=tree, capture_output=True, text=True, check=False)
+    # This repository's setup.py defines the extension; run from the tree, it builds the tree's source in place.
+    build = [sys.executable, str(BENCH.parent / "setup.py"), "-q", "build_ext", "--inplace"]
+    done = subprocess.run(build, cwd=tree, capture_output=True, text=True, check=False)
     if done.returncode != 0 or not any(core.glob("_speedups*.so")):
         sys.exit(f"bench: could not build the C accelerator of {tree}: {done.stderr.strip()[-300:]}")
 

@@ -118,7 +118,7 @@ class ImmediateTLSProtocol(TLSMemoryBIOProtocol):
         finally:
             self._answers = None
             if answers:
-                send_now(tcp, answers[0] if len(answers) == 1 else b"".join(answers))
+                send_now(tcp, b"".join(answers))  # one record: join hands back the same bytes, no copy
 
     def _flushSendBIO(self) -> None:
         """Twisted's: move the encrypted bytes to the transport; during a read, gather them for one send."""
