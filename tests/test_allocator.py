@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import platform
 
 import pytest
 
 from wsdaemon import allocator
-from wsdaemon.allocator import DEFAULT_CACHE_BYTES, keep_freed_memory
+from wsdaemon.allocator import DEFAULT_CACHE_BYTES, keep_freed_memory, release_freed_memory, resident_bytes
 
 GLIBC = platform.libc_ver()[0] == "glibc"
 
@@ -71,3 +72,54 @@ def spy_on_mallopt(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
 
     monkeypatch.setattr(allocator.ctypes, "CDLL", Libc)
     return calls
+
+
+@pytest.mark.skipif(not GLIBC, reason="malloc_trim is glibc's")
+def test_release_calls_malloc_trim_on_glibc() -> None:
+    """On glibc the release is available and runs."""
+    assert release_freed_memory() is True
+
+
+def test_release_asks_for_every_free_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    """malloc_trim(0): no padding kept at the top of the heap; the cache thresholds stay as they were."""
+    calls: list[int] = []
+
+    class Trim:
+        argtypes: tuple = ()
+        restype: object = None
+
+        def __call__(self, pad: int) -> int:
+            calls.append(pad)
+            return 1
+
+    class Libc:
+        def __init__(self, name: object) -> None:
+            self.malloc_trim = Trim()
+
+    monkeypatch.setattr(allocator.ctypes, "CDLL", Libc)
+    assert release_freed_memory() is True
+    assert calls == [0]
+
+
+def test_release_without_malloc_trim_is_a_no(monkeypatch: pytest.MonkeyPatch) -> None:
+    """musl or macOS: no malloc_trim symbol, False, no error."""
+
+    class NoTrim:
+        def __init__(self, name: object) -> None:
+            pass
+
+        def __getattr__(self, name: str) -> object:
+            raise AttributeError(name)
+
+    monkeypatch.setattr(allocator.ctypes, "CDLL", NoTrim)
+    assert release_freed_memory() is False
+
+
+def test_resident_bytes_reads_statm(tmp_path) -> None:
+    """The second field of statm is resident pages; a missing or garbled file gives None."""
+    statm = tmp_path / "statm"
+    statm.write_text("1000 250 30 1 0 200 0\n")
+    assert resident_bytes(str(statm)) == 250 * os.sysconf("SC_PAGE_SIZE")
+    statm.write_text("garbled\n")
+    assert resident_bytes(str(statm)) is None
+    assert resident_bytes(str(tmp_path / "absent")) is None

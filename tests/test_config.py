@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from wsdaemon.allocator import DEFAULT_CACHE_BYTES
+from wsdaemon.allocator import DEFAULT_CACHE_BYTES, DEFAULT_RELEASE_AFTER_CLOSED
 from wsdaemon.config import (
     DEFAULT_LISTEN,
     LISTENER_LIMITS,
@@ -123,6 +123,21 @@ def test_allocator_cache_out_of_range_is_reported(value: str) -> None:
     """A size glibc would refuse (or not a whole number) names the key and the accepted range."""
     error = config_error(f"[memory]\nallocator_cache_bytes = {value}\n")
     assert_reported(error, "memory.allocator_cache_bytes", "0 or an integer from 131072 to 33554432")
+
+
+def test_release_after_closed_connections_defaults_and_can_be_set_or_turned_off() -> None:
+    """[memory] release_after_closed_connections: 1000 by default, any whole number, 0 for never."""
+    assert default_config().release_after_closed_connections == DEFAULT_RELEASE_AFTER_CLOSED == 1000
+    text = "[memory]\nrelease_after_closed_connections = {}\n"
+    assert parse_config(text.format(50), SOURCE).release_after_closed_connections == 50
+    assert parse_config(text.format(0), SOURCE).release_after_closed_connections == 0
+
+
+@pytest.mark.parametrize("value", ["-1", '"1000"', "1.5", "true"])
+def test_release_after_closed_connections_bad_value_is_reported(value: str) -> None:
+    """A negative, fractional or non-number count names the key and what it accepts."""
+    error = config_error(f"[memory]\nrelease_after_closed_connections = {value}\n")
+    assert_reported(error, "memory.release_after_closed_connections", "0 (never) or a positive integer")
 
 
 def test_unknown_memory_key_is_reported() -> None:
@@ -668,7 +683,10 @@ def test_sample_file_shows_every_key() -> None:
     assert document["static"] == []
     assert list(document["listeners"][0]) == ["endpoint"]
     assert list(document["http"]) == ["demo_page"]
-    assert document["memory"] == {"allocator_cache_bytes": DEFAULT_CACHE_BYTES}
+    assert document["memory"] == {
+        "allocator_cache_bytes": DEFAULT_CACHE_BYTES,
+        "release_after_closed_connections": DEFAULT_RELEASE_AFTER_CLOSED,
+    }
     assert document["process"] == dataclasses.asdict(ProcessConfig())
     metrics = dataclasses.asdict(MetricsConfig())
     assert document["metrics"] == {

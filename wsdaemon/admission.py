@@ -201,6 +201,8 @@ class Admission:
 
     def __init__(self) -> None:
         self.open_connections = 0
+        #: The most connections open at once since :meth:`forget_peak` (what a memory release compares with).
+        self.peak_connections = 0
         self._per_client: Counter[str] = Counter()
         self._upgrade_rates = BucketTable()  # connection_rate_per_ip, one bucket per client address
 
@@ -212,8 +214,14 @@ class Admission:
         """Count a new connection under the client address its transport's ``peer`` shows."""
         ticket = AdmissionTicket(resolve_client_address(peer))
         self.open_connections += 1
+        if self.open_connections > self.peak_connections:
+            self.peak_connections = self.open_connections
         self._per_client[ticket.address.host] += 1
         return ticket
+
+    def forget_peak(self) -> None:
+        """Start the peak again from the connections open now."""
+        self.peak_connections = self.open_connections
 
     def disconnected(self, ticket: AdmissionTicket) -> None:
         """Uncount a closed connection, under the address it is counted under; a second call does nothing."""

@@ -177,7 +177,10 @@ def report(
             lines.append(f"    message_rate: {rate.rate:g}/s, burst {rate.burst}; over it -> close 1008")
     lines.append("limits:")
     lines.extend(f"  {f.name} = {getattr(config.limits, f.name)}" for f in dataclasses.fields(Limits))
-    lines.append(f"memory: allocator_cache_bytes = {config.allocator_cache_bytes}")
+    lines.append(
+        f"memory: allocator_cache_bytes = {config.allocator_cache_bytes},"
+        f" release_after_closed_connections = {config.release_after_closed_connections}"
+    )
     lines.append(_proxy_line(config))
     lines.extend(_broker_lines(config))
     lines.append(_process_line(config.process))

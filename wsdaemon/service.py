@@ -36,6 +36,7 @@ from wsdaemon.handler_factories import resolve_factories as resolve_factories  #
 from wsdaemon.heap import leave_alone
 from wsdaemon.interfaces import HandlerContext
 from wsdaemon.lifecycle import LifecycleService
+from wsdaemon.memory_release import MemoryReleaseService
 from wsdaemon.plugins import discover_authenticators
 from wsdaemon.pubsub import build_api_access, build_broker
 from wsdaemon.reload import Reloader
@@ -311,6 +312,9 @@ def build_service(
     reloader = Reloader(slot, builder, tls, load_config=load_config)
     lifecycle = LifecycleService(reactor, factory, listeners, reloader, notifier=notifier, settle_heap=settle_heap)
     daemon = DaemonService(slot, factory, listeners, lifecycle, handler_services)
+    MemoryReleaseService(
+        admission, lambda: slot.current.config.release_after_closed_connections, reactor
+    ).setServiceParent(daemon)  # type: ignore[no-untyped-call]
     if own_metrics is not None:
         own_metrics.setServiceParent(daemon)  # type: ignore[no-untyped-call]
     return daemon

@@ -7,7 +7,7 @@ import tomllib
 from collections.abc import Sequence
 from typing import Any
 
-from wsdaemon.allocator import DEFAULT_CACHE_BYTES, MAX_CACHE_BYTES, MIN_CACHE_BYTES
+from wsdaemon.allocator import DEFAULT_CACHE_BYTES, DEFAULT_RELEASE_AFTER_CLOSED, MAX_CACHE_BYTES, MIN_CACHE_BYTES
 from wsdaemon.config.broker import parse_api, parse_broker
 from wsdaemon.config.checks import Report, checked_table
 from wsdaemon.config.endpoints import default_endpoints, parse_endpoints
@@ -34,7 +34,7 @@ _TOP_KEYS = (
     "proxy",
 )
 _HTTP_KEYS = ("demo_page",)
-_MEMORY_KEYS = ("allocator_cache_bytes",)
+_MEMORY_KEYS = ("allocator_cache_bytes", "release_after_closed_connections")
 
 
 def default_config() -> Config:
@@ -119,8 +119,18 @@ def _build_config(document: dict[str, Any], source: str, report: Report) -> Conf
         endpoints = parse_endpoints(document["endpoints"], limits, demo_page, report)
     static = static_mounts(document.get("static", []), endpoints, demo_page, report)
     process = parse_process(document.get("process"), report)
-    memory = _memory(document.get("memory"), report)
-    return Config(source, listeners, limits, endpoints, demo_page, static, memory, process)
+    cache, release_after = _memory(document.get("memory"), report)
+    return Config(
+        source,
+        listeners,
+        limits,
+        endpoints,
+        demo_page,
+        static,
+        cache,
+        process,
+        release_after_closed_connections=release_after,
+    )
 
 
 def _http(value: Any, report: Report) -> bool:
@@ -133,13 +143,17 @@ def _http(value: Any, report: Report) -> bool:
     return demo_page
 
 
-def _memory(value: Any, report: Report) -> int:
-    """The ``[memory]`` table: how much freed memory the allocator keeps (0, or 128 KiB to 32 MiB)."""
+def _memory(value: Any, report: Report) -> tuple[int, int]:
+    """The ``[memory]`` table: the freed memory the allocator keeps, and when it is handed back after closes."""
     table = {} if value is None else checked_table(value, "memory", _MEMORY_KEYS, report) or {}
     cache = table.get("allocator_cache_bytes", DEFAULT_CACHE_BYTES)
     if type(cache) is not int or not (cache == 0 or MIN_CACHE_BYTES <= cache <= MAX_CACHE_BYTES):
         report.bad(
             "memory.allocator_cache_bytes", f"0 or an integer from {MIN_CACHE_BYTES} to {MAX_CACHE_BYTES}", cache
         )
-        return DEFAULT_CACHE_BYTES
-    return cache
+        cache = DEFAULT_CACHE_BYTES
+    release_after = table.get("release_after_closed_connections", DEFAULT_RELEASE_AFTER_CLOSED)
+    if type(release_after) is not int or release_after < 0:
+        report.bad("memory.release_after_closed_connections", "0 (never) or a positive integer", release_after)
+        release_after = DEFAULT_RELEASE_AFTER_CLOSED
+    return cache, release_after

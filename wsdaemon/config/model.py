@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from wsdaemon.allocator import DEFAULT_CACHE_BYTES
+from wsdaemon.allocator import DEFAULT_CACHE_BYTES, DEFAULT_RELEASE_AFTER_CLOSED
 from wsdaemon.core.deflate import DeflateSettings
 from wsdaemon.core.limits import Limits
 from wsdaemon.ratelimit import MessageRate
@@ -246,6 +246,7 @@ class Config:
     static: tuple[StaticMount, ...] = ()
     allocator_cache_bytes: int = DEFAULT_CACHE_BYTES  # [memory]: see wsdaemon.allocator
     process: ProcessConfig = field(default_factory=ProcessConfig)
+    release_after_closed_connections: int = DEFAULT_RELEASE_AFTER_CLOSED  # [memory]: see wsdaemon.memory_release
     broker: BrokerConfig | None = None  # [broker]: None is the in-process broker
     api: ApiConfig | None = None  # [api]: None is no API
     proxy: ProxyConfig = field(default_factory=ProxyConfig)  # [proxy]: trusted reverse proxies
