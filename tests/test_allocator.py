@@ -13,6 +13,16 @@ from wsdaemon.allocator import DEFAULT_CACHE_BYTES, keep_freed_memory, release_f
 GLIBC = platform.libc_ver()[0] == "glibc"
 
 
+class NoGlibcSymbols:
+    """A C library like musl's or macOS's, as ``ctypes.CDLL(None)`` opens it: no mallopt, no malloc_trim."""
+
+    def __init__(self, name: object) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> object:
+        raise AttributeError(name)
+
+
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
 def test_thresholds_are_set_on_glibc() -> None:
     """On glibc both thresholds are accepted (mallopt returns 1 for each)."""
@@ -42,15 +52,7 @@ def test_both_thresholds_get_the_configured_size(monkeypatch: pytest.MonkeyPatch
 
 def test_a_libc_without_mallopt_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     """musl or macOS: no mallopt symbol, nothing changes, no error."""
-
-    class NoMallopt:
-        def __init__(self, name: object) -> None:
-            pass
-
-        def __getattr__(self, name: str) -> object:
-            raise AttributeError(name)
-
-    monkeypatch.setattr(allocator.ctypes, "CDLL", NoMallopt)
+    monkeypatch.setattr(allocator.ctypes, "CDLL", NoGlibcSymbols)
     assert keep_freed_memory(DEFAULT_CACHE_BYTES, environ={}) is False
 
 
@@ -101,17 +103,9 @@ def test_release_asks_for_every_free_page(monkeypatch: pytest.MonkeyPatch) -> No
     assert calls == [0]
 
 
-def test_release_without_malloc_trim_is_a_no(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_release_without_malloc_trim_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     """musl or macOS: no malloc_trim symbol, False, no error."""
-
-    class NoTrim:
-        def __init__(self, name: object) -> None:
-            pass
-
-        def __getattr__(self, name: str) -> object:
-            raise AttributeError(name)
-
-    monkeypatch.setattr(allocator.ctypes, "CDLL", NoTrim)
+    monkeypatch.setattr(allocator.ctypes, "CDLL", NoGlibcSymbols)
     assert release_freed_memory() is False
 
 

@@ -13,7 +13,7 @@ closed connections leave between live allocations stays resident until it is
 reused: 10,000 wss connections held and closed left the daemon 330-670 MB
 above its start. :func:`release_freed_memory` (glibc's ``malloc_trim``) hands
 the kernel every free page wherever it lies; one call took that back to about
-190 MB above the start, in 20-40 ms. :mod:`wsdaemon.memory_release` decides when.
+190 MB above the start, in 15-40 ms. :mod:`wsdaemon.memory_release` decides when.
 
 Only glibc has these knobs. Elsewhere (musl, macOS) nothing changes, and an
 operator's own ``GLIBC_TUNABLES=glibc.malloc...`` setting always wins.

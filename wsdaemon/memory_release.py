@@ -6,7 +6,7 @@ between live allocations stays resident. After 10,000 wss connections came
 and went, the daemon stayed 330-670 MB above its start until this released
 most of it (see :mod:`wsdaemon.allocator`).
 
-A release walks the whole heap (20-40 ms on one left by 10,000 TLS
+A release walks the whole heap (15-40 ms on one left by 10,000 TLS
 connections, a pause of the reactor), so it is not done on a timer alone:
 every ``CHECK_INTERVAL_SECONDS`` this service looks at the admission's counts,
 and releases only when ``[memory] release_after_closed_connections`` fewer
