@@ -49,6 +49,7 @@ class MemoryClient:
         self._reading = True
         self._tcp_closed = False
         self._close: tuple[int, str] | None = None
+        self._handler: Any = None  # kept from the 101 on: the daemon lets its handler go at the close
 
     @property
     def status(self) -> int:
@@ -70,9 +71,13 @@ class MemoryClient:
 
     @property
     def handler(self) -> Any:
-        """The handler the factory built for this connection (None if the upgrade was refused)."""
-        upgraded = self.protocol.upgraded
-        return getattr(upgraded, "handler", None)
+        """The handler the factory built for this connection (None if the upgrade was refused).
+
+        Still there after the close, so a test can see what the handler made of it.
+        """
+        if self._handler is None:
+            self._handler = getattr(self.protocol.upgraded, "handler", None)
+        return self._handler
 
     def send_text(self, text: str) -> None:
         """Send a text message."""
@@ -214,6 +219,7 @@ class MemoryClient:
             return
         # Accept key, subprotocol, extensions: a bad 101 raises InvalidResponse into the test.
         self._core, self.subprotocol = self._handshake.open(self.response)
+        self._handler = getattr(self.protocol.upgraded, "handler", None)
         if rest:
             self._receive(rest)
 

@@ -42,6 +42,7 @@ from wsdaemon.core.http import REASONS
 from wsdaemon.interfaces import ConnectionRejected, IAuthenticator, Identity, WebSocketServerFactory
 from wsdaemon.ratelimit import MessageRate
 from wsdaemon.stats import EndpointStats
+from wsdaemon.web.channel import DaemonChannel
 from wsdaemon.web.request import DaemonRequest
 
 
@@ -192,6 +193,8 @@ class WebSocketResource(Resource):
             expires_at=identity.expires_at if identity is not None and self.close_on_expiry else None,
         )
         wrapper.switchTo(protocol, accepted.response)
+        if isinstance(request.channel, DaemonChannel):
+            request.channel.switched(request)  # a channel and its request would otherwise be a garbage cycle
         protocol.finishNegotiation()
         return NOT_DONE_YET
 
