@@ -16,12 +16,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionLost
 from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from zope.interface import implementer
 
 from tests.helpers import Opcode, close_payload
 from tests.web.stack import Stack, upgrade_request
+from wsdaemon.adapter.switching import SwitchingFactory
 from wsdaemon.handlers.echo import EchoFactory, EchoProtocol
+from wsdaemon.interfaces import IAuthenticator, Identity
+from wsdaemon.web.resource import WebSocketResource
+from wsdaemon.web.site import DaemonSite
 
 
 class ProducingEcho(EchoProtocol):
@@ -56,6 +63,31 @@ class WatchedFactory(EchoFactory):
         return handler
 
 
+@implementer(IAuthenticator)
+class Later:
+    """An authenticator that answers each request later, when the test fires its Deferred."""
+
+    def __init__(self) -> None:
+        self.pending: list[Deferred[Identity | None]] = []
+
+    def authenticate(self, request: Any) -> Deferred[Identity | None]:
+        self.pending.append(Deferred())
+        return self.pending[-1]
+
+
+def guarded_stack(factory: WatchedFactory, authenticator: Later) -> Stack:
+    """The default stack with /echo served by ``factory`` behind ``authenticator``."""
+    stack = Stack()
+    root = Resource()
+    endpoint = WebSocketResource(
+        factory, stack.clock, admission=stack.factory.admission, authenticator=authenticator, path="/echo"
+    )
+    root.putChild(b"echo", endpoint)
+    site = DaemonSite(root, stack.config, stack.clock)
+    stack.factory = SwitchingFactory(site, stack.config.limits, stack.clock, stack.factory.admission)
+    return stack
+
+
 @pytest.fixture
 def no_collector() -> Iterator[None]:
     """Only reference counting frees objects while the test runs."""
@@ -67,12 +99,17 @@ def no_collector() -> Iterator[None]:
         gc.enable()
 
 
-def open_and_close(factory: WatchedFactory, *, vanish: bool) -> dict[str, weakref.ref[Any]]:
+def open_and_close(
+    factory: WatchedFactory, *, vanish: bool, authenticator: Later | None = None
+) -> dict[str, weakref.ref[Any]]:
     """One upgraded connection that echoes a message and closes; weak references to its parts."""
-    stack = Stack(factories={"/echo": factory})
+    stack = Stack(factories={"/echo": factory}) if authenticator is None else guarded_stack(factory, authenticator)
     peer = stack.connect()
     parts = {"tcp wrapper": weakref.ref(peer.protocol), "http channel": weakref.ref(peer.protocol.wrappedProtocol)}
     peer.send(upgrade_request("/echo"))
+    if authenticator is not None:
+        assert peer.take() == b"", "answered before the authenticator did"
+        authenticator.pending.pop().callback(Identity("alice", "test"))
     assert peer.take().startswith(b"HTTP/1.1 101 ")
     wire = peer.protocol.upgraded
     assert wire is not None
@@ -105,6 +142,13 @@ def open_and_close(factory: WatchedFactory, *, vanish: bool) -> dict[str, weakre
 def test_a_closed_websocket_connection_is_freed_at_once(no_collector, handler_class, vanish):
     """With the collector off, nothing of a finished connection is left alive."""
     parts = open_and_close(WatchedFactory(handler_class), vanish=vanish)
+    alive = sorted(name for name, ref in parts.items() if ref() is not None)
+    assert alive == []
+
+
+def test_a_connection_that_waited_for_its_authenticator_is_freed_at_once(no_collector):
+    """The upgrade that went on when an asynchronous authenticator answered leaves nothing alive either."""
+    parts = open_and_close(WatchedFactory(), vanish=False, authenticator=Later())
     alive = sorted(name for name, ref in parts.items() if ref() is not None)
     assert alive == []
 
