@@ -12,9 +12,7 @@ Twisted name the fix overrides, ``TLSMemoryBIOProtocol._tlsShutdownFinished``.
 
 from __future__ import annotations
 
-import gc
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,16 +21,6 @@ from twisted.python.failure import Failure
 
 from tests.integration.test_immediate_write import TLSPair
 from wsdaemon.tls import DaemonTLSProtocol
-
-
-@pytest.fixture
-def no_collector() -> Iterator[None]:
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def test_the_overridden_twisted_method_still_exists() -> None:

@@ -10,9 +10,7 @@ The tests run with the collector off, so only reference counting can free anythi
 
 from __future__ import annotations
 
-import gc
 import weakref
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -86,17 +84,6 @@ def guarded_stack(factory: WatchedFactory, authenticator: Later) -> Stack:
     site = DaemonSite(root, stack.config, stack.clock)
     stack.factory = SwitchingFactory(site, stack.config.limits, stack.clock, stack.factory.admission)
     return stack
-
-
-@pytest.fixture
-def no_collector() -> Iterator[None]:
-    """Only reference counting frees objects while the test runs."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def open_and_close(
