@@ -96,7 +96,11 @@ class Server:
     @property
     def is_wsdaemon(self) -> bool:
         """wsdaemon itself (any flavour): started through twist with a config file."""
-        return self.name in ("wsdaemon", "wsdaemon-uvloop") or bool(self.workers) or self.source is not None
+        return (
+            self.name in ("wsdaemon", "wsdaemon-uvloop", "wsdaemon-stdssl")
+            or bool(self.workers)
+            or self.source is not None
+        )
 
     def environment(self) -> dict[str, str] | None:
         """The child's environment: a baseline tree goes first on PYTHONPATH, so its wsdaemon is imported."""
@@ -117,7 +121,11 @@ class Server:
         servers = BENCH / "servers"
         tls = ["--tls", str(TLS_FILES[0]), str(TLS_FILES[1])] if TLS_FILES else []
         if self.is_wsdaemon:
-            entry = [str(servers / "wsdaemon_uvloop.py")] if self.name == "wsdaemon-uvloop" else ["-m", "twisted"]
+            entry = ["-m", "twisted"]
+            if self.name == "wsdaemon-uvloop":
+                entry = [str(servers / "wsdaemon_uvloop.py")]
+            elif self.name == "wsdaemon-stdssl":
+                entry = [str(servers / "wsdaemon_stdlib_tls.py"), str(TLS_FILES[0]), str(TLS_FILES[1])]
             config = BUILD / (f"wsdaemon-w{self.workers}.toml" if self.workers else "wsdaemon.toml")
             listen = f"tcp:{port}:interface={HOST}:backlog=1024"
             text = wsdaemon_config(self.workers, older=self.source is not None and not knows_newer_keys(self.source))
@@ -279,6 +287,9 @@ SERVERS = [
     Server(
         "wsdaemon-uvloop", "wsdaemon on the asyncio reactor (uvloop)", "ws", ("wsdaemon", "uvloop"), ("-e .", "uvloop")
     ),
+    # An experiment, only with --tls and only when named in --only: wsdaemon with Python's ssl module
+    # doing its TLS instead of pyOpenSSL under Twisted's TLS protocol (what the wss targets would take).
+    Server("wsdaemon-stdssl", "wsdaemon, TLS by Python's ssl (experiment)", "ws", ("wsdaemon", "ssl"), ("-e .",)),
     # The workers comparison: wsdaemon with [process] workers = 1 and = 2, server and load generator on both cores.
     Server("wsdaemon-1w", "wsdaemon, workers = 1", "ws", ("wsdaemon",), ("-e .",), 1, WORKER_SCENARIOS),
     Server("wsdaemon-2w", "wsdaemon, workers = 2", "ws", ("wsdaemon",), ("-e .",), 2, WORKER_SCENARIOS),
@@ -286,6 +297,8 @@ SERVERS = [
     Server("c-tcp", "C epoll TCP echo (load generator check)", "raw", (), ()),
 ]
 CHECK_ONLY = {"c-tcp"}
+#: Run only when named in --only (and, for this one, only over TLS).
+EXPERIMENTS = {"wsdaemon-stdssl"}
 BY_NAME = {server.name: server for server in SERVERS}
 
 
@@ -1092,7 +1105,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     global TLS_FILES
     options = parse_args(argv)
-    names = [n.strip() for n in options.only.split(",")] if options.only else [s.name for s in SERVERS]
+    names = (
+        [n.strip() for n in options.only.split(",")]
+        if options.only
+        else [s.name for s in SERVERS if s.name not in EXPERIMENTS]
+    )
+    if "wsdaemon-stdssl" in names and not options.tls:
+        sys.exit("bench: wsdaemon-stdssl swaps the daemon's TLS; it needs --tls")
     for ref in options.baseline:
         BUILD.mkdir(exist_ok=True)
         before = baseline_server(ref)

@@ -31,11 +31,13 @@ def test_quick_benchmark_of_wsdaemon_and_the_tcp_ceiling_runs(tmp_path):
 
 
 def test_quick_benchmark_over_tls_runs_against_wsdaemons_own_tls_listener(tmp_path):
-    """`--tls`: the load generator speaks TLS to wsdaemon's own TLS listener and to Twisted's TLS echo."""
+    """`--tls`: the load generator speaks TLS to wsdaemon's own TLS listener, to Twisted's TLS echo,
+    and to the experiment with Python's ssl module in place of pyOpenSSL, which must echo every
+    message unchanged for its figures to mean anything."""
     output = tmp_path / "bench.json"
     result = subprocess.run(
         [
-            sys.executable, "bench/run.py", "--quick", "--tls", "--only", "wsdaemon,tcp",
+            sys.executable, "bench/run.py", "--quick", "--tls", "--only", "wsdaemon,tcp,wsdaemon-stdssl",
             "--scenarios", "echo64,handshake", "--output", str(output),
         ],
         cwd=REPO_ROOT,
@@ -51,3 +53,35 @@ def test_quick_benchmark_over_tls_runs_against_wsdaemons_own_tls_listener(tmp_pa
     wsdaemon = next(r for r in rounds if r["server"] == "wsdaemon")
     assert wsdaemon["scenarios"]["echo64"]["tls"] is True and wsdaemon["scenarios"]["echo64"]["errors"] == 0
     assert wsdaemon["scenarios"]["handshake"]["handshakes"] > 0
+    experiment = next(r for r in rounds if r["server"] == "wsdaemon-stdssl")["scenarios"]
+    assert experiment["echo64"]["tls"] is True and experiment["echo64"]["msgs"] > 0
+    assert experiment["echo64"]["errors"] == 0 and experiment["handshake"]["errors"] == 0
+    assert experiment["handshake"]["handshakes"] > 0
+
+
+def test_the_python_ssl_experiment_is_only_run_over_tls():
+    """Without --tls the experiment would measure nothing it is for: the benchmark says so and stops."""
+    result = subprocess.run(
+        [sys.executable, "bench/run.py", "--quick", "--only", "wsdaemon-stdssl"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0 and "needs --tls" in result.stderr
+
+
+def test_the_tls_binding_measurement_runs_for_both_bindings():
+    """`bench/tls_binding.py` echoes through pyOpenSSL and through Python's ssl and prints both rows."""
+    result = subprocess.run(
+        [sys.executable, "bench/tls_binding.py", "--messages", "200", "--conns", "20", "--rounds", "1"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| pyopenssl") or line.startswith("| ssl")]
+    assert len(rows) == 3, result.stdout  # both bindings and their ratio
