@@ -48,21 +48,30 @@ def client_context() -> ssl.SSLContext:
     return context
 
 
-class Client:
-    """A TLS client over memory BIOs: Python's ``ssl``, the same for both servers."""
+class MemoryTLS:
+    """One end of a TLS connection over memory BIOs, by Python's ``ssl``."""
 
-    def __init__(self, context: ssl.SSLContext) -> None:
+    def __init__(self, context: ssl.SSLContext, server_side: bool) -> None:
         self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
+        hostname = None if server_side else "localhost"
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_side, hostname)
+        self.received = 0
 
-    def step(self, received: bytes) -> bytes:
-        """Feed what the server sent; return what the client sends next."""
+    def handshake(self, received: bytes) -> bytes:
+        """Feed what the other end sent; return what this end sends next."""
         self.incoming.write(received)
         try:
             self.tls.do_handshake()
         except ssl.SSLWantReadError:
             pass
         return self.outgoing.read()
+
+
+class Client(MemoryTLS):
+    """The client, the same for both servers."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__(context, server_side=False)
 
     def records(self, count: int) -> list[bytes]:
         """``count`` messages, each as the TLS records one client write makes, in order."""
@@ -108,21 +117,11 @@ class PyOpenSSLServer:
         return self.drain()
 
 
-class StdlibServer:
+class StdlibServer(MemoryTLS):
     """The server side as ``wsdaemon_stdlib_tls.py`` drives Python's ``ssl``."""
 
     def __init__(self, context: ssl.SSLContext) -> None:
-        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_side=True)
-        self.received = 0
-
-    def handshake(self, received: bytes) -> bytes:
-        self.incoming.write(received)
-        try:
-            self.tls.do_handshake()
-        except ssl.SSLWantReadError:
-            pass
-        return self.outgoing.read()
+        super().__init__(context, server_side=True)
 
     def echo(self, record: bytes) -> bytes:
         self.incoming.write(record)
@@ -142,12 +141,12 @@ def connect(make_server: Callable[[], Server], client: Client) -> tuple[Server, 
     """A full TLS 1.3 handshake; returns the server and the seconds its own calls took."""
     server = make_server()
     spent = 0.0
-    to_server = client.step(b"")
+    to_server = client.handshake(b"")
     for _ in range(4):
         start = time.perf_counter()
         to_client = server.handshake(to_server)
         spent += time.perf_counter() - start
-        to_server = client.step(to_client)
+        to_server = client.handshake(to_client)
         if client.tls.version() is not None and not to_server:
             break
     return server, spent
