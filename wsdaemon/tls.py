@@ -27,10 +27,9 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from OpenSSL import SSL
 from twisted.internet.interfaces import IAddress, IOpenSSLServerConnectionCreator, IProtocolFactory, IReactorTime
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from wsdaemon.adapter.immediate import ImmediateTLSProtocol
+from wsdaemon.adapter.tls_connection import DaemonTLSProtocol
 from wsdaemon.config import Config, Problem, TLSConfig
 
 #: Mozilla's "intermediate" TLS 1.2 suites (forward secret AEAD only); TLS 1.3 suites are
@@ -348,36 +347,17 @@ def _sni_switcher(by_name: dict[str, SSL.Context]) -> Callable[[SSL.Connection],
     return switch
 
 
-class DaemonTLSProtocol(ImmediateTLSProtocol):
-    """A listener's TLS connection: Twisted's, sending answers at once, and ending without a garbage cycle.
-
-    A client that closes TCP without TLS's ``close_notify`` (Python's ``ssl`` clients, for
-    one) makes OpenSSL's last read fail, and Twisted keeps that error as a ``Failure`` made
-    inside its ``except``: the failure's traceback holds the frame that holds the failure.
-    Every such connection was left to the cyclic garbage collector, with its
-    ``SSL.Connection`` and the tens of KiB OpenSSL keeps for it; connections opened long
-    before are in the collector's older generations, which it looks at least often.
-    ``cleanFailure`` (public ``Failure`` API) turns the traceback into text first.
-
-    This overrides Twisted's private ``_tlsShutdownFinished``: a Twisted that renamed it
-    would just not call this, and tests/integration/test_tls_cycles.py would fail.
-    """
-
-    def _tlsShutdownFinished(self, reason: Failure | None) -> None:
-        if reason is not None:
-            reason.cleanFailure()
-        super()._tlsShutdownFinished(reason)  # type: ignore[no-untyped-call]
-
-
 class TLSServerFactory(TLSMemoryBIOFactory):
     """TLS around the daemon's factory; a connection the inner factory refuses is refused here too.
 
-    Its connections are Twisted's :class:`TLSMemoryBIOProtocol` (as :class:`DaemonTLSProtocol`,
-    which sends the records that answer a read at once), not the factory's default
-    ``BufferingTLSTransport``. That one copies every write into a buffer and encrypts it
-    on the next reactor turn (a ``callLater`` per write burst) to merge small writes; the WebSocket adapter already writes once per turn and connection, so the
-    second batching only added a timer and two copies of each message (a 1 MiB echo ran
-    at half speed, and the timer was 13-17% of a small-message wss profile).
+    Its connections are Twisted's :class:`TLSMemoryBIOProtocol` (as
+    :class:`~wsdaemon.adapter.tls_connection.DaemonTLSProtocol`, which sends the records
+    that answer a read at once), not the factory's default ``BufferingTLSTransport``. That
+    one copies every write into a buffer and encrypts it on the next reactor turn (a
+    ``callLater`` per write burst) to merge small writes; the WebSocket adapter already
+    writes once per turn and connection, so the second batching only added a timer and two
+    copies of each message (a 1 MiB echo ran at half speed, and the timer was 13-17% of a
+    small-message wss profile).
     """
 
     protocol = DaemonTLSProtocol

@@ -17,16 +17,17 @@ from pathlib import Path
 
 import pytest
 from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 
 from tests.integration.test_immediate_write import TLSPair
-from wsdaemon.tls import DaemonTLSProtocol
+from wsdaemon.adapter.tls_connection import DaemonTLSProtocol
 
 
 def test_the_overridden_twisted_method_still_exists() -> None:
     """A Twisted that renamed it would silently skip the fix: this says so instead."""
     assert "_tlsShutdownFinished" in vars(DaemonTLSProtocol)
-    assert callable(getattr(DaemonTLSProtocol.__mro__[2], "_tlsShutdownFinished", None))
+    assert callable(getattr(TLSMemoryBIOProtocol, "_tlsShutdownFinished", None))
 
 
 @pytest.mark.parametrize("server_closes_first", [False, True], ids=["client vanished", "server closed"])

@@ -25,7 +25,7 @@ at once; records written outside a read (broadcasts, pings) keep the deferred
 write.
 
 This is one of the two named exceptions to the rule against private Twisted API
-(docs/architecture.md §3, rule 9; the other is in ``wsdaemon/tls.py``): "is the buffer empty" needs
+(docs/architecture.md §3, rule 9; the other is in ``tls_connection.py``): "is the buffer empty" needs
 ``FileDescriptor._tempDataLen`` beside the public ``dataBuffer``, and the TLS
 records leave ``TLSMemoryBIOProtocol`` through ``_flushSendBIO``. A Twisted
 without them gets plain ``write``, and tests/integration/test_immediate_write.py
