@@ -14,17 +14,22 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_quick_benchmark_of_wsdaemon_and_the_tcp_ceiling_runs(tmp_path):
-    """`bench/run.py --quick --only wsdaemon,tcp` compiles the load generator, runs and prints the table."""
-    output = tmp_path / "bench.json"
-    result = subprocess.run(
-        [sys.executable, "bench/run.py", "--quick", "--only", "wsdaemon,tcp", "--output", str(output)],
+def run_bench(script: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``bench/<script>`` with this Python from the repository root; its output, whatever its exit."""
+    return subprocess.run(
+        [sys.executable, f"bench/{script}", *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
         check=False,
     )
+
+
+def test_quick_benchmark_of_wsdaemon_and_the_tcp_ceiling_runs(tmp_path):
+    """`bench/run.py --quick --only wsdaemon,tcp` compiles the load generator, runs and prints the table."""
+    output = tmp_path / "bench.json"
+    result = run_bench("run.py", "--quick", "--only", "wsdaemon,tcp", "--output", str(output), timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "| (1) echo 64 B text" in result.stdout and "wsdaemon / tcp" in result.stdout
     assert output.exists()
@@ -35,17 +40,18 @@ def test_quick_benchmark_over_tls_runs_against_wsdaemons_own_tls_listener(tmp_pa
     and to the experiment with Python's ssl module in place of pyOpenSSL, which must echo every
     message unchanged for its figures to mean anything."""
     output = tmp_path / "bench.json"
-    result = subprocess.run(
-        [
-            sys.executable, "bench/run.py", "--quick", "--tls", "--only", "wsdaemon,tcp,wsdaemon-stdssl",
-            "--scenarios", "echo64,handshake", "--output", str(output),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
+    result = run_bench(
+        "run.py",
+        "--quick",
+        "--tls",
+        "--only",
+        "wsdaemon,tcp,wsdaemon-stdssl",
+        "--scenarios",
+        "echo64,handshake",
+        "--output",
+        str(output),
         timeout=240,
-        check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "over TLS (wss://)" in result.stdout and "| (4) open + handshake + close" in result.stdout
     assert "(3) echo 1 MiB" not in result.stdout  # only the scenarios asked for
@@ -61,27 +67,13 @@ def test_quick_benchmark_over_tls_runs_against_wsdaemons_own_tls_listener(tmp_pa
 
 def test_the_python_ssl_experiment_is_only_run_over_tls():
     """Without --tls the experiment would measure nothing it is for: the benchmark says so and stops."""
-    result = subprocess.run(
-        [sys.executable, "bench/run.py", "--quick", "--only", "wsdaemon-stdssl"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_bench("run.py", "--quick", "--only", "wsdaemon-stdssl", timeout=60)
     assert result.returncode != 0 and "needs --tls" in result.stderr
 
 
 def test_the_tls_binding_measurement_runs_for_both_bindings():
     """`bench/tls_binding.py` echoes through pyOpenSSL and through Python's ssl and prints both rows."""
-    result = subprocess.run(
-        [sys.executable, "bench/tls_binding.py", "--messages", "200", "--conns", "20", "--rounds", "1"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_bench("tls_binding.py", "--messages", "200", "--conns", "20", "--rounds", "1", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| pyopenssl") or line.startswith("| ssl")]
     assert len(rows) == 3, result.stdout  # both bindings and their ratio
